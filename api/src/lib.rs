@@ -1,0 +1,1 @@
+//! omorg-api: not yet filled.

@@ -1,0 +1,2 @@
+//! Benchmarks: not yet filled.
+fn main() {}

@@ -1,0 +1,1 @@
+//! omorg-projections: not yet filled.

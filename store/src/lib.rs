@@ -1,0 +1,1 @@
+//! omorg-store: not yet filled.
