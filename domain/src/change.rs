@@ -1,0 +1,462 @@
+//! Commands and events.
+//!
+//! A command is an [`Action`] (imperative: `EstablishUnit`) wrapped with the decision behind it;
+//! every accepted command produces exactly one event, a [`Change`] (past tense: `UnitEstablished`)
+//! wrapped with the same context. Both share one payload struct per kind of change, so a command and
+//! its event can never drift apart.
+//!
+//! Events record the decision's *intent* ("merge Grorud and Stovner into X"), not the consequences
+//! computed when it was recorded: a change recorded later but effective earlier (a new district
+//! responsibility, say) is then carried along by a merge already scheduled, exactly as the decision
+//! says. The consequences on any date come from replaying the changes (`Timeline::state_at`).
+
+use crate::ids::{AreaCode, CommandId, ServiceCode, ServicePointId, TimelineId, UnitId};
+use crate::model::UnitKind;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The decision a change rests on (*vedtak*).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRef {
+    /// Case number (*saksnummer*), e.g. `17/6` or `08/03021-26`.
+    pub case_number: String,
+    /// The deciding body, e.g. `Bystyret` or `Fellesnemnda for nye Asker`.
+    pub body: String,
+    /// The date the decision was made (not the date it takes effect).
+    pub decision_date: NaiveDate,
+    /// The decision's title.
+    pub title: String,
+    /// Optional link to the decision document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// What every command and event carries besides the change itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeContext {
+    /// Client-chosen id: a retried command with the same id is applied once.
+    pub command_id: CommandId,
+    /// The date the change takes effect in the world.
+    pub effective_from: NaiveDate,
+    /// The decision behind the change.
+    pub decision: DecisionRef,
+    /// Who submitted it.
+    pub actor: String,
+    /// Free text: why.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// A command on a timeline: the change asked for and its context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineCommand {
+    /// Decision, dates, actor, command id.
+    #[serde(flatten)]
+    pub context: ChangeContext,
+    /// The change asked for.
+    pub action: Action,
+}
+
+/// An event on a timeline: the change made and its context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// Decision, dates, actor, command id, copied from the command.
+    #[serde(flatten)]
+    pub context: ChangeContext,
+    /// The change made.
+    pub change: Change,
+}
+
+/// A new area, given whole to a unit or carved from an area being divided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaDef {
+    /// Stable code.
+    pub code: AreaCode,
+    /// Name (needed when the area is new; ignored when it already exists).
+    #[serde(default)]
+    pub name: String,
+    /// For a split of a single-area unit: the area this one is carved from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carved_from: Option<AreaCode>,
+}
+
+/// A unit to establish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitDef {
+    /// Stable id chosen by the client.
+    pub unit: UnitId,
+    /// Official code, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: UnitKind,
+    /// Parent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<UnitId>,
+    /// Areas it covers from the start: new ones are defined, existing unheld ones are taken.
+    #[serde(default)]
+    pub areas: Vec<AreaDef>,
+    /// Free attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Rename a unit: its name, its official code, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rename {
+    /// The unit.
+    pub unit: UnitId,
+    /// New name, if it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New official code, if it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// Re-parent a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The unit.
+    pub unit: UnitId,
+    /// New parent; `None` makes it a root.
+    pub new_parent: Option<UnitId>,
+}
+
+/// Dissolve a unit that no longer holds anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dissolve {
+    /// The unit.
+    pub unit: UnitId,
+}
+
+/// Who receives a merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Successor {
+    /// An existing unit (may be one of the sources, which then absorbs the others).
+    Existing {
+        /// The unit.
+        unit: UnitId,
+    },
+    /// A unit established by the merge.
+    New(UnitDef),
+}
+
+/// Merge units into a successor that inherits their areas, children, responsibilities and points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merge {
+    /// The units merged.
+    pub sources: Vec<UnitId>,
+    /// The successor.
+    pub successor: Successor,
+}
+
+/// Who receives one part of a split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PartTarget {
+    /// The source itself, which continues with this part.
+    Source,
+    /// An existing unit that absorbs the part.
+    Existing {
+        /// The unit.
+        unit: UnitId,
+    },
+    /// A unit established by the split (its `areas` must be empty: the part says which areas).
+    New(UnitDef),
+}
+
+/// One part of a split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitPart {
+    /// Who receives the part.
+    pub target: PartTarget,
+    /// Whole areas of the source that go to this part.
+    #[serde(default)]
+    pub areas: Vec<AreaCode>,
+    /// New areas carved from a source area that is divided (each with `carved_from`).
+    #[serde(default)]
+    pub carved_areas: Vec<AreaDef>,
+    /// Child units of the source that move to this part.
+    #[serde(default)]
+    pub children: Vec<UnitId>,
+}
+
+/// Split a unit into parts; responsibilities follow the areas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// The unit split.
+    pub source: UnitId,
+    /// The parts.
+    pub parts: Vec<SplitPart>,
+}
+
+/// Move one area from one unit to another (a boundary adjustment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaTransfer {
+    /// The area.
+    pub area: AreaCode,
+    /// The giving unit.
+    pub from: UnitId,
+    /// The receiving unit.
+    pub to: UnitId,
+}
+
+/// Register a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDef {
+    /// Stable code.
+    pub service: ServiceCode,
+    /// Name.
+    pub name: String,
+    /// Category.
+    #[serde(default)]
+    pub category: String,
+}
+
+/// Retire a service; its responsibilities end and service points stop offering it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRetirement {
+    /// The service.
+    pub service: ServiceCode,
+}
+
+/// Make a unit responsible for a service in some areas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The service.
+    pub service: ServiceCode,
+    /// The unit.
+    pub unit: UnitId,
+    /// The areas.
+    pub areas: Vec<AreaCode>,
+}
+
+/// Move responsibility for a service from one unit to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsibilityTransfer {
+    /// The service.
+    pub service: ServiceCode,
+    /// The unit responsible now.
+    pub from: UnitId,
+    /// The unit responsible after.
+    pub to: UnitId,
+    /// The areas; `None` means every area `from` is responsible for on the date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub areas: Option<Vec<AreaCode>>,
+}
+
+/// End a unit's responsibility for a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// The service.
+    pub service: ServiceCode,
+    /// The unit.
+    pub unit: UnitId,
+    /// The areas; `None` means every area the unit is responsible for on the date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub areas: Option<Vec<AreaCode>>,
+}
+
+/// Move a service from every district that holds it to one central agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Centralisation {
+    /// The service.
+    pub service: ServiceCode,
+    /// The central agency (or municipal enterprise) taking it over.
+    pub agency: UnitId,
+}
+
+/// Hand a service back to each district for its own areas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decentralisation {
+    /// The service.
+    pub service: ServiceCode,
+    /// The unit giving it up; `None` means whichever non-district unit holds each pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<UnitId>,
+}
+
+/// Open a service point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePointDef {
+    /// Stable id.
+    pub point: ServicePointId,
+    /// Name.
+    pub name: String,
+    /// The unit that runs it.
+    pub unit: UnitId,
+    /// The area it is in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<AreaCode>,
+    /// Services offered.
+    #[serde(default)]
+    pub services: Vec<ServiceCode>,
+}
+
+/// Close a service point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePointClosure {
+    /// The service point.
+    pub point: ServicePointId,
+}
+
+/// Replace the set of services a point offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePointServices {
+    /// The service point.
+    pub point: ServicePointId,
+    /// The services offered from the effective date.
+    pub services: Vec<ServiceCode>,
+}
+
+/// Withdraw the changes of an earlier decision as if never made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The decision whose changes are withdrawn.
+    pub case_number: String,
+    /// Only these changes of that decision; `None` means all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_ids: Option<Vec<CommandId>>,
+}
+
+/// The changes a revocation withdrew, resolved when it was recorded (a revocation names records,
+/// which never change, so resolving them once is exact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The decision.
+    pub case_number: String,
+    /// The command ids of the withdrawn changes.
+    pub revoked: Vec<CommandId>,
+}
+
+/// Start a baseline timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineDef {
+    /// Name, e.g. "Oslo kommune".
+    pub name: String,
+    /// Free description.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Start a scenario as a copy of another timeline at a known version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fork {
+    /// Name of the scenario, e.g. "Alternative 1".
+    pub name: String,
+    /// The timeline forked from.
+    pub parent: TimelineId,
+    /// How many of the parent's events the scenario starts from.
+    pub parent_version: u64,
+    /// The parent's events up to `parent_version`, so a scenario replays without its parent.
+    pub base: Vec<TimelineEvent>,
+}
+
+/// What a command asks for. JSON: `{"type": "EstablishUnit", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+#[allow(missing_docs)] // each variant is documented by its payload type
+pub enum Action {
+    CreateTimeline(TimelineDef),
+    ForkTimeline(Fork),
+    EstablishUnit(UnitDef),
+    RenameUnit(Rename),
+    MoveUnit(Move),
+    DissolveUnit(Dissolve),
+    MergeUnits(Merge),
+    SplitUnit(Split),
+    TransferArea(AreaTransfer),
+    RegisterService(ServiceDef),
+    RetireService(ServiceRetirement),
+    AssignResponsibility(Assignment),
+    TransferResponsibility(ResponsibilityTransfer),
+    WithdrawResponsibility(Withdrawal),
+    CentraliseService(Centralisation),
+    DecentraliseService(Decentralisation),
+    OpenServicePoint(ServicePointDef),
+    CloseServicePoint(ServicePointClosure),
+    SetServicePointServices(ServicePointServices),
+    RevokeDecision(Revocation),
+}
+
+/// What an event records. JSON: `{"type": "UnitEstablished", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+#[allow(missing_docs)] // each variant is documented by its payload type
+pub enum Change {
+    TimelineCreated(TimelineDef),
+    TimelineForked(Fork),
+    UnitEstablished(UnitDef),
+    UnitRenamed(Rename),
+    UnitMoved(Move),
+    UnitDissolved(Dissolve),
+    UnitsMerged(Merge),
+    UnitSplit(Split),
+    AreaTransferred(AreaTransfer),
+    ServiceRegistered(ServiceDef),
+    ServiceRetired(ServiceRetirement),
+    ResponsibilityAssigned(Assignment),
+    ResponsibilityTransferred(ResponsibilityTransfer),
+    ResponsibilityWithdrawn(Withdrawal),
+    ServiceCentralised(Centralisation),
+    ServiceDecentralised(Decentralisation),
+    ServicePointOpened(ServicePointDef),
+    ServicePointClosed(ServicePointClosure),
+    ServicePointServicesSet(ServicePointServices),
+    DecisionRevoked(Revoked),
+}
+
+impl Change {
+    /// The event type name, as stored in the log.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::TimelineCreated(_) => "TimelineCreated",
+            Self::TimelineForked(_) => "TimelineForked",
+            Self::UnitEstablished(_) => "UnitEstablished",
+            Self::UnitRenamed(_) => "UnitRenamed",
+            Self::UnitMoved(_) => "UnitMoved",
+            Self::UnitDissolved(_) => "UnitDissolved",
+            Self::UnitsMerged(_) => "UnitsMerged",
+            Self::UnitSplit(_) => "UnitSplit",
+            Self::AreaTransferred(_) => "AreaTransferred",
+            Self::ServiceRegistered(_) => "ServiceRegistered",
+            Self::ServiceRetired(_) => "ServiceRetired",
+            Self::ResponsibilityAssigned(_) => "ResponsibilityAssigned",
+            Self::ResponsibilityTransferred(_) => "ResponsibilityTransferred",
+            Self::ResponsibilityWithdrawn(_) => "ResponsibilityWithdrawn",
+            Self::ServiceCentralised(_) => "ServiceCentralised",
+            Self::ServiceDecentralised(_) => "ServiceDecentralised",
+            Self::ServicePointOpened(_) => "ServicePointOpened",
+            Self::ServicePointClosed(_) => "ServicePointClosed",
+            Self::ServicePointServicesSet(_) => "ServicePointServicesSet",
+            Self::DecisionRevoked(_) => "DecisionRevoked",
+        }
+    }
+
+    /// True for the changes that alter the organisation on an effective date (as opposed to the
+    /// timeline-level events: creation, fork, revocation).
+    pub fn is_org_change(&self) -> bool {
+        !matches!(
+            self,
+            Self::TimelineCreated(_) | Self::TimelineForked(_) | Self::DecisionRevoked(_)
+        )
+    }
+}
+
+/// Current schema version of every event type; bump per type when its payload changes shape, and
+/// add an upcaster in the store for the old version.
+pub const EVENT_VERSION: &str = "1";
+
+impl cqrs_es::DomainEvent for TimelineEvent {
+    fn event_type(&self) -> String {
+        self.change.type_name().to_string()
+    }
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_string()
+    }
+}
