@@ -496,3 +496,6 @@ impl Aggregate for Timeline {
         self.push(event, v);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1587 @@
+//! Given / When / Then tests of the timeline aggregate: each command's accepted path and each
+//! reason for refusal. The fixture is a small Oslo: three districts with their own areas, a central
+//! agency, and home care run by each district for its own area.
+
+use super::*;
+use crate::ids::*;
+use crate::model::{UnitKind, UnitKind::*};
+use cqrs_es::test::TestFramework;
+
+type Tf = TestFramework<Timeline>;
+
+pub(crate) fn d(s: &str) -> NaiveDate {
+    s.parse().expect("test date")
+}
+fn uid(s: &str) -> UnitId {
+    UnitId::new(s).unwrap()
+}
+fn ac(s: &str) -> AreaCode {
+    AreaCode::new(s).unwrap()
+}
+fn sc(s: &str) -> ServiceCode {
+    ServiceCode::new(s).unwrap()
+}
+fn pid(s: &str) -> ServicePointId {
+    ServicePointId::new(s).unwrap()
+}
+
+fn ctx_case(id: &str, date: &str, case: &str) -> ChangeContext {
+    ChangeContext {
+        command_id: CommandId::new(id).unwrap(),
+        effective_from: d(date),
+        decision: DecisionRef {
+            case_number: case.to_string(),
+            body: "Bystyret".into(),
+            decision_date: d("2019-06-01"),
+            title: format!("Vedtak {case}"),
+            link: None,
+        },
+        actor: "planner@oslo".into(),
+        rationale: "test".into(),
+    }
+}
+fn ctx(id: &str, date: &str) -> ChangeContext {
+    ctx_case(id, date, &format!("case/{id}"))
+}
+fn cmd(id: &str, date: &str, action: Action) -> TimelineCommand {
+    TimelineCommand {
+        context: ctx(id, date),
+        action,
+    }
+}
+fn ev(id: &str, date: &str, change: Change) -> TimelineEvent {
+    TimelineEvent {
+        context: ctx(id, date),
+        change,
+    }
+}
+/// The event a command records unchanged (everything but revocations).
+fn ev_of(c: &TimelineCommand) -> TimelineEvent {
+    TimelineEvent {
+        context: c.context.clone(),
+        change: org_change(c.action.clone()),
+    }
+}
+
+fn unit(id: &str, kind: UnitKind, parent: Option<&str>, areas: &[(&str, &str)]) -> UnitDef {
+    UnitDef {
+        unit: uid(id),
+        code: None,
+        name: id.to_string(),
+        kind,
+        parent: parent.map(uid),
+        areas: areas
+            .iter()
+            .map(|(c, n)| AreaDef {
+                code: ac(c),
+                name: n.to_string(),
+                carved_from: None,
+            })
+            .collect(),
+        attributes: Default::default(),
+    }
+}
+
+fn oslo() -> Vec<TimelineEvent> {
+    let mut oslo = unit("oslo", Municipality, None, &[("030116", "Sentrum")]);
+    oslo.code = Some("0301".into());
+    vec![
+        ev(
+            "c0",
+            "2020-01-01",
+            Change::TimelineCreated(TimelineDef {
+                name: "Oslo".into(),
+                description: String::new(),
+            }),
+        ),
+        ev("c1", "2020-01-01", Change::UnitEstablished(oslo)),
+        ev(
+            "c2",
+            "2020-01-01",
+            Change::UnitEstablished(unit(
+                "grorud",
+                District,
+                Some("oslo"),
+                &[("030110", "Grorud")],
+            )),
+        ),
+        ev(
+            "c3",
+            "2020-01-01",
+            Change::UnitEstablished(unit(
+                "stovner",
+                District,
+                Some("oslo"),
+                &[("030111", "Stovner")],
+            )),
+        ),
+        ev(
+            "c4",
+            "2020-01-01",
+            Change::UnitEstablished(unit("alna", District, Some("oslo"), &[("030112", "Alna")])),
+        ),
+        ev(
+            "c5",
+            "2020-01-01",
+            Change::UnitEstablished(unit("helseetaten", CentralAgency, Some("oslo"), &[])),
+        ),
+        ev(
+            "c6",
+            "2020-01-01",
+            Change::ServiceRegistered(ServiceDef {
+                service: sc("home-care"),
+                name: "Hjemmetjenester".into(),
+                category: "home care".into(),
+            }),
+        ),
+        ev("c7", "2020-01-01", assign("grorud", &["030110"])),
+        ev("c8", "2020-01-01", assign("stovner", &["030111"])),
+        ev("c9", "2020-01-01", assign("alna", &["030112"])),
+    ]
+}
+
+fn assign(u: &str, areas: &[&str]) -> Change {
+    Change::ResponsibilityAssigned(Assignment {
+        service: sc("home-care"),
+        unit: uid(u),
+        areas: areas.iter().map(|a| ac(a)).collect(),
+    })
+}
+
+fn timeline(events: Vec<TimelineEvent>) -> Timeline {
+    let mut t = Timeline::default();
+    for e in events {
+        t.apply(e);
+    }
+    t
+}
+
+/// Decides and applies a command, as the framework would.
+fn run(t: &mut Timeline, c: TimelineCommand) -> Result<Option<TimelineEvent>, DomainError> {
+    let e = t.decide(c)?;
+    if let Some(e) = &e {
+        t.apply(e.clone());
+    }
+    Ok(e)
+}
+
+fn accepts(given: Vec<TimelineEvent>, c: TimelineCommand) {
+    let expected = ev_of(&c);
+    Tf::with(())
+        .given(given)
+        .when(c)
+        .then_expect_events(vec![expected]);
+}
+
+fn refuses(given: Vec<TimelineEvent>, c: TimelineCommand, err: DomainError) {
+    Tf::with(()).given(given).when(c).then_expect_error(err);
+}
+
+fn holder(t: &Timeline, date: &str, area: &str) -> Option<UnitId> {
+    t.state_at(d(date))
+        .responsible(&sc("home-care"), &ac(area))
+        .cloned()
+}
+
+// ---------------------------------------------------------------- timeline start
+
+#[test]
+fn create_timeline_is_accepted_once() {
+    let c = cmd(
+        "new",
+        "2020-01-01",
+        Action::CreateTimeline(TimelineDef {
+            name: "Asker".into(),
+            description: "the new Asker".into(),
+        }),
+    );
+    Tf::with(())
+        .given_no_previous_events()
+        .when(c.clone())
+        .then_expect_events(vec![ev_of(&c)]);
+    refuses(
+        oslo(),
+        cmd("again", "2020-01-01", c.action),
+        DomainError::TimelineAlreadyStarted,
+    );
+}
+
+#[test]
+fn a_command_before_creation_is_refused() {
+    Tf::with(())
+        .given_no_previous_events()
+        .when(cmd(
+            "x",
+            "2020-01-01",
+            Action::EstablishUnit(unit("u", District, None, &[])),
+        ))
+        .then_expect_error(DomainError::TimelineNotStarted);
+}
+
+// ---------------------------------------------------------------- units
+
+#[test]
+fn establish_unit_defines_its_areas() {
+    let c = cmd(
+        "e",
+        "2021-01-01",
+        Action::EstablishUnit(unit(
+            "bjerke",
+            District,
+            Some("oslo"),
+            &[("030109", "Bjerke")],
+        )),
+    );
+    accepts(oslo(), c.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    let s = t.state_at(d("2021-01-01"));
+    assert_eq!(s.areas_of(&uid("bjerke")), vec![ac("030109")]);
+    assert!(t
+        .state_at(d("2020-12-31"))
+        .units
+        .get(&uid("bjerke"))
+        .is_none());
+}
+
+#[test]
+fn establish_refusals() {
+    refuses(
+        oslo(),
+        cmd(
+            "e",
+            "2021-01-01",
+            Action::EstablishUnit(unit("grorud", District, None, &[])),
+        ),
+        DomainError::DuplicateUnit {
+            unit: uid("grorud"),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "e",
+            "2021-01-01",
+            Action::EstablishUnit(unit("x", District, Some("nowhere"), &[])),
+        ),
+        DomainError::UnknownUnit {
+            unit: uid("nowhere"),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "e",
+            "2021-01-01",
+            Action::EstablishUnit(unit("x", District, None, &[("030110", "")])),
+        ),
+        DomainError::AreaHeldByOther {
+            area: ac("030110"),
+            holder: Some(uid("grorud")),
+        },
+    );
+    let mut empty_name = unit("x", District, None, &[]);
+    empty_name.name = "  ".into();
+    refuses(
+        oslo(),
+        cmd("e", "2021-01-01", Action::EstablishUnit(empty_name)),
+        DomainError::InvalidInput {
+            field: "action.name".into(),
+            reason: "must not be empty".into(),
+        },
+    );
+    let mut same_code = unit("x", Municipality, None, &[]);
+    same_code.code = Some("0301".into());
+    refuses(
+        oslo(),
+        cmd("e", "2021-01-01", Action::EstablishUnit(same_code)),
+        DomainError::DuplicateCode {
+            code: "0301".into(),
+            holder: uid("oslo"),
+        },
+    );
+}
+
+#[test]
+fn rename_changes_name_code_or_both() {
+    // Asker was 3025 from 2020 and 3203 from 2024: same unit, new code.
+    let c = cmd(
+        "r",
+        "2024-01-01",
+        Action::RenameUnit(Rename {
+            unit: uid("oslo"),
+            name: None,
+            code: Some("0302".into()),
+        }),
+    );
+    accepts(oslo(), c.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    assert_eq!(
+        t.state_at(d("2023-12-31")).units[&uid("oslo")]
+            .code
+            .as_deref(),
+        Some("0301")
+    );
+    assert_eq!(
+        t.state_at(d("2024-01-01")).units[&uid("oslo")]
+            .code
+            .as_deref(),
+        Some("0302")
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "r",
+            "2024-01-01",
+            Action::RenameUnit(Rename {
+                unit: uid("oslo"),
+                name: None,
+                code: None,
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action".into(),
+            reason: "give a new name, a new code, or both".into(),
+        },
+    );
+}
+
+#[test]
+fn move_unit_reparents_and_refuses_cycles() {
+    let c = cmd(
+        "m",
+        "2021-01-01",
+        Action::MoveUnit(Move {
+            unit: uid("alna"),
+            new_parent: Some(uid("grorud")),
+        }),
+    );
+    accepts(oslo(), c.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    assert_eq!(
+        t.state_at(d("2021-01-01")).units[&uid("alna")].parent,
+        Some(uid("grorud"))
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2021-01-01",
+            Action::MoveUnit(Move {
+                unit: uid("oslo"),
+                new_parent: Some(uid("grorud")),
+            }),
+        ),
+        DomainError::Cycle {
+            unit: uid("oslo"),
+            parent: uid("grorud"),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2021-01-01",
+            Action::MoveUnit(Move {
+                unit: uid("oslo"),
+                new_parent: Some(uid("oslo")),
+            }),
+        ),
+        DomainError::Cycle {
+            unit: uid("oslo"),
+            parent: uid("oslo"),
+        },
+    );
+}
+
+#[test]
+fn dissolve_unit_and_its_refusals() {
+    let c = cmd(
+        "x",
+        "2021-01-01",
+        Action::DissolveUnit(Dissolve {
+            unit: uid("helseetaten"),
+        }),
+    );
+    accepts(oslo(), c.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    refuses(
+        t_events(&t),
+        cmd(
+            "y",
+            "2021-06-01",
+            Action::DissolveUnit(Dissolve {
+                unit: uid("helseetaten"),
+            }),
+        ),
+        DomainError::UnitDissolved {
+            unit: uid("helseetaten"),
+            dissolved_on: d("2021-01-01"),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "x",
+            "2021-01-01",
+            Action::DissolveUnit(Dissolve { unit: uid("oslo") }),
+        ),
+        DomainError::UnitHasChildren {
+            unit: uid("oslo"),
+            children: vec![
+                uid("alna"),
+                uid("grorud"),
+                uid("helseetaten"),
+                uid("stovner"),
+            ],
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "x",
+            "2021-01-01",
+            Action::DissolveUnit(Dissolve {
+                unit: uid("grorud"),
+            }),
+        ),
+        DomainError::UnitHoldsAreas {
+            unit: uid("grorud"),
+            areas: vec![ac("030110")],
+        },
+    );
+    // An agency holding a responsibility cannot just vanish: the pair would have no one.
+    let mut given = oslo();
+    given.push(ev(
+        "cz",
+        "2020-06-01",
+        Change::ServiceCentralised(Centralisation {
+            service: sc("home-care"),
+            agency: uid("helseetaten"),
+        }),
+    ));
+    refuses(
+        given,
+        cmd(
+            "x",
+            "2021-01-01",
+            Action::DissolveUnit(Dissolve {
+                unit: uid("helseetaten"),
+            }),
+        ),
+        DomainError::PairLeftWithoutResponsible {
+            service: sc("home-care"),
+            area: ac("030110"),
+            unit: uid("helseetaten"),
+        },
+    );
+    let mut given = oslo();
+    given.push(ev(
+        "p",
+        "2020-06-01",
+        Change::ServicePointOpened(ServicePointDef {
+            point: pid("torg"),
+            name: "Torg".into(),
+            unit: uid("helseetaten"),
+            area: None,
+            services: vec![],
+        }),
+    ));
+    refuses(
+        given,
+        cmd(
+            "x",
+            "2021-01-01",
+            Action::DissolveUnit(Dissolve {
+                unit: uid("helseetaten"),
+            }),
+        ),
+        DomainError::UnitRunsServicePoints {
+            unit: uid("helseetaten"),
+            points: vec![pid("torg")],
+        },
+    );
+}
+
+fn t_events(t: &Timeline) -> Vec<TimelineEvent> {
+    t.records().iter().map(|r| r.event.clone()).collect()
+}
+
+#[test]
+fn a_unit_used_before_it_exists_is_named_as_not_yet_established() {
+    let mut t = timeline(oslo());
+    run(
+        &mut t,
+        cmd(
+            "e",
+            "2022-01-01",
+            Action::EstablishUnit(unit("bjerke", District, Some("oslo"), &[])),
+        ),
+    )
+    .unwrap();
+    let err = t
+        .decide(cmd(
+            "r",
+            "2021-01-01",
+            Action::RenameUnit(Rename {
+                unit: uid("bjerke"),
+                name: Some("B".into()),
+                code: None,
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::UnitNotYetEstablished {
+            unit: uid("bjerke"),
+            established_on: d("2022-01-01"),
+            date: d("2021-01-01"),
+        }
+    );
+}
+
+// ---------------------------------------------------------------- merge
+
+fn merge_new() -> Action {
+    let mut succ = unit("grorud-stovner", District, Some("oslo"), &[]);
+    succ.name = "Grorud og Stovner".into();
+    Action::MergeUnits(Merge {
+        sources: vec![uid("grorud"), uid("stovner")],
+        successor: Successor::New(succ),
+    })
+}
+
+#[test]
+fn merge_into_a_new_unit_inherits_everything() {
+    let mut given = oslo();
+    given.push(ev(
+        "child",
+        "2020-01-01",
+        Change::UnitEstablished(unit("grorud-helse", Department, Some("grorud"), &[])),
+    ));
+    given.push(ev(
+        "p",
+        "2020-01-01",
+        Change::ServicePointOpened(ServicePointDef {
+            point: pid("torg"),
+            name: "Torg".into(),
+            unit: uid("stovner"),
+            area: Some(ac("030111")),
+            services: vec![sc("home-care")],
+        }),
+    ));
+    let c = cmd("m", "2026-01-01", merge_new());
+    accepts(given.clone(), c.clone());
+    let mut t = timeline(given);
+    run(&mut t, c).unwrap();
+    let after = t.state_at(d("2026-01-01"));
+    let succ = uid("grorud-stovner");
+    assert_eq!(after.areas_of(&succ), vec![ac("030110"), ac("030111")]);
+    assert_eq!(
+        after.responsible(&sc("home-care"), &ac("030111")),
+        Some(&succ)
+    );
+    assert_eq!(after.units[&uid("grorud-helse")].parent, Some(succ.clone()));
+    assert_eq!(after.service_points[&pid("torg")].unit, succ);
+    assert_eq!(
+        after.units[&uid("grorud")].dissolved_on,
+        Some(d("2026-01-01"))
+    );
+    assert_eq!(after.units[&uid("grorud")].succeeded_by, vec![succ.clone()]);
+    // The day before, nothing has changed.
+    let before = t.state_at(d("2025-12-31"));
+    assert_eq!(
+        before.responsible(&sc("home-care"), &ac("030111")),
+        Some(&uid("stovner"))
+    );
+    assert!(before.units.get(&succ).is_none());
+}
+
+#[test]
+fn merge_into_one_of_the_sources_absorbs_the_others() {
+    // Stavanger absorbing Finnøy and Rennesøy: the successor is one of the sources and lives on.
+    let c = cmd(
+        "m",
+        "2026-01-01",
+        Action::MergeUnits(Merge {
+            sources: vec![uid("grorud"), uid("stovner"), uid("alna")],
+            successor: Successor::Existing { unit: uid("alna") },
+        }),
+    );
+    accepts(oslo(), c.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    let s = t.state_at(d("2026-01-01"));
+    assert!(s.units[&uid("alna")].is_live());
+    assert_eq!(s.areas_of(&uid("alna")).len(), 3);
+    assert_eq!(s.responsibilities_of(&uid("alna")).len(), 3);
+}
+
+#[test]
+fn merge_refusals() {
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("alna")],
+                successor: Successor::Existing { unit: uid("alna") },
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action.sources".into(),
+            reason: "merging alna into itself changes nothing".into(),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("alna"), uid("ghost")],
+                successor: Successor::Existing {
+                    unit: uid("grorud"),
+                },
+            }),
+        ),
+        DomainError::UnknownUnit { unit: uid("ghost") },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("alna"), uid("alna")],
+                successor: Successor::Existing {
+                    unit: uid("grorud"),
+                },
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action.sources".into(),
+            reason: "alna is listed twice".into(),
+        },
+    );
+    // Merging the parent into its own child would make the child its own ancestor? No: the child is
+    // lifted; but merging into a new unit placed under a merged unit is refused.
+    let mut succ = unit("n", District, Some("grorud"), &[]);
+    succ.name = "N".into();
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("grorud"), uid("stovner")],
+                successor: Successor::New(succ),
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action.successor.parent".into(),
+            reason: "the successor's parent cannot be one of the merged units".into(),
+        },
+    );
+}
+
+#[test]
+fn merging_a_parent_into_its_child_lifts_the_child() {
+    let c = cmd(
+        "m",
+        "2026-01-01",
+        Action::MergeUnits(Merge {
+            sources: vec![uid("oslo")],
+            successor: Successor::Existing { unit: uid("alna") },
+        }),
+    );
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    let s = t.state_at(d("2026-01-01"));
+    assert_eq!(s.units[&uid("alna")].parent, None);
+    assert_eq!(s.units[&uid("grorud")].parent, Some(uid("alna")));
+    assert!(!s.has_cycle());
+}
+
+// ---------------------------------------------------------------- split
+
+#[test]
+fn split_into_existing_units_moves_areas_and_responsibilities() {
+    // Snillfjord split between Heim, Hitra and Orkland: the parts are existing units.
+    let mut given = oslo();
+    given.push(ev(
+        "sn",
+        "2020-01-01",
+        Change::UnitEstablished(unit(
+            "snillfjord",
+            Municipality,
+            None,
+            &[
+                ("a1", "Krokstadøra"),
+                ("a2", "Hemnskjel"),
+                ("a3", "Vennastranda"),
+            ],
+        )),
+    ));
+    given.push(ev(
+        "as",
+        "2020-01-01",
+        assign("snillfjord", &["a1", "a2", "a3"]),
+    ));
+    let part = |u: &str, a: &str| SplitPart {
+        target: PartTarget::Existing { unit: uid(u) },
+        areas: vec![ac(a)],
+        carved_areas: vec![],
+        children: vec![],
+    };
+    let c = cmd(
+        "s",
+        "2026-01-01",
+        Action::SplitUnit(Split {
+            source: uid("snillfjord"),
+            parts: vec![
+                part("grorud", "a1"),
+                part("stovner", "a2"),
+                part("alna", "a3"),
+            ],
+        }),
+    );
+    accepts(given.clone(), c.clone());
+    let mut t = timeline(given);
+    run(&mut t, c).unwrap();
+    let s = t.state_at(d("2026-01-01"));
+    assert_eq!(
+        s.responsible(&sc("home-care"), &ac("a2")),
+        Some(&uid("stovner"))
+    );
+    assert_eq!(s.areas_of(&uid("alna")), vec![ac("030112"), ac("a3")]);
+    assert_eq!(
+        s.units[&uid("snillfjord")].dissolved_on,
+        Some(d("2026-01-01"))
+    );
+    assert_eq!(
+        s.units[&uid("snillfjord")].succeeded_by,
+        vec![uid("grorud"), uid("stovner"), uid("alna")]
+    );
+}
+
+#[test]
+fn split_with_the_source_continuing() {
+    let mut given = oslo();
+    given.push(ev(
+        "two",
+        "2020-01-01",
+        Change::UnitEstablished(unit(
+            "big",
+            District,
+            Some("oslo"),
+            &[("b1", "B1"), ("b2", "B2")],
+        )),
+    ));
+    let mut newdef = unit("small", District, Some("oslo"), &[]);
+    newdef.name = "Small".into();
+    let c = cmd(
+        "s",
+        "2026-01-01",
+        Action::SplitUnit(Split {
+            source: uid("big"),
+            parts: vec![
+                SplitPart {
+                    target: PartTarget::Source,
+                    areas: vec![ac("b1")],
+                    carved_areas: vec![],
+                    children: vec![],
+                },
+                SplitPart {
+                    target: PartTarget::New(newdef),
+                    areas: vec![ac("b2")],
+                    carved_areas: vec![],
+                    children: vec![],
+                },
+            ],
+        }),
+    );
+    let mut t = timeline(given);
+    run(&mut t, c).unwrap();
+    let s = t.state_at(d("2026-01-01"));
+    assert!(s.units[&uid("big")].is_live());
+    assert_eq!(s.areas_of(&uid("big")), vec![ac("b1")]);
+    assert_eq!(s.areas_of(&uid("small")), vec![ac("b2")]);
+}
+
+#[test]
+fn splitting_a_single_area_unit_divides_the_area() {
+    let mut given = oslo();
+    // The agency is responsible for another service in Alna's area; the district for home care.
+    given.push(ev(
+        "lib",
+        "2020-01-01",
+        Change::ServiceRegistered(ServiceDef {
+            service: sc("library"),
+            name: "Bibliotek".into(),
+            category: "library".into(),
+        }),
+    ));
+    given.push(ev(
+        "libas",
+        "2020-01-01",
+        Change::ResponsibilityAssigned(Assignment {
+            service: sc("library"),
+            unit: uid("helseetaten"),
+            areas: vec![ac("030112")],
+        }),
+    ));
+    let carve = |code: &str| AreaDef {
+        code: ac(code),
+        name: format!("Alna {code}"),
+        carved_from: Some(ac("030112")),
+    };
+    let mut north = unit("alna-nord", District, Some("oslo"), &[]);
+    north.name = "Alna nord".into();
+    let c = cmd(
+        "s",
+        "2026-01-01",
+        Action::SplitUnit(Split {
+            source: uid("alna"),
+            parts: vec![
+                SplitPart {
+                    target: PartTarget::Source,
+                    areas: vec![],
+                    carved_areas: vec![carve("030112s")],
+                    children: vec![],
+                },
+                SplitPart {
+                    target: PartTarget::New(north),
+                    areas: vec![],
+                    carved_areas: vec![carve("030112n")],
+                    children: vec![],
+                },
+            ],
+        }),
+    );
+    accepts(given.clone(), c.clone());
+    let mut t = timeline(given);
+    run(&mut t, c).unwrap();
+    let s = t.state_at(d("2026-01-01"));
+    assert_eq!(s.areas[&ac("030112")].retired_on, Some(d("2026-01-01")));
+    assert_eq!(s.areas[&ac("030112n")].carved_from, Some(ac("030112")));
+    // Home care follows the area to each part; the agency keeps the library in both new areas.
+    assert_eq!(
+        s.responsible(&sc("home-care"), &ac("030112n")),
+        Some(&uid("alna-nord"))
+    );
+    assert_eq!(
+        s.responsible(&sc("home-care"), &ac("030112s")),
+        Some(&uid("alna"))
+    );
+    assert_eq!(
+        s.responsible(&sc("library"), &ac("030112n")),
+        Some(&uid("helseetaten"))
+    );
+    assert_eq!(
+        s.responsible(&sc("library"), &ac("030112s")),
+        Some(&uid("helseetaten"))
+    );
+    assert_eq!(s.responsible(&sc("home-care"), &ac("030112")), None);
+}
+
+#[test]
+fn split_refusals() {
+    let only_source = Action::SplitUnit(Split {
+        source: uid("alna"),
+        parts: vec![SplitPart {
+            target: PartTarget::Source,
+            areas: vec![],
+            carved_areas: vec![],
+            children: vec![],
+        }],
+    });
+    refuses(
+        oslo(),
+        cmd("s", "2026-01-01", only_source),
+        DomainError::InvalidInput {
+            field: "action.parts".into(),
+            reason: "name at least one part other than the source itself".into(),
+        },
+    );
+    // The source does not continue and keeps an area nobody receives.
+    let incomplete = Action::SplitUnit(Split {
+        source: uid("alna"),
+        parts: vec![SplitPart {
+            target: PartTarget::Existing {
+                unit: uid("grorud"),
+            },
+            areas: vec![],
+            carved_areas: vec![],
+            children: vec![],
+        }],
+    });
+    refuses(
+        oslo(),
+        cmd("s", "2026-01-01", incomplete),
+        DomainError::InvalidInput {
+            field: "action.parts".into(),
+            reason: "area 030112 of alna is given to no part, and the source does not continue"
+                .into(),
+        },
+    );
+    let foreign = Action::SplitUnit(Split {
+        source: uid("alna"),
+        parts: vec![SplitPart {
+            target: PartTarget::Existing {
+                unit: uid("grorud"),
+            },
+            areas: vec![ac("030111")],
+            carved_areas: vec![],
+            children: vec![],
+        }],
+    });
+    refuses(
+        oslo(),
+        cmd("s", "2026-01-01", foreign),
+        DomainError::AreaHeldByOther {
+            area: ac("030111"),
+            holder: Some(uid("stovner")),
+        },
+    );
+}
+
+// ---------------------------------------------------------------- areas
+
+#[test]
+fn transfer_area_moves_the_givers_responsibilities() {
+    let c = cmd(
+        "t",
+        "2025-01-01",
+        Action::TransferArea(AreaTransfer {
+            area: ac("030111"),
+            from: uid("stovner"),
+            to: uid("grorud"),
+        }),
+    );
+    accepts(oslo(), c.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, c).unwrap();
+    assert_eq!(holder(&t, "2025-01-01", "030111"), Some(uid("grorud")));
+    assert_eq!(holder(&t, "2024-12-31", "030111"), Some(uid("stovner")));
+    refuses(
+        oslo(),
+        cmd(
+            "t",
+            "2025-01-01",
+            Action::TransferArea(AreaTransfer {
+                area: ac("030111"),
+                from: uid("alna"),
+                to: uid("grorud"),
+            }),
+        ),
+        DomainError::AreaHeldByOther {
+            area: ac("030111"),
+            holder: Some(uid("stovner")),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "t",
+            "2025-01-01",
+            Action::TransferArea(AreaTransfer {
+                area: ac("999999"),
+                from: uid("alna"),
+                to: uid("grorud"),
+            }),
+        ),
+        DomainError::UnknownArea { area: ac("999999") },
+    );
+}
+
+// ---------------------------------------------------------------- services
+
+#[test]
+fn register_and_retire_service() {
+    let reg = cmd(
+        "r",
+        "2021-01-01",
+        Action::RegisterService(ServiceDef {
+            service: sc("library"),
+            name: "Bibliotek".into(),
+            category: "library".into(),
+        }),
+    );
+    accepts(oslo(), reg.clone());
+    refuses(
+        oslo(),
+        cmd(
+            "r",
+            "2021-01-01",
+            Action::RegisterService(ServiceDef {
+                service: sc("home-care"),
+                name: "x".into(),
+                category: String::new(),
+            }),
+        ),
+        DomainError::DuplicateService {
+            service: sc("home-care"),
+        },
+    );
+    let retire = cmd(
+        "x",
+        "2022-01-01",
+        Action::RetireService(ServiceRetirement {
+            service: sc("home-care"),
+        }),
+    );
+    accepts(oslo(), retire.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, retire).unwrap();
+    assert_eq!(holder(&t, "2022-01-01", "030110"), None);
+    assert_eq!(holder(&t, "2021-12-31", "030110"), Some(uid("grorud")));
+    refuses(
+        t_events(&t),
+        cmd(
+            "a",
+            "2022-06-01",
+            Action::AssignResponsibility(Assignment {
+                service: sc("home-care"),
+                unit: uid("grorud"),
+                areas: vec![ac("030110")],
+            }),
+        ),
+        DomainError::ServiceRetired {
+            service: sc("home-care"),
+            retired_on: d("2022-01-01"),
+        },
+    );
+}
+
+// ---------------------------------------------------------------- responsibilities
+
+#[test]
+fn assign_transfer_withdraw_responsibility() {
+    let mut t = timeline(oslo());
+    refuses(
+        oslo(),
+        cmd(
+            "a",
+            "2021-01-01",
+            Action::AssignResponsibility(Assignment {
+                service: sc("home-care"),
+                unit: uid("helseetaten"),
+                areas: vec![ac("030110")],
+            }),
+        ),
+        DomainError::PairAlreadyHeld {
+            service: sc("home-care"),
+            area: ac("030110"),
+            holder: uid("grorud"),
+        },
+    );
+    let assign_sentrum = cmd(
+        "a",
+        "2021-01-01",
+        Action::AssignResponsibility(Assignment {
+            service: sc("home-care"),
+            unit: uid("helseetaten"),
+            areas: vec![ac("030116")],
+        }),
+    );
+    accepts(oslo(), assign_sentrum.clone());
+    run(&mut t, assign_sentrum).unwrap();
+    let transfer = cmd(
+        "t",
+        "2022-01-01",
+        Action::TransferResponsibility(ResponsibilityTransfer {
+            service: sc("home-care"),
+            from: uid("grorud"),
+            to: uid("stovner"),
+            areas: None,
+        }),
+    );
+    run(&mut t, transfer).unwrap();
+    assert_eq!(holder(&t, "2022-01-01", "030110"), Some(uid("stovner")));
+    let err = t
+        .decide(cmd(
+            "t2",
+            "2022-02-01",
+            Action::TransferResponsibility(ResponsibilityTransfer {
+                service: sc("home-care"),
+                from: uid("grorud"),
+                to: uid("alna"),
+                areas: Some(vec![ac("030110")]),
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::NotResponsible {
+            unit: uid("grorud"),
+            service: sc("home-care"),
+            area: ac("030110"),
+        }
+    );
+    let withdraw = cmd(
+        "w",
+        "2023-01-01",
+        Action::WithdrawResponsibility(Withdrawal {
+            service: sc("home-care"),
+            unit: uid("helseetaten"),
+            areas: Some(vec![ac("030116")]),
+        }),
+    );
+    run(&mut t, withdraw).unwrap();
+    assert_eq!(holder(&t, "2023-01-01", "030116"), None);
+    assert_eq!(holder(&t, "2022-12-31", "030116"), Some(uid("helseetaten")));
+}
+
+#[test]
+fn centralise_and_decentralise() {
+    let cz = cmd(
+        "cz",
+        "2025-01-01",
+        Action::CentraliseService(Centralisation {
+            service: sc("home-care"),
+            agency: uid("helseetaten"),
+        }),
+    );
+    accepts(oslo(), cz.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, cz).unwrap();
+    for a in ["030110", "030111", "030112"] {
+        assert_eq!(holder(&t, "2025-01-01", a), Some(uid("helseetaten")));
+        assert_eq!(holder(&t, "2024-12-31", a), holder(&t, "2020-01-01", a));
+    }
+    // Centralising again: no district holds it any more.
+    let err = t
+        .decide(cmd(
+            "cz2",
+            "2025-06-01",
+            Action::CentraliseService(Centralisation {
+                service: sc("home-care"),
+                agency: uid("helseetaten"),
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(err.rule(), "nothing-to-change");
+    let dz = cmd(
+        "dz",
+        "2027-01-01",
+        Action::DecentraliseService(Decentralisation {
+            service: sc("home-care"),
+            agency: Some(uid("helseetaten")),
+        }),
+    );
+    run(&mut t, dz).unwrap();
+    assert_eq!(holder(&t, "2027-01-01", "030111"), Some(uid("stovner")));
+    refuses(
+        oslo(),
+        cmd(
+            "cz",
+            "2025-01-01",
+            Action::CentraliseService(Centralisation {
+                service: sc("home-care"),
+                agency: uid("grorud"),
+            }),
+        ),
+        DomainError::WrongUnitKind {
+            unit: uid("grorud"),
+            kind: District,
+            expected: "central_agency or municipal_enterprise".into(),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "cz",
+            "2025-01-01",
+            Action::CentraliseService(Centralisation {
+                service: sc("nope"),
+                agency: uid("helseetaten"),
+            }),
+        ),
+        DomainError::UnknownService {
+            service: sc("nope"),
+        },
+    );
+}
+
+// ---------------------------------------------------------------- service points
+
+#[test]
+fn service_points_open_change_and_close() {
+    let open = cmd(
+        "o",
+        "2021-01-01",
+        Action::OpenServicePoint(ServicePointDef {
+            point: pid("torg-grorud"),
+            name: "Innbyggertorg Grorud".into(),
+            unit: uid("grorud"),
+            area: Some(ac("030110")),
+            services: vec![sc("home-care")],
+        }),
+    );
+    accepts(oslo(), open.clone());
+    let mut t = timeline(oslo());
+    run(&mut t, open.clone()).unwrap();
+    refuses(
+        t_events(&t),
+        TimelineCommand {
+            context: ctx("o2", "2021-02-01"),
+            action: open.action.clone(),
+        },
+        DomainError::DuplicateServicePoint {
+            point: pid("torg-grorud"),
+        },
+    );
+    run(
+        &mut t,
+        cmd(
+            "s",
+            "2022-01-01",
+            Action::SetServicePointServices(ServicePointServices {
+                point: pid("torg-grorud"),
+                services: vec![],
+            }),
+        ),
+    )
+    .unwrap();
+    assert!(
+        t.state_at(d("2022-01-01")).service_points[&pid("torg-grorud")]
+            .services
+            .is_empty()
+    );
+    run(
+        &mut t,
+        cmd(
+            "c",
+            "2023-01-01",
+            Action::CloseServicePoint(ServicePointClosure {
+                point: pid("torg-grorud"),
+            }),
+        ),
+    )
+    .unwrap();
+    let err = t
+        .decide(cmd(
+            "close-again",
+            "2023-06-01",
+            Action::CloseServicePoint(ServicePointClosure {
+                point: pid("torg-grorud"),
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::ServicePointClosed {
+            point: pid("torg-grorud"),
+            closed_on: d("2023-01-01"),
+        }
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "c",
+            "2023-01-01",
+            Action::CloseServicePoint(ServicePointClosure { point: pid("none") }),
+        ),
+        DomainError::UnknownServicePoint { point: pid("none") },
+    );
+}
+
+// ---------------------------------------------------------------- bitemporal
+
+#[test]
+fn a_change_that_breaks_a_later_scheduled_change_is_refused_naming_it() {
+    let mut t = timeline(oslo());
+    // Scheduled: rename Grorud in 2027.
+    run(
+        &mut t,
+        cmd(
+            "later",
+            "2027-01-01",
+            Action::RenameUnit(Rename {
+                unit: uid("grorud"),
+                name: Some("Groruddalen".into()),
+                code: None,
+            }),
+        ),
+    )
+    .unwrap();
+    // Now, recorded later but effective earlier: merge Grorud away in 2026.
+    let err = t.decide(cmd("m", "2026-01-01", merge_new())).unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::ConflictsWithLaterChange {
+            later_command: CommandId::new("later").unwrap(),
+            later_case: "case/later".into(),
+            later_effective: d("2027-01-01"),
+            reason: Box::new(DomainError::UnitDissolved {
+                unit: uid("grorud"),
+                dissolved_on: d("2026-01-01"),
+            }),
+        }
+    );
+    // Nothing was recorded by the refusal.
+    assert_eq!(t.version(), 11);
+}
+
+#[test]
+fn a_change_recorded_late_is_carried_by_a_merge_already_scheduled() {
+    let mut t = timeline(oslo());
+    run(&mut t, cmd("m", "2026-01-01", merge_new())).unwrap();
+    // Recorded after the merge, effective before it: Stovner gets Sentrum too.
+    run(
+        &mut t,
+        cmd(
+            "a",
+            "2025-01-01",
+            Action::AssignResponsibility(Assignment {
+                service: sc("home-care"),
+                unit: uid("stovner"),
+                areas: vec![ac("030116")],
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        holder(&t, "2026-01-01", "030116"),
+        Some(uid("grorud-stovner"))
+    );
+    // As known before that record, Sentrum had nobody.
+    assert_eq!(
+        t.state_at_as_known(d("2026-01-01"), 11)
+            .responsible(&sc("home-care"), &ac("030116")),
+        None
+    );
+}
+
+// ---------------------------------------------------------------- revocation
+
+#[test]
+fn revoking_a_decision_withdraws_its_changes_and_keeps_the_old_belief() {
+    let mut t = timeline(oslo());
+    let mut m = cmd("m", "2026-01-01", merge_new());
+    m.context.decision.case_number = "25/100".into();
+    run(&mut t, m).unwrap();
+    let v_before = t.version();
+    let rv = cmd(
+        "rv",
+        "2025-06-01",
+        Action::RevokeDecision(Revocation {
+            case_number: "25/100".into(),
+            command_ids: None,
+        }),
+    );
+    let e = run(&mut t, rv).unwrap().unwrap();
+    assert_eq!(
+        e.change,
+        Change::DecisionRevoked(Revoked {
+            case_number: "25/100".into(),
+            revoked: vec![CommandId::new("m").unwrap()],
+        })
+    );
+    assert!(t.state_at(d("2026-06-01")).units[&uid("grorud")].is_live());
+    // As believed before the revocation, the merge stood.
+    assert!(!t.state_at_as_known(d("2026-06-01"), v_before).units[&uid("grorud")].is_live());
+    // The old event is still there, only marked.
+    assert!(t
+        .records()
+        .iter()
+        .any(|r| r.event.context.command_id.as_str() == "m" && r.revoked_by == Some(t.version())));
+    // Revoking again: nothing in force under that decision.
+    let again = t
+        .decide(cmd(
+            "rv2",
+            "2025-06-01",
+            Action::RevokeDecision(Revocation {
+                case_number: "25/100".into(),
+                command_ids: None,
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        again,
+        DomainError::UnknownDecision {
+            case_number: "25/100".into()
+        }
+    );
+}
+
+#[test]
+fn revocation_is_refused_when_later_changes_depend_on_it() {
+    let mut t = timeline(oslo());
+    let mut e = cmd(
+        "e",
+        "2021-01-01",
+        Action::EstablishUnit(unit("bjerke", District, Some("oslo"), &[])),
+    );
+    e.context.decision.case_number = "21/1".into();
+    run(&mut t, e).unwrap();
+    run(
+        &mut t,
+        cmd(
+            "r",
+            "2022-01-01",
+            Action::RenameUnit(Rename {
+                unit: uid("bjerke"),
+                name: Some("Bjerke bydel".into()),
+                code: None,
+            }),
+        ),
+    )
+    .unwrap();
+    let err = t
+        .decide(cmd(
+            "rv",
+            "2023-01-01",
+            Action::RevokeDecision(Revocation {
+                case_number: "21/1".into(),
+                command_ids: None,
+            }),
+        ))
+        .unwrap_err();
+    let DomainError::RevocationBlocked {
+        case_number,
+        dependents,
+    } = err
+    else {
+        panic!("expected RevocationBlocked, got {err:?}");
+    };
+    assert_eq!(case_number, "21/1");
+    assert_eq!(dependents.len(), 1);
+    assert!(
+        dependents[0].starts_with("r (decision case/r, effective 2022-01-01): unknown unit bjerke")
+    );
+}
+
+// ---------------------------------------------------------------- exactly once
+
+#[test]
+fn a_retried_command_is_applied_once_and_a_reused_id_is_refused() {
+    let c = cmd(
+        "e",
+        "2021-01-01",
+        Action::EstablishUnit(unit("bjerke", District, Some("oslo"), &[])),
+    );
+    let mut t = timeline(oslo());
+    run(&mut t, c.clone()).unwrap();
+    Tf::with(())
+        .given(t_events(&t))
+        .when(c.clone())
+        .then_expect_events(vec![]);
+    let mut other = c;
+    other.action = Action::EstablishUnit(unit("other", District, None, &[]));
+    Tf::with(())
+        .given(t_events(&t))
+        .when(other)
+        .then_expect_error(DomainError::CommandIdReused {
+            command_id: CommandId::new("e").unwrap(),
+        });
+}
+
+#[test]
+fn context_is_validated() {
+    let mut c = cmd(
+        "e",
+        "2021-01-01",
+        Action::EstablishUnit(unit("bjerke", District, None, &[])),
+    );
+    c.context.actor = String::new();
+    refuses(
+        oslo(),
+        c.clone(),
+        DomainError::InvalidInput {
+            field: "actor".into(),
+            reason: "must not be empty".into(),
+        },
+    );
+    c.context.actor = "a".into();
+    c.context.decision.case_number = " ".into();
+    refuses(
+        oslo(),
+        c,
+        DomainError::InvalidInput {
+            field: "decision.case_number".into(),
+            reason: "must not be empty".into(),
+        },
+    );
+}
+
+// ---------------------------------------------------------------- fork
+
+#[test]
+fn a_fork_starts_from_its_parents_events_and_diverges() {
+    let base = oslo();
+    let fork = cmd(
+        "f",
+        "2024-01-01",
+        Action::ForkTimeline(Fork {
+            name: "Alternative 1".into(),
+            parent: TimelineId::new("oslo").unwrap(),
+            parent_version: base.len() as u64,
+            base: base.clone(),
+        }),
+    );
+    let mut s = Timeline::default();
+    run(&mut s, fork).unwrap();
+    assert_eq!(s.version(), 1);
+    assert_eq!(
+        s.info().unwrap().forked_from,
+        Some((TimelineId::new("oslo").unwrap(), 10))
+    );
+    assert_eq!(
+        s.state_at(d("2024-01-01")),
+        timeline(base).state_at(d("2024-01-01"))
+    );
+    run(
+        &mut s,
+        cmd(
+            "cz",
+            "2025-01-01",
+            Action::CentraliseService(Centralisation {
+                service: sc("home-care"),
+                agency: uid("helseetaten"),
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(holder(&s, "2025-01-01", "030110"), Some(uid("helseetaten")));
+    // A fork whose base does not match its declared version is refused.
+    refuses(
+        vec![],
+        cmd(
+            "f",
+            "2024-01-01",
+            Action::ForkTimeline(Fork {
+                name: "bad".into(),
+                parent: TimelineId::new("oslo").unwrap(),
+                parent_version: 3,
+                base: oslo(),
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action.base".into(),
+            reason: "holds 10 events but parent_version is 3".into(),
+        },
+    );
+}
+
+#[test]
+fn events_round_trip_through_json() {
+    for e in oslo() {
+        let json = serde_json::to_string(&e).unwrap();
+        let back: TimelineEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+    let c = cmd("m", "2026-01-01", merge_new());
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["action"]["type"], "MergeUnits");
+    assert_eq!(v["effective_from"], "2026-01-01");
+    assert_eq!(serde_json::from_value::<TimelineCommand>(v).unwrap(), c);
+    // Ids are validated while parsing.
+    let bad = serde_json::json!({"type": "DissolveUnit", "unit": ""});
+    assert!(serde_json::from_value::<Action>(bad).is_err());
+}
