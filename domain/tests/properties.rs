@@ -1,0 +1,601 @@
+//! Property tests over random command sequences.
+//!
+//! A sequence of abstract operations on small pools of units, areas and services is turned into
+//! commands at random effective dates (deliberately out of order, so that changes are often
+//! recorded before or after the ones around them). Refused commands are part of the game; the
+//! properties must hold for whatever the timeline accepted:
+//! (a) at every date, and as known at every version, each (service, area) pair has at most one
+//!     responsible unit, and that unit is live, the area active and the service active;
+//! (b) the unit tree never has a cycle;
+//! (c) re-applying the stored events to a fresh aggregate gives the same timeline and states, and
+//!     a timeline restored from its JSON snapshot decides exactly as the original;
+//! (d) a merge effective on date D leaves every query for dates before D unchanged;
+//! and a refused command leaves the timeline exactly as it was.
+
+use chrono::{Days, NaiveDate};
+use cqrs_es::Aggregate;
+use omorg_domain::*;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+const UNITS: usize = 6;
+const AREAS: usize = 6;
+const SERVICES: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Establish {
+        u: usize,
+        kind: usize,
+        parent: Option<usize>,
+        area: Option<usize>,
+    },
+    Rename {
+        u: usize,
+        code: usize,
+    },
+    Move {
+        u: usize,
+        parent: Option<usize>,
+    },
+    Dissolve {
+        u: usize,
+    },
+    Merge {
+        a: usize,
+        b: usize,
+        into_new: bool,
+        new: usize,
+    },
+    Split {
+        source: usize,
+        to: usize,
+        new: bool,
+        keep: bool,
+    },
+    TransferArea {
+        area: usize,
+        to: usize,
+    },
+    Register {
+        s: usize,
+    },
+    Retire {
+        s: usize,
+    },
+    Assign {
+        s: usize,
+        u: usize,
+        areas: Vec<usize>,
+    },
+    TransferResp {
+        s: usize,
+        from: usize,
+        to: usize,
+    },
+    Withdraw {
+        s: usize,
+        u: usize,
+    },
+    Centralise {
+        s: usize,
+        u: usize,
+    },
+    Decentralise {
+        s: usize,
+    },
+    OpenPoint {
+        p: usize,
+        u: usize,
+        s: usize,
+    },
+    ClosePoint {
+        p: usize,
+    },
+    Revoke {
+        nth: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let u = 0..UNITS;
+    prop_oneof![
+        12 => (u.clone(), 0..3usize, proptest::option::of(0..UNITS), proptest::option::of(0..AREAS))
+            .prop_map(|(u, kind, parent, area)| Op::Establish { u, kind, parent, area }),
+        3 => (u.clone(), 0..3usize).prop_map(|(u, code)| Op::Rename { u, code }),
+        6 => (u.clone(), proptest::option::of(0..UNITS)).prop_map(|(u, parent)| Op::Move { u, parent }),
+        3 => u.clone().prop_map(|u| Op::Dissolve { u }),
+        6 => (u.clone(), u.clone(), any::<bool>(), 0..3usize)
+            .prop_map(|(a, b, into_new, new)| Op::Merge { a, b, into_new, new }),
+        6 => (u.clone(), u.clone(), any::<bool>(), any::<bool>())
+            .prop_map(|(source, to, new, keep)| Op::Split { source, to, new, keep }),
+        3 => (0..AREAS, u.clone()).prop_map(|(area, to)| Op::TransferArea { area, to }),
+        9 => (0..SERVICES).prop_map(|s| Op::Register { s }),
+        1 => (0..SERVICES).prop_map(|s| Op::Retire { s }),
+        12 => (0..SERVICES, u.clone(), proptest::collection::vec(0..AREAS, 1..3))
+            .prop_map(|(s, u, areas)| Op::Assign { s, u, areas }),
+        9 => (0..SERVICES, u.clone(), u.clone()).prop_map(|(s, from, to)| Op::TransferResp { s, from, to }),
+        8 => (0..SERVICES, u.clone()).prop_map(|(s, u)| Op::Withdraw { s, u }),
+        10 => (0..SERVICES, u.clone()).prop_map(|(s, u)| Op::Centralise { s, u }),
+        8 => (0..SERVICES).prop_map(|s| Op::Decentralise { s }),
+        3 => (0..3usize, u.clone(), 0..SERVICES).prop_map(|(p, u, s)| Op::OpenPoint { p, u, s }),
+        3 => (0..3usize).prop_map(|p| Op::ClosePoint { p }),
+        3 => (0..40usize).prop_map(|nth| Op::Revoke { nth }),
+    ]
+}
+
+fn date(k: u64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + Days::new(k * 73)
+}
+fn unit_id(i: usize) -> UnitId {
+    UnitId::new(format!("u{i}")).unwrap()
+}
+fn new_unit_id(i: usize, n: usize) -> UnitId {
+    UnitId::new(format!("n{i}-{n}")).unwrap()
+}
+fn area(i: usize) -> AreaCode {
+    AreaCode::new(format!("a{i}")).unwrap()
+}
+fn area_def(i: usize) -> AreaDef {
+    AreaDef {
+        code: area(i),
+        name: format!("Area {i}"),
+        carved_from: None,
+    }
+}
+fn service(i: usize) -> ServiceCode {
+    ServiceCode::new(format!("s{i}")).unwrap()
+}
+
+fn ctx(n: usize, k: u64) -> ChangeContext {
+    ChangeContext {
+        command_id: CommandId::new(format!("cmd-{n}")).unwrap(),
+        effective_from: date(k),
+        decision: DecisionRef {
+            case_number: format!("{n}/1"),
+            body: "Bystyret".into(),
+            decision_date: date(0),
+            title: "t".into(),
+            link: None,
+        },
+        actor: "prop".into(),
+        rationale: String::new(),
+    }
+}
+
+fn def(id: UnitId, kind: UnitKind, parent: Option<UnitId>, areas: Vec<AreaDef>) -> UnitDef {
+    UnitDef {
+        name: id.to_string(),
+        unit: id,
+        code: None,
+        kind,
+        parent,
+        areas,
+        attributes: Default::default(),
+    }
+}
+
+/// Turns an abstract operation into an action, looking at the state on its date where that makes
+/// acceptance likely (e.g. the areas a unit holds), but never guaranteeing it.
+fn action(op: &Op, n: usize, state: &OrgState) -> Action {
+    const KINDS: [UnitKind; 3] = [
+        UnitKind::District,
+        UnitKind::CentralAgency,
+        UnitKind::Municipality,
+    ];
+    match op.clone() {
+        Op::Establish {
+            u,
+            kind,
+            parent,
+            area: a,
+        } => Action::EstablishUnit(def(
+            unit_id(u),
+            KINDS[kind],
+            parent.map(unit_id),
+            a.map(|a| AreaDef {
+                code: area(a),
+                name: format!("Area {a}"),
+                carved_from: None,
+            })
+            .into_iter()
+            .collect(),
+        )),
+        Op::Rename { u, code } => Action::RenameUnit(Rename {
+            unit: unit_id(u),
+            name: Some(format!("renamed {n}")),
+            code: Some(format!("code-{code}")),
+        }),
+        Op::Move { u, parent } => Action::MoveUnit(Move {
+            unit: unit_id(u),
+            new_parent: parent.map(unit_id),
+        }),
+        Op::Dissolve { u } => Action::DissolveUnit(Dissolve { unit: unit_id(u) }),
+        Op::Merge {
+            a,
+            b,
+            into_new,
+            new,
+        } => Action::MergeUnits(Merge {
+            sources: vec![unit_id(a), unit_id(b)],
+            successor: if into_new {
+                Successor::New(def(new_unit_id(new, n), UnitKind::District, None, vec![]))
+            } else {
+                Successor::Existing { unit: unit_id(b) }
+            },
+        }),
+        Op::Split {
+            source,
+            to,
+            new,
+            keep,
+        } => {
+            let held = state.areas_of(&unit_id(source));
+            let (first, rest) = held
+                .split_first()
+                .map(|(f, r)| (vec![f.clone()], r.to_vec()))
+                .unwrap_or_default();
+            let target = if new {
+                PartTarget::New(def(new_unit_id(to, n), UnitKind::District, None, vec![]))
+            } else {
+                PartTarget::Existing { unit: unit_id(to) }
+            };
+            let mut parts = vec![SplitPart {
+                target,
+                areas: first,
+                carved_areas: vec![],
+                children: vec![],
+            }];
+            if keep {
+                parts.push(SplitPart {
+                    target: PartTarget::Source,
+                    areas: rest,
+                    carved_areas: vec![],
+                    children: vec![],
+                });
+            } else if let Some(last) = parts.last_mut() {
+                last.areas.extend(rest);
+                last.children = state.children_of(&unit_id(source));
+            }
+            Action::SplitUnit(Split {
+                source: unit_id(source),
+                parts,
+            })
+        }
+        Op::TransferArea { area: a, to } => Action::TransferArea(AreaTransfer {
+            area: area(a),
+            from: state
+                .areas
+                .get(&area(a))
+                .and_then(|x| x.holder.clone())
+                .unwrap_or_else(|| unit_id(0)),
+            to: unit_id(to),
+        }),
+        Op::Register { s } => Action::RegisterService(ServiceDef {
+            service: service(s),
+            name: format!("S{s}"),
+            category: "c".into(),
+        }),
+        Op::Retire { s } => Action::RetireService(ServiceRetirement {
+            service: service(s),
+        }),
+        Op::Assign { s, u, areas } => {
+            let mut list: Vec<AreaCode> = areas.into_iter().map(area).collect();
+            list.sort();
+            list.dedup();
+            Action::AssignResponsibility(Assignment {
+                service: service(s),
+                unit: unit_id(u),
+                areas: list,
+            })
+        }
+        Op::TransferResp { s, from, to } => {
+            Action::TransferResponsibility(ResponsibilityTransfer {
+                service: service(s),
+                from: pick_holder(state, s, from),
+                to: unit_id(to),
+                areas: None,
+            })
+        }
+        Op::Withdraw { s, u } => Action::WithdrawResponsibility(Withdrawal {
+            service: service(s),
+            unit: pick_holder(state, s, u),
+            areas: None,
+        }),
+        Op::Centralise { s, u } => {
+            let agencies: Vec<UnitId> = state
+                .live_units()
+                .filter(|x| x.kind == UnitKind::CentralAgency)
+                .map(|x| x.id.clone())
+                .collect();
+            let agency = if agencies.is_empty() {
+                unit_id(u)
+            } else {
+                agencies[u % agencies.len()].clone()
+            };
+            Action::CentraliseService(Centralisation {
+                service: service(s),
+                agency,
+            })
+        }
+        Op::Decentralise { s } => Action::DecentraliseService(Decentralisation {
+            service: service(s),
+            agency: None,
+        }),
+        Op::OpenPoint { p, u, s } => Action::OpenServicePoint(ServicePointDef {
+            point: ServicePointId::new(format!("p{p}")).unwrap(),
+            name: format!("Point {p}"),
+            unit: unit_id(u),
+            area: None,
+            services: vec![service(s)],
+        }),
+        Op::ClosePoint { p } => Action::CloseServicePoint(ServicePointClosure {
+            point: ServicePointId::new(format!("p{p}")).unwrap(),
+        }),
+        Op::Revoke { nth } => Action::RevokeDecision(Revocation {
+            case_number: format!("{nth}/1"),
+            command_ids: None,
+        }),
+    }
+}
+
+/// One of the units responsible for service `s` on the state's date, or `u{i}` if none is.
+fn pick_holder(state: &OrgState, s: usize, i: usize) -> UnitId {
+    let holders: Vec<UnitId> = state
+        .responsibility_rows()
+        .filter(|(svc, _, _)| **svc == service(s))
+        .map(|(_, _, u)| u.clone())
+        .collect();
+    if holders.is_empty() {
+        unit_id(i)
+    } else {
+        holders[i % holders.len()].clone()
+    }
+}
+
+/// Runs the operations; returns the timeline and the events it accepted.
+fn build(ops: &[(Op, u64)]) -> Result<(Timeline, Vec<TimelineEvent>), TestCaseError> {
+    let mut t = Timeline::default();
+    let mut events = Vec::new();
+    let create = TimelineCommand {
+        context: ctx(usize::MAX, 0),
+        action: Action::CreateTimeline(TimelineDef {
+            name: "prop".into(),
+            description: String::new(),
+        }),
+    };
+    let e = t.decide(create).expect("create").expect("event");
+    t.apply(e.clone());
+    events.push(e);
+    // Services are registered up front so that responsibility operations have something to act on;
+    // `Register` operations later still exercise the duplicate refusal.
+    for i in 0..SERVICES {
+        let reg = TimelineCommand {
+            context: ctx(10_000 + i, 0),
+            action: Action::RegisterService(ServiceDef {
+                service: service(i),
+                name: format!("S{i}"),
+                category: "c".into(),
+            }),
+        };
+        let e = t.decide(reg).expect("register").expect("event");
+        t.apply(e.clone());
+        events.push(e);
+    }
+    // A small organisation to start from: a municipality, three districts with one area each, a
+    // central agency, and s0 run by each district for its own area.
+    let setup = [
+        Action::EstablishUnit(def(unit_id(0), UnitKind::Municipality, None, vec![])),
+        Action::EstablishUnit(def(
+            unit_id(1),
+            UnitKind::District,
+            Some(unit_id(0)),
+            vec![area_def(1)],
+        )),
+        Action::EstablishUnit(def(
+            unit_id(2),
+            UnitKind::District,
+            Some(unit_id(0)),
+            vec![area_def(2)],
+        )),
+        Action::EstablishUnit(def(
+            unit_id(3),
+            UnitKind::District,
+            Some(unit_id(0)),
+            vec![area_def(3)],
+        )),
+        Action::EstablishUnit(def(
+            unit_id(4),
+            UnitKind::CentralAgency,
+            Some(unit_id(0)),
+            vec![],
+        )),
+        Action::AssignResponsibility(Assignment {
+            service: service(0),
+            unit: unit_id(1),
+            areas: vec![area(1)],
+        }),
+        Action::AssignResponsibility(Assignment {
+            service: service(0),
+            unit: unit_id(2),
+            areas: vec![area(2)],
+        }),
+        Action::AssignResponsibility(Assignment {
+            service: service(0),
+            unit: unit_id(3),
+            areas: vec![area(3)],
+        }),
+    ];
+    for (i, a) in setup.into_iter().enumerate() {
+        let e = t
+            .decide(TimelineCommand {
+                context: ctx(20_000 + i, 0),
+                action: a,
+            })
+            .expect("setup")
+            .expect("event");
+        t.apply(e.clone());
+        events.push(e);
+    }
+    for (n, (op, k)) in ops.iter().enumerate() {
+        let state = t.state_at(date(*k));
+        let cmd = TimelineCommand {
+            context: ctx(n, *k),
+            action: action(op, n, &state),
+        };
+        let before = t.clone();
+        match t.decide(cmd) {
+            Ok(Some(e)) => {
+                t.apply(e.clone());
+                events.push(e);
+            }
+            Ok(None) => prop_assert!(false, "a fresh command id was treated as a retry"),
+            Err(_) => prop_assert_eq!(&t, &before, "a refused command changed the timeline"),
+        }
+    }
+    Ok((t, events))
+}
+
+fn probe_dates() -> Vec<NaiveDate> {
+    (0..=21)
+        .flat_map(|k| [date(k) - Days::new(1), date(k)])
+        .collect()
+}
+
+fn check_invariants(s: &OrgState, when: &str) -> Result<(), TestCaseError> {
+    let mut pairs = BTreeSet::new();
+    for (svc, a, u) in s.responsibility_rows() {
+        prop_assert!(
+            pairs.insert((svc.clone(), a.clone())),
+            "{when}: two units for ({svc}, {a})"
+        );
+        prop_assert!(
+            s.units.get(u).is_some_and(|x| x.is_live()),
+            "{when}: ({svc}, {a}) held by dead or unknown unit {u}"
+        );
+        prop_assert!(
+            s.areas.get(a).is_some_and(|x| x.is_active()),
+            "{when}: ({svc}, {a}) on a retired area"
+        );
+        prop_assert!(
+            s.services.get(svc).is_some_and(|x| x.is_active()),
+            "{when}: retired service {svc} still held"
+        );
+    }
+    prop_assert!(!s.has_cycle(), "{when}: the unit tree has a cycle");
+    for u in s.live_units() {
+        if let Some(p) = &u.parent {
+            prop_assert!(
+                s.units.contains_key(p),
+                "{when}: {} has unknown parent {p}",
+                u.id
+            );
+        }
+    }
+    for a in s.areas.values().filter(|a| a.is_active()) {
+        if let Some(h) = &a.holder {
+            prop_assert!(
+                s.units.get(h).is_some_and(|x| x.is_live()),
+                "{when}: area {} held by dead unit {h}",
+                a.code
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ops() -> impl Strategy<Value = Vec<(Op, u64)>> {
+    proptest::collection::vec((op(), 0..20u64), 5..45)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// (a) and (b), at every probed date and as known at every version.
+    #[test]
+    fn invariants_hold_at_every_date_and_every_version(ops in ops()) {
+        let (t, _) = build(&ops)?;
+        for v in 1..=t.version() {
+            for d in probe_dates() {
+                check_invariants(&t.state_at_as_known(d, v), &format!("{d} as known at v{v}"))?;
+            }
+        }
+    }
+
+    /// (c) replaying the events rebuilds the same aggregate; a snapshot decides like the original.
+    #[test]
+    fn replay_and_snapshot_give_the_same_timeline(ops in ops(), next in op(), k in 0..20u64) {
+        let (mut t, events) = build(&ops)?;
+        let mut replayed = Timeline::default();
+        for e in events {
+            replayed.apply(e);
+        }
+        prop_assert_eq!(&replayed, &t);
+        for d in probe_dates() {
+            prop_assert_eq!(replayed.state_at(d), t.state_at(d));
+        }
+        let json = serde_json::to_string(&t).expect("serialise");
+        let mut restored: Timeline = serde_json::from_str(&json).expect("deserialise");
+        prop_assert_eq!(&restored, &t);
+        let cmd = TimelineCommand { context: ctx(1000, k), action: action(&next, 1000, &t.state_at(date(k))) };
+        prop_assert_eq!(restored.decide(cmd.clone()), t.decide(cmd));
+    }
+
+    /// (d) a merge effective on D changes nothing before D.
+    #[test]
+    fn a_merge_leaves_earlier_dates_unchanged(ops in ops(), a in 0..UNITS, b in 0..UNITS, into_new in any::<bool>(), k in 1..20u64) {
+        let (mut t, _) = build(&ops)?;
+        let before: Vec<OrgState> = probe_dates().into_iter().map(|d| t.state_at(d)).collect();
+        let merge = TimelineCommand {
+            context: ctx(2000, k),
+            action: action(&Op::Merge { a, b, into_new, new: 9 }, 2000, &t.state_at(date(k))),
+        };
+        if let Ok(Some(e)) = t.decide(merge) {
+            t.apply(e);
+            for (d, old) in probe_dates().into_iter().zip(before) {
+                if d < date(k) {
+                    prop_assert_eq!(t.state_at(d), old, "state on {} changed", d);
+                }
+            }
+            check_invariants(&t.state_at(date(k)), "after the merge")?;
+        }
+    }
+}
+
+/// The generator is worth something only if it produces accepted commands of every kind.
+#[test]
+fn the_generator_reaches_every_kind_of_change() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut kinds = BTreeSet::new();
+    for _ in 0..400 {
+        let ops = ops().new_tree(&mut runner).expect("tree").current();
+        let (_, events) = build(&ops).expect("build");
+        kinds.extend(events.iter().map(|e| e.change.type_name()));
+    }
+    for k in [
+        "UnitEstablished",
+        "UnitRenamed",
+        "UnitMoved",
+        "UnitDissolved",
+        "UnitsMerged",
+        "UnitSplit",
+        "AreaTransferred",
+        "ServiceRegistered",
+        "ServiceRetired",
+        "ResponsibilityAssigned",
+        "ResponsibilityTransferred",
+        "ResponsibilityWithdrawn",
+        "ServiceCentralised",
+        "ServiceDecentralised",
+        "ServicePointOpened",
+        "ServicePointClosed",
+        "DecisionRevoked",
+    ] {
+        assert!(
+            kinds.contains(k),
+            "no accepted {k} in 400 random sequences: {kinds:?}"
+        );
+    }
+}
