@@ -1,0 +1,16 @@
+-- Exactly-once: one row per applied command id, written in the same statement as its events.
+-- A retried command id hits the primary key and the store answers with the original events
+-- (stream_id, first_version..last_version) instead of writing new ones.
+CREATE TABLE commands (
+    command_id    text        NOT NULL,
+    stream_id     text        NOT NULL,
+    first_version bigint      NOT NULL,
+    last_version  bigint      NOT NULL,
+    recorded_at   timestamptz NOT NULL,
+    CONSTRAINT commands_pkey PRIMARY KEY (command_id),
+    CONSTRAINT commands_versions_check CHECK (first_version >= 1 AND last_version >= first_version)
+);
+
+-- verify() compares the last event of a stream with the last version its commands claim,
+-- so that deleting the tail of a stream is detected too.
+CREATE INDEX commands_stream_idx ON commands (stream_id, last_version);

@@ -1,0 +1,580 @@
+//! The connected database (PostgreSQL or SQLite) and every SQL statement the store runs.
+//!
+//! All SQL lives here, one function per operation with one arm per backend, so that the two
+//! dialects can be read side by side. Queries are checked at run time (`sqlx::query`), never at
+//! compile time: building omorg must not need a database.
+
+use crate::error::StoreError;
+use crate::hash::canonical_time;
+use crate::model::{Checkpoint, RecordedEvent};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use sqlx::Row;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Default pool size; the bench and busy servers ask for more with
+/// [`Database::connect_with_max_connections`].
+const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// How long an SQLite writer waits for the single write lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection pool to one of the supported databases, chosen by URL.
+///
+/// Cloning is cheap (pools are reference-counted). The variants are public so that later crates
+/// (projections) can run their own SQL on the same pool.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// PostgreSQL (production).
+    Postgres(PgPool),
+    /// SQLite, a file or in memory (the embedded default).
+    Sqlite(SqlitePool),
+}
+
+/// Which database a [`Database`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Database {
+    /// Connects to `postgres://…`/`postgresql://…` or `sqlite:…` (e.g. `sqlite://omorg.db`,
+    /// `sqlite::memory:`). Does not migrate; call [`Database::migrate`].
+    #[tracing::instrument(name = "store.connect", skip(url))]
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_max_connections(url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// Like [`Database::connect`] with a pool of up to `max_connections` (an in-memory SQLite
+    /// database always uses exactly one connection: each connection would see its own database).
+    #[tracing::instrument(name = "store.connect", skip(url))]
+    pub async fn connect_with_max_connections(
+        url: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .connect(url)
+                .await?;
+            Ok(Self::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true);
+            let pool = if in_memory {
+                // One connection, kept forever: closing it would drop the database.
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await?
+            } else {
+                // WAL: readers do not block the writer nor each other.
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with(options.journal_mode(SqliteJournalMode::Wal))
+                    .await?
+            };
+            Ok(Self::Sqlite(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the schema migrations (`migrations/postgres` or `migrations/sqlite`, embedded at
+    /// compile time). Idempotent; safe to run from several instances at once on PostgreSQL.
+    #[tracing::instrument(name = "store.migrate", skip(self))]
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+            Self::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// Up to `limit` events after `after` in the global order, oldest first.
+    ///
+    /// Never skips an event: on PostgreSQL it returns nothing at or beyond the oldest transaction
+    /// still in flight (docs/adr/0001-global-ordering.md), so an event whose transaction commits
+    /// late is still ahead of the checkpoint when it becomes visible. An empty result means
+    /// "nothing more yet", not "end of log".
+    #[tracing::instrument(name = "store.read_all_after", skip(self), fields(after = %after))]
+    pub async fn read_all_after(
+        &self,
+        after: &Checkpoint,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                let rows = sqlx::query(&format!(
+                    "SELECT {PG_COLUMNS} FROM events \
+                     WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY tx_id, position LIMIT $3"
+                ))
+                .bind(after.tx())
+                .bind(after.position())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(pg_event).collect()
+            }
+            Self::Sqlite(pool) => {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ?1 \
+                     ORDER BY position LIMIT ?2"
+                ))
+                .bind(after.position())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(sqlite_event).collect()
+            }
+        }
+    }
+
+    /// Events of one stream with `from <= version <= to`, in version order.
+    pub(crate) async fn stream_events(
+        &self,
+        stream_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (from, to) = (to_i64(from)?, to_i64(to)?);
+        match self {
+            Self::Postgres(pool) => {
+                let rows = sqlx::query(&format!(
+                    "SELECT {PG_COLUMNS} FROM events WHERE stream_id = $1 \
+                     AND stream_version BETWEEN $2 AND $3 ORDER BY stream_version"
+                ))
+                .bind(stream_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(pg_event).collect()
+            }
+            Self::Sqlite(pool) => {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SQLITE_COLUMNS} FROM events WHERE stream_id = ?1 \
+                     AND stream_version BETWEEN ?2 AND ?3 ORDER BY stream_version"
+                ))
+                .bind(stream_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(sqlite_event).collect()
+            }
+        }
+    }
+
+    /// Appends one command's events and its `commands` row atomically.
+    ///
+    /// PostgreSQL: one autocommit statement (two data-modifying CTEs), i.e. one round trip and
+    /// one commit. SQLite: one `BEGIN IMMEDIATE` transaction. Returns the (tx, position) of each
+    /// event in order.
+    pub(crate) async fn append(
+        &self,
+        batch: &AppendBatch<'_>,
+    ) -> Result<Vec<Checkpoint>, AppendError> {
+        let (first, last) = match (batch.events.first(), batch.events.last()) {
+            (Some(f), Some(l)) => (to_i64(f.version)?, to_i64(l.version)?),
+            _ => return Ok(Vec::new()),
+        };
+        let metadata = batch.metadata.to_string();
+        match self {
+            Self::Postgres(pool) => {
+                let mut versions = Vec::with_capacity(batch.events.len());
+                for e in batch.events {
+                    versions.push(to_i64(e.version)?);
+                }
+                let column = |f: fn(&NewEvent) -> String| -> Vec<String> {
+                    batch.events.iter().map(f).collect()
+                };
+                let rows = sqlx::query(PG_APPEND)
+                    .bind(batch.stream_id)
+                    .bind(versions)
+                    .bind(column(|e| e.event_type.clone()))
+                    .bind(column(|e| e.event_version.clone()))
+                    .bind(column(|e| e.payload.to_string()))
+                    .bind(metadata)
+                    .bind(batch.recorded_at)
+                    .bind(column(|e| e.prev_hash.clone()))
+                    .bind(column(|e| e.hash.clone()))
+                    .bind(batch.command_id)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(Checkpoint::new(r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            }
+            Self::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock now, so two appends cannot both read and then
+                // fail to upgrade (SQLITE_BUSY deadlock); writers queue on the busy timeout.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let recorded_at = canonical_time(&batch.recorded_at);
+                let mut out = Vec::with_capacity(batch.events.len());
+                for e in batch.events {
+                    let position: i64 = sqlx::query_scalar(
+                        "INSERT INTO events (stream_id, stream_version, event_type, event_version, \
+                         payload, metadata, recorded_at, prev_hash, hash) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING position",
+                    )
+                    .bind(batch.stream_id)
+                    .bind(to_i64(e.version)?)
+                    .bind(&e.event_type)
+                    .bind(&e.event_version)
+                    .bind(e.payload.to_string())
+                    .bind(&metadata)
+                    .bind(&recorded_at)
+                    .bind(&e.prev_hash)
+                    .bind(&e.hash)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    out.push(Checkpoint::new(0, position));
+                }
+                sqlx::query(
+                    "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
+                     recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .bind(batch.command_id)
+                .bind(batch.stream_id)
+                .bind(first)
+                .bind(last)
+                .bind(&recorded_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The stream and version range a command id was applied to, if it was.
+    pub(crate) async fn find_command(
+        &self,
+        command_id: &str,
+    ) -> Result<Option<(String, u64, u64)>, StoreError> {
+        let sql = match self {
+            Self::Postgres(_) => {
+                "SELECT stream_id, first_version, last_version FROM commands WHERE command_id = $1"
+            }
+            Self::Sqlite(_) => {
+                "SELECT stream_id, first_version, last_version FROM commands WHERE command_id = ?1"
+            }
+        };
+        let row: Option<(String, i64, i64)> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(command_id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as(sql)
+                    .bind(command_id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        row.map(|(s, f, l)| Ok((s, to_u64(f)?, to_u64(l)?)))
+            .transpose()
+    }
+
+    /// The highest version any recorded command claims for a stream (0 if none): verify uses it
+    /// to detect a deleted tail.
+    pub(crate) async fn claimed_version(&self, stream_id: &str) -> Result<u64, StoreError> {
+        let v: Option<i64> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar("SELECT max(last_version) FROM commands WHERE stream_id = $1")
+                    .bind(stream_id)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT max(last_version) FROM commands WHERE stream_id = ?1")
+                    .bind(stream_id)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        to_u64(v.unwrap_or(0))
+    }
+
+    /// The stream's snapshot, if any. The state is raw JSON; the caller decides whether it still
+    /// deserialises.
+    pub(crate) async fn load_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<SnapshotRow>, StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                let row: Option<(i64, String, Value)> = sqlx::query_as(
+                    "SELECT stream_version, last_hash, state FROM snapshots WHERE stream_id = $1",
+                )
+                .bind(stream_id)
+                .fetch_optional(pool)
+                .await?;
+                row.map(|(v, last_hash, state)| {
+                    Ok(SnapshotRow {
+                        version: to_u64(v)?,
+                        last_hash,
+                        state,
+                    })
+                })
+                .transpose()
+            }
+            Self::Sqlite(pool) => {
+                let row: Option<(i64, String, String)> = sqlx::query_as(
+                    "SELECT stream_version, last_hash, state FROM snapshots WHERE stream_id = ?1",
+                )
+                .bind(stream_id)
+                .fetch_optional(pool)
+                .await?;
+                row.map(|(v, last_hash, state)| {
+                    Ok(SnapshotRow {
+                        version: to_u64(v)?,
+                        last_hash,
+                        // Unparseable text is treated like a state that no longer deserialises.
+                        state: serde_json::from_str(&state).unwrap_or(Value::Null),
+                    })
+                })
+                .transpose()
+            }
+        }
+    }
+
+    /// Writes (or overwrites) the stream's one snapshot row, unless a newer one is there.
+    pub(crate) async fn save_snapshot(
+        &self,
+        stream_id: &str,
+        aggregate_type: &str,
+        version: u64,
+        last_hash: &str,
+        state: &Value,
+    ) -> Result<(), StoreError> {
+        let version = to_i64(version)?;
+        match self {
+            Self::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO snapshots (stream_id, aggregate_type, stream_version, last_hash, \
+                     state, taken_at) VALUES ($1, $2, $3, $4, $5::jsonb, now()) \
+                     ON CONFLICT (stream_id) DO UPDATE SET aggregate_type = excluded.aggregate_type, \
+                     stream_version = excluded.stream_version, last_hash = excluded.last_hash, \
+                     state = excluded.state, taken_at = excluded.taken_at \
+                     WHERE snapshots.stream_version <= excluded.stream_version",
+                )
+                .bind(stream_id)
+                .bind(aggregate_type)
+                .bind(version)
+                .bind(last_hash)
+                .bind(state.to_string())
+                .execute(pool)
+                .await?;
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO snapshots (stream_id, aggregate_type, stream_version, last_hash, \
+                     state, taken_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (stream_id) DO UPDATE SET aggregate_type = excluded.aggregate_type, \
+                     stream_version = excluded.stream_version, last_hash = excluded.last_hash, \
+                     state = excluded.state, taken_at = excluded.taken_at \
+                     WHERE snapshots.stream_version <= excluded.stream_version",
+                )
+                .bind(stream_id)
+                .bind(aggregate_type)
+                .bind(version)
+                .bind(last_hash)
+                .bind(state.to_string())
+                .bind(canonical_time(&Utc::now()))
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The one-round-trip append on PostgreSQL: both inserts in one autocommit statement, so there
+/// is no BEGIN/COMMIT round trip and a unique violation on either (stream version taken, command
+/// id used) aborts both. `unnest` … `ORDER BY` makes positions follow stream versions.
+const PG_APPEND: &str = "\
+WITH new_events AS (
+    INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, metadata,
+                        recorded_at, prev_hash, hash)
+    SELECT $1, u.v, u.t, u.ev, u.p::jsonb, $6::jsonb, $7, u.ph, u.h
+    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $8::text[], $9::text[])
+         AS u(v, t, ev, p, ph, h)
+    ORDER BY u.v
+    RETURNING tx_id, position, stream_version
+), new_command AS (
+    INSERT INTO commands (command_id, stream_id, first_version, last_version, recorded_at)
+    VALUES ($10, $1, $11, $12, $7)
+)
+SELECT tx_id::text::bigint, position FROM new_events ORDER BY stream_version";
+
+const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, stream_id, stream_version, \
+    event_type, event_version, payload, metadata, recorded_at, prev_hash, hash";
+
+const SQLITE_COLUMNS: &str = "position, stream_id, stream_version, event_type, event_version, \
+    payload, metadata, recorded_at, prev_hash, hash";
+
+/// One event about to be appended, already hashed.
+#[derive(Debug)]
+pub(crate) struct NewEvent {
+    pub version: u64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// One command's events and metadata, appended atomically.
+#[derive(Debug)]
+pub(crate) struct AppendBatch<'a> {
+    pub stream_id: &'a str,
+    pub command_id: &'a str,
+    pub events: &'a [NewEvent],
+    pub metadata: &'a Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A stored snapshot.
+#[derive(Debug)]
+pub(crate) struct SnapshotRow {
+    pub version: u64,
+    pub last_hash: String,
+    pub state: Value,
+}
+
+/// Why an append failed.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// A unique key refused it: the stream version is taken, or the command id was used.
+    UniqueViolation,
+    /// Anything else.
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::UniqueViolation,
+            _ => Self::Store(StoreError::Database(e)),
+        }
+    }
+}
+
+impl From<StoreError> for AppendError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn pg_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let tx: i64 = row.try_get("tx")?;
+    let position: i64 = row.try_get("position")?;
+    Ok(RecordedEvent {
+        checkpoint: Checkpoint::new(tx, position),
+        position,
+        stream_id: row.try_get("stream_id")?,
+        stream_version: to_u64(row.try_get("stream_version")?)?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+        recorded_at: row.try_get("recorded_at")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+fn sqlite_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.try_get("position")?;
+    let stream_id: String = row.try_get("stream_id")?;
+    let stream_version = to_u64(row.try_get("stream_version")?)?;
+    let json = |column: &str| -> Result<Value, StoreError> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{stream_id}@{stream_version}: {column} is not JSON: {e}"
+            ))
+        })
+    };
+    let payload = json("payload")?;
+    let metadata = json("metadata")?;
+    let recorded_at: String = row.try_get("recorded_at")?;
+    let recorded_at = DateTime::parse_from_rfc3339(&recorded_at)
+        .map_err(|e| {
+            StoreError::Corrupt(format!("{stream_id}@{stream_version}: recorded_at: {e}"))
+        })?
+        .with_timezone(&Utc);
+    Ok(RecordedEvent {
+        checkpoint: Checkpoint::new(0, position),
+        position,
+        stream_version,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload,
+        metadata,
+        recorded_at,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+        stream_id,
+    })
+}
+
+pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("version {v} out of range")))
+}
+
+pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative version {v}")))
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,599 @@
+//! [`Store`]: loads aggregates (cache → snapshot + tail → full replay), runs commands, appends
+//! their events exactly once, and implements cqrs-es's `EventStore` on top.
+
+use crate::db::{AppendBatch, AppendError, Database, NewEvent};
+use crate::error::{CommandError, StoreError};
+use crate::hash::{event_hash, HashInput, GENESIS_HASH};
+use crate::model::{CommandMetadata, Committed, Outcome, RecordedEvent};
+use crate::upcast::Upcasters;
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Tuning knobs of a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Take a snapshot once this many events were appended since the last one; 0 disables
+    /// snapshots.
+    pub snapshot_every: u64,
+    /// How many aggregates the in-process cache keeps (least recently used are evicted);
+    /// 0 disables the cache.
+    pub cache_capacity: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 100,
+            cache_capacity: 1024,
+        }
+    }
+}
+
+/// How often commands found their aggregate in the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Commands whose aggregate came from the cache (no database read).
+    pub hits: u64,
+    /// Commands that loaded their aggregate from the database.
+    pub misses: u64,
+}
+
+/// A loaded aggregate with what the next append needs: cqrs-es's `AggregateContext`.
+///
+/// Because cqrs-es 0.5 applies events as the handler writes them, after a command the
+/// aggregate in here already includes that command's events.
+#[derive(Debug)]
+pub struct StoreContext<A> {
+    stream_id: String,
+    aggregate: A,
+    /// Version of the last event applied to `aggregate` (0: empty stream).
+    version: u64,
+    /// Hash of that event: the `prev_hash` of the next one.
+    last_hash: String,
+    /// Version the stored snapshot holds, to know when the next one is due.
+    snapshot_version: u64,
+}
+
+impl<A> StoreContext<A> {
+    /// The stream this aggregate was loaded from.
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+
+    /// The version of the last event the aggregate includes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl<A: Aggregate> AggregateContext<A> for StoreContext<A> {
+    fn aggregate(&mut self) -> &mut A {
+        &mut self.aggregate
+    }
+}
+
+/// An event store for aggregates of type `A` on PostgreSQL or SQLite.
+///
+/// Cheap to clone: clones share the pool, the cache and the services. Use one `Store` per
+/// aggregate type per process; several processes (or `Store`s) may write the same database,
+/// the unique (stream, version) key keeps them consistent.
+pub struct Store<A: Aggregate> {
+    db: Database,
+    services: Arc<A::Services>,
+    config: StoreConfig,
+    upcasters: Arc<Upcasters>,
+    /// Recently used aggregates by stream id. A std mutex, not a tokio one: it is held only to
+    /// take or put an entry, never across an await.
+    cache: Arc<Mutex<Cache<A>>>,
+    hits: Arc<AtomicU64>,
+    misses: Arc<AtomicU64>,
+}
+
+impl<A: Aggregate> Clone for Store<A> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            services: Arc::clone(&self.services),
+            config: self.config,
+            upcasters: Arc::clone(&self.upcasters),
+            cache: Arc::clone(&self.cache),
+            hits: Arc::clone(&self.hits),
+            misses: Arc::clone(&self.misses),
+        }
+    }
+}
+
+impl<A: Aggregate> std::fmt::Debug for Store<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("aggregate", &A::TYPE)
+            .field("backend", &self.db.backend())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate> Store<A> {
+    /// A store on `db` (already migrated) whose commands get `services`.
+    pub fn new(db: Database, services: A::Services) -> Self {
+        Self {
+            db,
+            services: Arc::new(services),
+            config: StoreConfig::default(),
+            upcasters: Arc::new(Upcasters::new()),
+            cache: Arc::new(Mutex::new(Cache::default())),
+            hits: Arc::default(),
+            misses: Arc::default(),
+        }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: StoreConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the upcasters applied to stored payloads before deserialising.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = Arc::new(upcasters);
+        self
+    }
+
+    /// The database, for readers ([`Database::read_all_after`], [`Database::verify`]).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The upcasters in use (to decode [`RecordedEvent`]s the same way the store does).
+    pub fn upcasters(&self) -> &Upcasters {
+        &self.upcasters
+    }
+
+    /// Cache hit/miss counters since this store was created.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `command` on stream `stream_id` exactly once per `metadata.command_id`.
+    ///
+    /// Loads the aggregate (from the cache when possible), lets it handle the command, appends
+    /// the resulting events together with the command id in one atomic write, and returns them
+    /// with their global positions. If the command id was already applied to this stream, returns
+    /// that original outcome (`duplicate: true`) and writes nothing; on another stream, fails
+    /// with [`StoreError::DuplicateCommandIdOtherStream`]. If another writer appended to the
+    /// stream meanwhile, fails with [`StoreError::Conflict`] and writes nothing: retry.
+    #[tracing::instrument(
+        name = "store.execute",
+        skip(self, command, metadata),
+        fields(aggregate = A::TYPE, command_id = %metadata.command_id)
+    )]
+    pub async fn execute(
+        &self,
+        stream_id: &str,
+        command: A::Command,
+        metadata: CommandMetadata,
+    ) -> Result<Outcome<A::Event>, CommandError<A::Error>> {
+        if metadata.command_id.is_empty() {
+            return Err(StoreError::MissingCommandId.into());
+        }
+        let mut context = self.load_context(stream_id).await?;
+        let sink = EventSink::default();
+        let handled = context
+            .aggregate
+            .handle(command, &self.services, &sink)
+            .await;
+        let events = sink.collect().await;
+        match handled {
+            Err(rejection) => {
+                // The handler may have applied some events before failing, so `context` is
+                // dropped, not cached. A retry of an applied command is often refused by the
+                // domain ("already exists"): answer it with its original outcome instead.
+                match self
+                    .original_outcome(stream_id, &metadata.command_id)
+                    .await?
+                {
+                    Some(outcome) => Ok(outcome),
+                    None => Err(CommandError::Rejected(rejection)),
+                }
+            }
+            Ok(()) if events.is_empty() => {
+                match self
+                    .original_outcome(stream_id, &metadata.command_id)
+                    .await?
+                {
+                    Some(outcome) => Ok(outcome),
+                    None => {
+                        let version = context.version;
+                        self.cache_put(context);
+                        Ok(Outcome {
+                            stream_id: stream_id.to_owned(),
+                            version,
+                            events: Vec::new(),
+                            duplicate: false,
+                        })
+                    }
+                }
+            }
+            Ok(()) => Ok(self.append(events, context, &metadata).await?),
+        }
+    }
+
+    /// Loads the aggregate of `stream_id` as of its last event (cache, else snapshot + tail,
+    /// else full replay). The entry is taken out of the cache while a command runs on it.
+    #[tracing::instrument(name = "store.load", skip(self), fields(aggregate = A::TYPE))]
+    pub async fn load_context(&self, stream_id: &str) -> Result<StoreContext<A>, StoreError> {
+        if let Some(context) = self.cache_take(stream_id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(context);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let mut context = StoreContext {
+            stream_id: stream_id.to_owned(),
+            aggregate: A::default(),
+            version: 0,
+            last_hash: GENESIS_HASH.to_owned(),
+            snapshot_version: 0,
+        };
+        let mut rewrite_snapshot = false;
+        if let Some(snapshot) = self.db.load_snapshot(stream_id).await? {
+            match serde_json::from_value::<A>(snapshot.state) {
+                Ok(aggregate) => {
+                    context.aggregate = aggregate;
+                    context.version = snapshot.version;
+                    context.last_hash = snapshot.last_hash;
+                    context.snapshot_version = snapshot.version;
+                }
+                Err(error) => {
+                    // The aggregate type changed: replay everything, then overwrite the row.
+                    tracing::warn!(stream_id, %error, "snapshot no longer deserialises; replaying");
+                    rewrite_snapshot = true;
+                }
+            }
+        }
+        let tail = self
+            .db
+            .stream_events(stream_id, context.version + 1, i64::MAX as u64)
+            .await?;
+        for record in tail {
+            if record.stream_version != context.version + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "stream {stream_id} jumps from version {} to {}",
+                    context.version, record.stream_version
+                )));
+            }
+            let event: A::Event = record.decode(&self.upcasters)?;
+            context.aggregate.apply(event);
+            context.version = record.stream_version;
+            context.last_hash = record.hash;
+        }
+        if rewrite_snapshot && context.version > 0 {
+            self.snapshot(&mut context).await;
+        }
+        Ok(context)
+    }
+
+    /// Every event of `stream_id`, decoded, in version order.
+    #[tracing::instrument(name = "store.load_stream", skip(self), fields(aggregate = A::TYPE))]
+    pub async fn load_stream(
+        &self,
+        stream_id: &str,
+    ) -> Result<Vec<Committed<A::Event>>, StoreError> {
+        let records = self.db.stream_events(stream_id, 1, i64::MAX as u64).await?;
+        self.decode_all(records)
+    }
+
+    /// Appends the events a command produced; `context` already has them applied.
+    async fn append(
+        &self,
+        events: Vec<A::Event>,
+        mut context: StoreContext<A>,
+        metadata: &CommandMetadata,
+    ) -> Result<Outcome<A::Event>, StoreError> {
+        let stream_id = context.stream_id.clone();
+        // The context's version is still the one loaded: events were applied, not yet counted.
+        let expected_version = context.version;
+        let metadata_json = metadata.to_json();
+        let recorded_at = now_micros();
+        let mut prev_hash = context.last_hash.clone();
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let payload =
+                serde_json::to_value(event).map_err(|source| StoreError::Serialization {
+                    what: format!("event {} of {stream_id}", event.event_type()),
+                    source,
+                })?;
+            let version = expected_version + 1 + i as u64;
+            let event_type = event.event_type();
+            let event_version = event.event_version();
+            let hash = event_hash(&HashInput {
+                stream_id: &stream_id,
+                stream_version: version,
+                event_type: &event_type,
+                event_version: &event_version,
+                payload: &payload,
+                metadata: &metadata_json,
+                recorded_at: &recorded_at,
+                prev_hash: &prev_hash,
+            });
+            rows.push(NewEvent {
+                version,
+                event_type,
+                event_version,
+                payload,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
+        let batch = AppendBatch {
+            stream_id: &stream_id,
+            command_id: &metadata.command_id,
+            events: &rows,
+            metadata: &metadata_json,
+            recorded_at,
+        };
+        let checkpoints = match self.db.append(&batch).await {
+            Ok(checkpoints) => checkpoints,
+            Err(AppendError::UniqueViolation) => {
+                // Either the version was taken (another writer, or our cached state was stale)
+                // or the command id was used (a retry racing its original). The cached entry
+                // was already taken out; the next command reloads from the database.
+                return match self
+                    .original_outcome(&stream_id, &metadata.command_id)
+                    .await?
+                {
+                    Some(outcome) => Ok(outcome),
+                    None => Err(StoreError::Conflict {
+                        stream: stream_id,
+                        expected_version,
+                    }),
+                };
+            }
+            Err(AppendError::Store(e)) => return Err(e),
+        };
+        if checkpoints.len() != rows.len() {
+            return Err(StoreError::Corrupt(format!(
+                "append to {stream_id} stored {} of {} events",
+                checkpoints.len(),
+                rows.len()
+            )));
+        }
+        let committed: Vec<Committed<A::Event>> = rows
+            .into_iter()
+            .zip(checkpoints)
+            .zip(events)
+            .map(|((row, checkpoint), event)| Committed {
+                record: RecordedEvent {
+                    checkpoint,
+                    position: checkpoint.position(),
+                    stream_id: stream_id.clone(),
+                    stream_version: row.version,
+                    event_type: row.event_type,
+                    event_version: row.event_version,
+                    payload: row.payload,
+                    metadata: metadata_json.clone(),
+                    recorded_at,
+                    prev_hash: row.prev_hash,
+                    hash: row.hash,
+                },
+                event,
+            })
+            .collect();
+        if let Some(last) = committed.last() {
+            context.version = last.record.stream_version;
+            context.last_hash.clone_from(&last.record.hash);
+        }
+        if self.config.snapshot_every > 0
+            && context.version - context.snapshot_version >= self.config.snapshot_every
+        {
+            self.snapshot(&mut context).await;
+        }
+        let version = context.version;
+        self.cache_put(context);
+        Ok(Outcome {
+            stream_id,
+            version,
+            events: committed,
+            duplicate: false,
+        })
+    }
+
+    /// Writes a snapshot of the context's aggregate as it is (events already applied). A failure
+    /// is logged, not returned: the events are committed and a snapshot is only a cache.
+    async fn snapshot(&self, context: &mut StoreContext<A>) {
+        let state = match serde_json::to_value(&context.aggregate) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(stream_id = context.stream_id, %error, "aggregate does not serialise; no snapshot");
+                return;
+            }
+        };
+        match self
+            .db
+            .save_snapshot(
+                &context.stream_id,
+                A::TYPE,
+                context.version,
+                &context.last_hash,
+                &state,
+            )
+            .await
+        {
+            Ok(()) => context.snapshot_version = context.version,
+            Err(error) => {
+                tracing::warn!(stream_id = context.stream_id, %error, "snapshot not saved")
+            }
+        }
+    }
+
+    /// The outcome of an already-applied command id, if it was applied to `stream_id`.
+    async fn original_outcome(
+        &self,
+        stream_id: &str,
+        command_id: &str,
+    ) -> Result<Option<Outcome<A::Event>>, StoreError> {
+        let Some((original_stream, first, last)) = self.db.find_command(command_id).await? else {
+            return Ok(None);
+        };
+        if original_stream != stream_id {
+            return Err(StoreError::DuplicateCommandIdOtherStream {
+                command_id: command_id.to_owned(),
+                stream: stream_id.to_owned(),
+                original_stream,
+            });
+        }
+        let records = self.db.stream_events(stream_id, first, last).await?;
+        if records.len() as u64 != last - first + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "command {command_id} claims {stream_id}@{first}..={last} but {} events are there",
+                records.len()
+            )));
+        }
+        Ok(Some(Outcome {
+            stream_id: stream_id.to_owned(),
+            version: last,
+            events: self.decode_all(records)?,
+            duplicate: true,
+        }))
+    }
+
+    fn decode_all(
+        &self,
+        records: Vec<RecordedEvent>,
+    ) -> Result<Vec<Committed<A::Event>>, StoreError> {
+        records
+            .into_iter()
+            .map(|record| {
+                let event = record.decode(&self.upcasters)?;
+                Ok(Committed { record, event })
+            })
+            .collect()
+    }
+
+    fn cache_take(&self, stream_id: &str) -> Option<StoreContext<A>> {
+        if self.config.cache_capacity == 0 {
+            return None;
+        }
+        // A poisoned lock only means another thread panicked mid-update of a plain map;
+        // the map is still consistent (each operation is a single insert/remove).
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.entries.remove(stream_id).map(|(context, _)| context)
+    }
+
+    fn cache_put(&self, context: StoreContext<A>) {
+        if self.config.cache_capacity == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.put(context, self.config.cache_capacity);
+    }
+}
+
+/// The in-process aggregate cache: stream id → (context, last use tick).
+struct Cache<A> {
+    entries: HashMap<String, (StoreContext<A>, u64)>,
+    tick: u64,
+}
+
+impl<A> Default for Cache<A> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            tick: 0,
+        }
+    }
+}
+
+impl<A> Cache<A> {
+    /// Keeps `context` unless a newer version of the stream is already cached (two commands on
+    /// one stream can finish in either order); evicts the least recently used entry when full.
+    fn put(&mut self, context: StoreContext<A>, capacity: usize) {
+        self.tick += 1;
+        if let Some((existing, _)) = self.entries.get(&context.stream_id) {
+            if existing.version >= context.version {
+                return;
+            }
+        }
+        if self.entries.len() >= capacity && !self.entries.contains_key(&context.stream_id) {
+            // O(n) scan, but only when full, and n is small (hundreds of streams).
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, tick))| *tick)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        let tick = self.tick;
+        self.entries
+            .insert(context.stream_id.clone(), (context, tick));
+    }
+}
+
+/// Now, truncated to microseconds: what both databases store, so the hash computed before the
+/// insert matches the one recomputed from the row.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+impl<A: Aggregate> cqrs_es::EventStore<A> for Store<A> {
+    type AC = StoreContext<A>;
+
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let committed = self
+            .load_stream(aggregate_id)
+            .await
+            .map_err(StoreError::into_aggregate_error)?;
+        Ok(committed.into_iter().map(envelope).collect())
+    }
+
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<StoreContext<A>, AggregateError<A::Error>> {
+        self.load_context(aggregate_id)
+            .await
+            .map_err(StoreError::into_aggregate_error)
+    }
+
+    /// cqrs-es's commit. The metadata map may carry `command_id`, `actor`, `correlation_id`
+    /// and `decision` (see [`CommandMetadata::from_map`]); with a known command id, a retry
+    /// returns the original events.
+    async fn commit(
+        &self,
+        events: Vec<A::Event>,
+        context: StoreContext<A>,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        if events.is_empty() {
+            self.cache_put(context);
+            return Ok(Vec::new());
+        }
+        let metadata = CommandMetadata::from_map(&metadata);
+        let outcome = self
+            .append(events, context, &metadata)
+            .await
+            .map_err(StoreError::into_aggregate_error)?;
+        Ok(outcome.events.into_iter().map(envelope).collect())
+    }
+}
+
+fn envelope<A: Aggregate>(committed: Committed<A::Event>) -> EventEnvelope<A> {
+    EventEnvelope {
+        aggregate_id: committed.record.stream_id.clone(),
+        sequence: usize::try_from(committed.record.stream_version).unwrap_or(usize::MAX),
+        metadata: committed.record.command_metadata().to_map(),
+        payload: committed.event,
+    }
+}
