@@ -130,6 +130,35 @@ impl Timeline {
         state
     }
 
+    /// The organisation on `from` and on every later date on which something changes (as known
+    /// now), ascending; each state holds until the next date. One replay for all of them, which
+    /// is what the projections need to rewrite history from an effective date onward.
+    pub fn states_on_or_after(&self, from: NaiveDate) -> Vec<(NaiveDate, OrgState)> {
+        let mut out: Vec<(NaiveDate, OrgState)> = Vec::new();
+        let mut state = OrgState::default();
+        let mut current: Option<NaiveDate> = None;
+        for r in self.in_force(self.version) {
+            let eff = r.event.context.effective_from;
+            if current.is_some_and(|c| c != eff && c >= from) {
+                out.push((current.unwrap_or(from), state.clone()));
+            }
+            if eff > from && out.is_empty() {
+                out.push((from, state.clone()));
+            }
+            current = Some(eff);
+            let mut next = state.clone();
+            if next.apply_change(eff, &r.event.change).is_ok() {
+                state = next;
+            }
+        }
+        match current {
+            Some(c) if c >= from => out.push((c, state)),
+            _ if out.is_empty() => out.push((from, state)),
+            _ => {}
+        }
+        out
+    }
+
     /// The effective dates on which something changes (as known now), ascending and distinct.
     pub fn change_dates(&self) -> Vec<NaiveDate> {
         let set: BTreeSet<NaiveDate> = self

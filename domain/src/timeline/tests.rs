@@ -1584,3 +1584,45 @@ fn events_round_trip_through_json() {
     let bad = serde_json::json!({"type": "DissolveUnit", "unit": ""});
     assert!(serde_json::from_value::<Action>(bad).is_err());
 }
+
+#[test]
+fn states_on_or_after_lists_each_change_date_from_the_given_one() {
+    let mut t = timeline(oslo());
+    run(&mut t, cmd("m", "2026-01-01", merge_new())).unwrap();
+    run(
+        &mut t,
+        cmd(
+            "cz",
+            "2025-01-01",
+            Action::CentraliseService(Centralisation {
+                service: sc("home-care"),
+                agency: uid("helseetaten"),
+            }),
+        ),
+    )
+    .unwrap();
+    let dates = |from: &str| -> Vec<NaiveDate> {
+        t.states_on_or_after(d(from))
+            .into_iter()
+            .map(|(x, _)| x)
+            .collect()
+    };
+    assert_eq!(
+        dates("2019-01-01"),
+        vec![
+            d("2019-01-01"),
+            d("2020-01-01"),
+            d("2025-01-01"),
+            d("2026-01-01")
+        ]
+    );
+    assert_eq!(
+        dates("2024-06-01"),
+        vec![d("2024-06-01"), d("2025-01-01"), d("2026-01-01")]
+    );
+    assert_eq!(dates("2025-01-01"), vec![d("2025-01-01"), d("2026-01-01")]);
+    assert_eq!(dates("2030-01-01"), vec![d("2030-01-01")]);
+    for (date, state) in t.states_on_or_after(d("2019-01-01")) {
+        assert_eq!(state, t.state_at(date), "state on {date}");
+    }
+}
