@@ -1,1 +1,43 @@
-//! omorg-api: not yet filled.
+//! # omorg-api
+//!
+//! What users touch: the HTTP API (axum) and the `omorg` command line, on top of the domain
+//! (`omorg-domain`) and the event store (`omorg-store`).
+//!
+//! # Layout
+//! - [`routes`]: [`app`], the router, one handler per route, and the OpenAPI document.
+//! - [`service`]: [`Omorg`], the application layer shared by HTTP and CLI: create and fork
+//!   timelines, run commands (a batch is all or nothing), read the event log, verify.
+//! - [`batch`]: the timeline aggregate commanded with a *list* of commands, which is how a batch
+//!   is appended in one transaction.
+//! - [`queries`]: org chart and responsibility matrix on a date (today from the aggregate; the one
+//!   place to switch to projections).
+//! - [`render`]: CSV, Graphviz DOT and Mermaid renderings.
+//! - [`error`]: [`ApiError`], one HTTP status per variant, as `application/problem+json`; the
+//!   JSON body extractor whose rejections are problems too.
+//! - [`auth`]: bearer tokens and roles (planner, auditor, reader, admin).
+//! - [`metrics`]: Prometheus counters.
+//! - [`config`]: the command line and environment ([`config::Cli`]).
+//! - [`cli`]: the `omorg` subcommands (serve, migrate, import, export, org-chart, verify, demo).
+//! - [`import`]: reading command files (YAML/JSON) and CSV tables into commands.
+//! - [`demo`]: the demo data set (Oslo's districts, the new Asker) as commands.
+//! - [`state`]: [`AppState`], what every handler gets.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod batch;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod import;
+pub mod metrics;
+pub mod queries;
+pub mod render;
+pub mod routes;
+pub mod service;
+pub mod state;
+
+pub use error::ApiError;
+pub use routes::app;
+pub use service::Omorg;
+pub use state::AppState;

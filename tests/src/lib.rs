@@ -1,1 +1,1 @@
-//! End-to-end tests: not yet filled.
+//! e2e

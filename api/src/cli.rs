@@ -1,0 +1,352 @@
+//! The `omorg` subcommands. Each returns a [`CliError`] rather than panicking; `main` prints it
+//! on standard error and exits non-zero.
+
+use crate::auth::AuthConfig;
+use crate::config::{
+    ChartFormat, Cli, Command, ExportArgs, ImportArgs, LogFormat, OrgChartArgs, ServeArgs,
+    VerifyArgs,
+};
+use crate::error::ApiError;
+use crate::queries::{AsOf, OrgChart, UnitNode};
+use crate::service::{CreateTimelineRequest, Omorg};
+use crate::state::AppState;
+use omorg_store::Database;
+use std::io::Write;
+use tracing_subscriber::EnvFilter;
+
+/// Why a subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The invocation or configuration is wrong. Exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// An input file is unreadable or malformed. Exit code 1.
+    #[error("{0}")]
+    Input(String),
+    /// The application refused or failed. Exit code 1.
+    #[error("{}", describe(.0))]
+    Api(#[from] ApiError),
+    /// The store failed (connecting, migrating). Exit code 1.
+    #[error("{}", chain(.0))]
+    Store(#[from] omorg_store::StoreError),
+    /// Reading or writing a file or socket failed. Exit code 1.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The hash chain of a timeline is broken. Exit code 3.
+    #[error("{0}")]
+    Broken(String),
+    /// The subcommand is not available in this build. Exit code 2.
+    #[error("{0}")]
+    NotAvailable(&'static str),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) | Self::NotAvailable(_) => 2,
+            Self::Broken(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// An error and its causes on one line (the CLI user is the operator: causes are shown).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn describe(e: &ApiError) -> String {
+    let p = e.problem();
+    let mut s = match e {
+        ApiError::Internal(_) | ApiError::Unavailable(_) => chain(e),
+        _ => p.detail.clone(),
+    };
+    if let Some(rule) = p.rule {
+        s.push_str(&format!(" [rule: {rule}]"));
+    }
+    if let Some(field) = p.field {
+        s.push_str(&format!(" [field: {field}]"));
+    }
+    s
+}
+
+/// Sets up `tracing` logs on standard error: `RUST_LOG` filters (default `default`).
+pub fn init_logging(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // `try_init`: a second call (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let default_log = if matches!(cli.command, Command::Serve(_)) {
+        "info,sqlx=warn"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, default_log);
+    if let Command::Rebuild = cli.command {
+        return Err(CliError::NotAvailable(
+            "rebuild is not available yet: the projections are not part of this build \
+             (queries are answered from the event log directly, so nothing needs rebuilding)",
+        ));
+    }
+    let db = connect(cli.database_url.expose(), &cli.database_url.redacted()).await?;
+    let app = Omorg::new(db.clone());
+    let result = match cli.command {
+        Command::Serve(args) => serve(app, args).await,
+        Command::Migrate => {
+            eprintln!("migrated {}", cli.database_url);
+            Ok(())
+        }
+        Command::Import(args) => import(&app, args).await,
+        Command::Export(args) => export(&app, args).await,
+        Command::OrgChart(args) => org_chart(&app, args).await,
+        Command::Verify(args) => verify(&app, args).await,
+        Command::Demo => {
+            let report = crate::demo::load(&app).await?;
+            eprintln!("{report}");
+            Ok(())
+        }
+        Command::Rebuild => Ok(()),
+    };
+    db.close().await;
+    result
+}
+
+/// Connects and migrates.
+async fn connect(url: &str, shown: &str) -> Result<Database, CliError> {
+    let db = Database::connect(url)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot open database {shown}: {}", chain(&e))))?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Checks the auth configuration against the listen address.
+pub fn auth_for(args: &ServeArgs) -> Result<AuthConfig, CliError> {
+    match (&args.tokens, args.no_auth) {
+        (Some(_), true) => Err(CliError::Usage(
+            "give either OMORG_TOKENS/--tokens or --no-auth, not both".into(),
+        )),
+        (Some(tokens), false) => Ok(tokens.clone()),
+        (None, true) if args.listen.ip().is_loopback() => Ok(AuthConfig::disabled()),
+        (None, true) => Err(CliError::Usage(format!(
+            "--no-auth is only allowed on a loopback address, not {}; configure OMORG_TOKENS",
+            args.listen
+        ))),
+        (None, false) => Err(CliError::Usage(
+            "no tokens configured: set OMORG_TOKENS=\"token:role,…\" (roles planner, auditor, \
+             reader, admin), or use --no-auth for a local trial on 127.0.0.1"
+                .into(),
+        )),
+    }
+}
+
+async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
+    let auth = auth_for(&args)?;
+    if args.demo {
+        let report = crate::demo::load(&app).await?;
+        tracing::info!(%report, "demo data loaded");
+    }
+    if auth.is_disabled() {
+        tracing::warn!("authentication is OFF (--no-auth): every caller is admin");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    tracing::info!(listen = %args.listen, backend = ?app.db().backend(), "omorg serving");
+    axum::serve(listener, crate::app(AppState::new(app, auth)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("omorg stopped");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM: in-flight requests finish, new connections are refused.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
+    let commands = crate::import::parse_file(&args.file, &text, &args)?;
+    if let Some(name) = &args.create {
+        let exists = match app.summary(&args.timeline).await {
+            Ok(_) => true,
+            Err(ApiError::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !exists {
+            let id = crate::service::timeline_id(&args.timeline)?;
+            app.create_timeline(
+                CreateTimelineRequest {
+                    id: Some(id),
+                    name: name.clone(),
+                    description: String::new(),
+                    command_id: None,
+                    effective_from: None,
+                    decision: None,
+                    rationale: format!("created by omorg import of {}", args.file.display()),
+                },
+                &args.actor,
+            )
+            .await?;
+        }
+    }
+    let n = commands.len();
+    let result = app
+        .execute(&args.timeline, commands, true, &args.actor)
+        .await?;
+    eprintln!(
+        "imported {n} commands into {}: {} new events, now at version {}",
+        args.timeline,
+        result.events.len(),
+        result.version
+    );
+    Ok(())
+}
+
+async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
+    let events = app
+        .store
+        .load_stream(&args.timeline)
+        .await
+        .map_err(ApiError::from)?;
+    if events.is_empty() {
+        return Err(ApiError::timeline_not_found(&args.timeline).into());
+    }
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    for e in &events {
+        let line = serde_json::to_string(&e.record).map_err(ApiError::internal)?;
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn org_chart(app: &Omorg, args: OrgChartArgs) -> Result<(), CliError> {
+    let at = AsOf {
+        date: args.as_of.unwrap_or_else(crate::service::today),
+        known_version: args.known_version,
+    };
+    let chart = crate::queries::Queries::new(app.clone())
+        .org_chart(&args.timeline, at)
+        .await?;
+    let text = match args.format {
+        ChartFormat::Text => text_tree(&chart),
+        ChartFormat::Json => {
+            serde_json::to_string_pretty(&chart).map_err(ApiError::internal)? + "\n"
+        }
+        ChartFormat::Csv => crate::render::org_chart_csv(&chart).map_err(ApiError::internal)?,
+        ChartFormat::Dot => crate::render::org_chart_dot(&chart),
+        ChartFormat::Mermaid => crate::render::org_chart_mermaid(&chart),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// An indented tree for the terminal.
+fn text_tree(chart: &OrgChart) -> String {
+    fn walk(nodes: &[UnitNode], depth: usize, out: &mut String) {
+        for n in nodes {
+            let code = n
+                .code
+                .as_deref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
+            let areas: Vec<&str> = n.areas.iter().map(|a| a.code.as_str()).collect();
+            let areas = if areas.is_empty() {
+                String::new()
+            } else {
+                format!(" areas: {}", areas.join(", "))
+            };
+            out.push_str(&format!(
+                "{}{}{code} ({}){areas}\n",
+                "  ".repeat(depth),
+                n.name,
+                n.kind
+            ));
+            walk(&n.children, depth + 1, out);
+        }
+    }
+    let mut out = format!(
+        "{} as of {} (known version {})\n",
+        chart.timeline, chart.as_of, chart.known_version
+    );
+    walk(&chart.units, 0, &mut out);
+    out
+}
+
+async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
+    let ids: Vec<String> = match args.timeline {
+        Some(id) => vec![id],
+        None => app
+            .list_timelines()
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect(),
+    };
+    let mut broken = Vec::new();
+    for id in &ids {
+        let v = app.verify(id).await?;
+        match &v.first_break {
+            None => println!("{id}: intact ({} events)", v.events_checked),
+            Some(b) => {
+                println!("{id}: BROKEN at version {}: {:?}", b.version, b.kind);
+                broken.push(id.clone());
+            }
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Broken(format!(
+            "hash chain broken in: {}",
+            broken.join(", ")
+        )))
+    }
+}

@@ -1,0 +1,362 @@
+//! [`ApiError`]: every way a request can fail, as one `application/problem+json` answer each
+//! (RFC 9457), and [`JsonBody`], the JSON extractor whose rejections are problems too.
+//!
+//! Status per variant is fixed and documented on the variant. Server faults (5xx) are logged
+//! here, once, inside the request's span, and never echoed: the client sees a generic detail.
+
+use crate::auth::Role;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use omorg_domain::DomainError;
+use omorg_store::{CommandError, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request body or a query parameter is malformed (not JSON, wrong shape, unknown
+    /// command type). **400.**
+    #[error("{detail}")]
+    BadRequest {
+        /// What is wrong, for a human.
+        detail: String,
+        /// Where, when known (a JSON path or a parameter name).
+        field: Option<String>,
+    },
+    /// No bearer token, or one that is not configured. **401.**
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The token's role may not do this. **403.**
+    #[error("role {role} may not {action}")]
+    Forbidden {
+        /// The caller's role.
+        role: Role,
+        /// What was attempted, e.g. "submit commands".
+        action: &'static str,
+    },
+    /// The timeline (or other named resource) does not exist. **404.**
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of thing, e.g. "timeline".
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// Another writer changed the timeline meanwhile, or a command id was reused on another
+    /// timeline. Nothing was written. **409.**
+    #[error("{detail}")]
+    Conflict {
+        /// Stable name of the conflict (e.g. `concurrent-modification`).
+        rule: &'static str,
+        /// What happened.
+        detail: String,
+    },
+    /// The domain refused a command: a rule would be broken. Nothing was written. **409.**
+    #[error("{source}")]
+    Refused {
+        /// The domain's refusal; its `rule()` is reported.
+        source: DomainError,
+        /// For a batch: the 0-based index of the refused command.
+        index: Option<usize>,
+    },
+    /// A value is well-formed but invalid (an empty id, an impossible date, …). **422.**
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending field (JSON path or parameter name).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+        /// For a batch: the 0-based index of the offending command.
+        index: Option<usize>,
+    },
+    /// The database cannot be reached. **503.** The cause is logged, not echoed.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything else that is the server's fault. **500.** The cause is logged, not echoed.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The body of every error answer (RFC 9457 problem details plus omorg's extensions).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `urn:omorg:problem:rule-refused`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened, for a human.
+    pub detail: String,
+    /// The offending field, for 400 and 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The refused rule (kebab-case, stable), for 409.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For a batch: the 0-based index of the command that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+}
+
+impl ApiError {
+    /// A 400 without a field.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    /// A 422 for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+            index: None,
+        }
+    }
+
+    /// A 404 for an unknown timeline.
+    pub fn timeline_not_found(id: &str) -> Self {
+        Self::NotFound {
+            what: "timeline",
+            id: id.to_owned(),
+        }
+    }
+
+    /// A 500 wrapping any error.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(e))
+    }
+
+    /// A domain refusal (409) or invalid input (422), with the batch index if any.
+    pub fn from_domain(source: DomainError, index: Option<usize>) -> Self {
+        match source {
+            DomainError::InvalidInput { field, reason } => Self::Invalid {
+                field,
+                reason,
+                index,
+            },
+            source => Self::Refused { source, index },
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem document for this error. 5xx details are generic on purpose.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let (slug, title) = match self {
+            Self::BadRequest { .. } => ("malformed-request", "Malformed request"),
+            Self::Unauthorized => ("unauthorized", "Authentication required"),
+            Self::Forbidden { .. } => ("forbidden", "Not allowed for this role"),
+            Self::NotFound { .. } => ("not-found", "Not found"),
+            Self::Conflict { .. } => ("conflict", "Conflict"),
+            Self::Refused { .. } => ("rule-refused", "Refused by a domain rule"),
+            Self::Invalid { .. } => ("invalid-value", "Invalid value"),
+            Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::Internal(_) => ("internal", "Internal server error"),
+        };
+        let (field, rule, index) = match self {
+            Self::BadRequest { field, .. } => (field.clone(), None, None),
+            Self::Invalid { field, index, .. } => (Some(field.clone()), None, *index),
+            Self::Refused { source, index } => (None, Some(source.rule().to_owned()), *index),
+            Self::Conflict { rule, .. } => (None, Some((*rule).to_owned()), None),
+            _ => (None, None, None),
+        };
+        let detail = match (self, index) {
+            (Self::Refused { source, .. }, Some(i)) => format!("command {i}: {source}"),
+            (Self::Invalid { field, reason, .. }, Some(i)) => {
+                format!("command {i}: invalid {field}: {reason}")
+            }
+            _ => self.to_string(),
+        };
+        Problem {
+            kind: format!("urn:omorg:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            field,
+            rule,
+            index,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // Logged once, here, inside the request span; the body stays generic.
+            let cause: &dyn std::error::Error = match &self {
+                Self::Unavailable(e) => e,
+                Self::Internal(e) => e.as_ref(),
+                other => other,
+            };
+            tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "request failed");
+        }
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { .. } => Self::Conflict {
+                rule: "concurrent-modification",
+                detail: format!("{e}; nothing was written, reload and retry"),
+            },
+            StoreError::DuplicateCommandIdOtherStream { .. } => Self::Conflict {
+                rule: "command-id-used-on-other-timeline",
+                detail: e.to_string(),
+            },
+            StoreError::MissingCommandId => Self::invalid("command_id", "is required"),
+            StoreError::InvalidCheckpoint(s) => Self::BadRequest {
+                detail: format!("invalid checkpoint {s:?}: expected <tx>-<position>, e.g. 0-42"),
+                field: Some("after".into()),
+            },
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                Self::Unavailable(e)
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<CommandError<crate::batch::BatchRefusal>> for ApiError {
+    fn from(e: CommandError<crate::batch::BatchRefusal>) -> Self {
+        match e {
+            CommandError::Rejected(r) => Self::from_domain(r.error, r.index),
+            CommandError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A JSON request body whose every rejection is a problem document.
+///
+/// Not JSON, wrong content type, or a syntax error → 400. Valid JSON of the wrong shape (missing
+/// field, wrong type, unknown command `type`) → 400 with the `field` path. Valid shape but an
+/// invalid value (an empty id, an impossible date) → 422 with the `field` path.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::bad_request(
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON text into `T`, classifying failures as [`JsonBody`] documents.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    from_value(value)
+}
+
+/// Deserialises an already-parsed JSON value into `T`, naming the offending field.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { None } else { Some(path) };
+        let message = e.inner().to_string();
+        classify_data_error(field, message)
+    })
+}
+
+/// Shape errors (serde's own wording) are 400; anything else is a value a type refused: 422.
+fn classify_data_error(field: Option<String>, message: String) -> ApiError {
+    const SHAPE: [&str; 6] = [
+        "missing field",
+        "unknown variant",
+        "unknown field",
+        "invalid type",
+        "invalid length",
+        "duplicate field",
+    ];
+    if SHAPE.iter().any(|p| message.starts_with(p)) {
+        ApiError::BadRequest {
+            detail: format!("the body does not match the expected shape: {message}"),
+            field,
+        }
+    } else {
+        ApiError::Invalid {
+            field: field.unwrap_or_else(|| "body".into()),
+            reason: message,
+            index: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Probe {
+        unit: omorg_domain::UnitId,
+        date: chrono::NaiveDate,
+    }
+
+    #[test]
+    fn syntax_error_is_400() {
+        let e = parse_json::<Probe>(b"{not json").unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn missing_field_is_400_and_bad_value_is_422_with_field() {
+        let e = parse_json::<Probe>(br#"{"unit": "a"}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let e = parse_json::<Probe>(br#"{"unit": "", "date": "2025-01-01"}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.problem().field.as_deref(), Some("unit"));
+        let e = parse_json::<Probe>(br#"{"unit": "a", "date": "2025-13-01"}"#).unwrap_err();
+        assert_eq!(e.problem().field.as_deref(), Some("date"));
+    }
+
+    #[test]
+    fn internal_errors_are_not_echoed() {
+        let e = ApiError::internal(std::io::Error::other("secret path /etc/x"));
+        assert!(!e.problem().detail.contains("secret"));
+    }
+}

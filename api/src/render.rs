@@ -1,0 +1,214 @@
+//! Text renderings of query answers: CSV for tables, Graphviz DOT and Mermaid for org charts.
+
+use crate::queries::{OrgChart, Responsibilities, UnitNode};
+use std::fmt::Write;
+
+/// An output format of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON (the default).
+    #[default]
+    Json,
+    /// CSV with a header row.
+    Csv,
+    /// Graphviz DOT (org charts only).
+    Dot,
+    /// Mermaid flowchart (org charts only).
+    Mermaid,
+}
+
+impl Format {
+    /// The media type of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Dot => "text/vnd.graphviz; charset=utf-8",
+            Self::Mermaid => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// Visits every node depth-first with its parent id and depth.
+fn walk<'a>(
+    nodes: &'a [UnitNode],
+    parent: Option<&'a str>,
+    depth: usize,
+    out: &mut Vec<(&'a UnitNode, Option<&'a str>, usize)>,
+) {
+    for n in nodes {
+        out.push((n, parent, depth));
+        walk(&n.children, Some(&n.id), depth + 1, out);
+    }
+}
+
+fn flatten(chart: &OrgChart) -> Vec<(&UnitNode, Option<&str>, usize)> {
+    let mut out = Vec::new();
+    walk(&chart.units, None, 0, &mut out);
+    out
+}
+
+/// The org chart as CSV: one row per unit, depth-first, with its parent and areas.
+pub fn org_chart_csv(chart: &OrgChart) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "id",
+        "code",
+        "name",
+        "kind",
+        "parent",
+        "depth",
+        "areas",
+        "responsibilities",
+        "service_points",
+    ])?;
+    for (n, parent, depth) in flatten(chart) {
+        let areas: Vec<&str> = n.areas.iter().map(|a| a.code.as_str()).collect();
+        let points: Vec<&str> = n.service_points.iter().map(|p| p.id.as_str()).collect();
+        w.write_record([
+            n.id.as_str(),
+            n.code.as_deref().unwrap_or(""),
+            n.name.as_str(),
+            n.kind.as_str(),
+            parent.unwrap_or(""),
+            &depth.to_string(),
+            &areas.join(";"),
+            &n.responsibilities.to_string(),
+            &points.join(";"),
+        ])?;
+    }
+    into_string(w)
+}
+
+/// The responsibility matrix as CSV.
+pub fn responsibilities_csv(r: &Responsibilities) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "service",
+        "service_name",
+        "area",
+        "area_name",
+        "unit",
+        "unit_name",
+    ])?;
+    for row in &r.rows {
+        w.write_record([
+            &row.service,
+            &row.service_name,
+            &row.area,
+            &row.area_name,
+            &row.unit,
+            &row.unit_name,
+        ])?;
+    }
+    into_string(w)
+}
+
+fn into_string(w: csv::Writer<Vec<u8>>) -> Result<String, csv::Error> {
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    // Every field written was a Rust string, so the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A DOT string literal.
+fn dot_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The org chart as a Graphviz digraph (parent → child).
+pub fn org_chart_dot(chart: &OrgChart) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "digraph {} {{",
+        dot_quote(&format!("{} {}", chart.timeline, chart.as_of))
+    );
+    let _ = writeln!(s, "  rankdir=LR;\n  node [shape=box];");
+    for (n, parent, _) in flatten(chart) {
+        let label = match &n.code {
+            Some(code) => format!("{}\n{} ({code})", n.name, n.kind),
+            None => format!("{}\n{}", n.name, n.kind),
+        };
+        let _ = writeln!(s, "  {} [label={}];", dot_quote(&n.id), dot_quote(&label));
+        if let Some(p) = parent {
+            let _ = writeln!(s, "  {} -> {};", dot_quote(p), dot_quote(&n.id));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// The org chart as a Mermaid flowchart. Node ids are positional (`u0`, `u1`, …) because
+/// Mermaid ids cannot hold arbitrary characters; labels carry the names.
+pub fn org_chart_mermaid(chart: &OrgChart) -> String {
+    let nodes = flatten(chart);
+    let index: std::collections::HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _, _))| (n.id.as_str(), i))
+        .collect();
+    let mut s = String::from("flowchart TD\n");
+    for (i, (n, parent, _)) in nodes.iter().enumerate() {
+        let label = n.name.replace('"', "#quot;");
+        let _ = writeln!(s, "  u{i}[\"{label}\"]");
+        if let Some(p) = parent.and_then(|p| index.get(p)) {
+            let _ = writeln!(s, "  u{p} --> u{i}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queries::AreaRef;
+
+    fn chart() -> OrgChart {
+        let leaf = UnitNode {
+            id: "gamle-oslo".into(),
+            code: Some("030101".into()),
+            name: "Bydel \"Gamle\" Oslo".into(),
+            kind: "district".into(),
+            areas: vec![AreaRef {
+                code: "030101".into(),
+                name: "Gamle Oslo".into(),
+            }],
+            responsibilities: 2,
+            service_points: vec![],
+            children: vec![],
+        };
+        OrgChart {
+            timeline: "oslo".into(),
+            as_of: "2025-01-01".parse().expect("date"),
+            known_version: 3,
+            units: vec![UnitNode {
+                id: "oslo".into(),
+                code: Some("0301".into()),
+                name: "Oslo kommune".into(),
+                kind: "municipality".into(),
+                areas: vec![],
+                responsibilities: 0,
+                service_points: vec![],
+                children: vec![leaf],
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_every_format_with_edges_and_escapes() {
+        let c = chart();
+        let csv = org_chart_csv(&c).unwrap();
+        assert!(csv
+            .lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("gamle-oslo,030101,\"Bydel \"\"Gamle\"\" Oslo\",district,oslo,1,030101"));
+        let dot = org_chart_dot(&c);
+        assert!(dot.contains("\"oslo\" -> \"gamle-oslo\";") && dot.contains("\\\"Gamle\\\""));
+        let mermaid = org_chart_mermaid(&c);
+        assert!(mermaid.contains("u0 --> u1") && mermaid.contains("#quot;Gamle#quot;"));
+    }
+}

@@ -1,0 +1,495 @@
+//! The HTTP routes: [`app`] builds the router; one handler per route, each stating the
+//! permission it needs. Handlers only translate HTTP to [`crate::service::Omorg`] calls and back.
+
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, JsonBody, Problem};
+use crate::queries::{AsOf, OrgChart, Responsibilities};
+use crate::render::{self, Format};
+use crate::service::{
+    CommandResult, CreateTimelineRequest, EventPage, ForkRequest, TimelineSummary,
+};
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use omorg_domain::TimelineCommand;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::{OpenApi, ToSchema};
+
+/// Largest request body accepted (a large batch or a fork request is well below this).
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The `x-request-id` header, set on every request and response.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The router of the whole API on `state`. Tests serve it on port 0.
+pub fn app(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+    });
+    Router::new()
+        .route("/timelines", post(create_timeline).get(list_timelines))
+        .route("/timelines/{id}", get(show_timeline))
+        .route("/timelines/{id}/fork", post(fork_timeline))
+        .route("/timelines/{id}/commands", post(submit_command))
+        .route("/timelines/{id}/batch", post(submit_batch))
+        .route("/timelines/{id}/org-chart", get(org_chart))
+        .route("/timelines/{id}/responsibilities", get(responsibilities))
+        .route("/timelines/{id}/events", get(timeline_events))
+        .route("/timelines/{id}/verify", get(verify))
+        .route("/events", get(all_events))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "omorg", description = "Reorganising which public bodies are responsible for which services: timelines, scenarios, commands, org charts."),
+    paths(
+        create_timeline, list_timelines, show_timeline, fork_timeline, submit_command,
+        submit_batch, org_chart, responsibilities, timeline_events, all_events, verify, healthz,
+        readyz, metrics
+    ),
+    components(schemas(Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, BatchRequest, Created, OrgChart, Responsibilities, EventPage, Format)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+/// Adds the bearer-token security scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// A batch of commands, applied all or nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    /// The commands, in order; each is decided against the state the earlier ones leave.
+    #[schema(value_type = Vec<Object>)]
+    pub commands: Vec<TimelineCommand>,
+}
+
+/// A timeline just created or forked, and the command's outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    /// The timeline.
+    pub timeline: TimelineSummary,
+    /// The command's outcome.
+    pub result: CommandResult,
+}
+
+/// Query-string parameters, decoded leniently so that each one's error names it.
+#[derive(Debug, Default)]
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(raw: Option<String>) -> Result<Self, ApiError> {
+        let raw = raw.unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw)
+            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+        Ok(Self(pairs.into_iter().collect()))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn date(&self, name: &str) -> Result<Option<NaiveDate>, ApiError> {
+        self.get(name)
+            .map(|s| {
+                s.parse::<NaiveDate>().map_err(|e| {
+                    ApiError::invalid(name, format!("{s:?} is not a date (YYYY-MM-DD): {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.get(name)
+            .map(|s| {
+                s.parse::<u64>().map_err(|_| {
+                    ApiError::invalid(name, format!("{s:?} is not a non-negative integer"))
+                })
+            })
+            .transpose()
+    }
+
+    /// A date (end of that day, UTC) or an RFC 3339 instant.
+    fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let Some(s) = self.get(name) else {
+            return Ok(None);
+        };
+        if let Ok(d) = s.parse::<NaiveDate>() {
+            return Ok(Some(
+                d.and_time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or_default())
+                    .and_utc(),
+            ));
+        }
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::invalid(
+                    name,
+                    format!("{s:?} is neither a date nor an RFC 3339 time"),
+                )
+            })
+    }
+
+    fn format(&self, allowed: &[Format]) -> Result<Format, ApiError> {
+        let Some(s) = self.get("format") else {
+            return Ok(Format::Json);
+        };
+        let f = match s {
+            "json" => Format::Json,
+            "csv" => Format::Csv,
+            "dot" => Format::Dot,
+            "mermaid" => Format::Mermaid,
+            _ => Format::Json,
+        };
+        if allowed.contains(&f) && (s == "json" || f != Format::Json) {
+            Ok(f)
+        } else {
+            let names: Vec<&str> = allowed
+                .iter()
+                .map(|f| match f {
+                    Format::Json => "json",
+                    Format::Csv => "csv",
+                    Format::Dot => "dot",
+                    Format::Mermaid => "mermaid",
+                })
+                .collect();
+            Err(ApiError::invalid(
+                "format",
+                format!("{s:?} is not one of {}", names.join(", ")),
+            ))
+        }
+    }
+
+    async fn as_of(&self, state: &AppState, id: &str) -> Result<AsOf, ApiError> {
+        let date = self.date("as_of")?.unwrap_or_else(crate::service::today);
+        let known_version = match (self.instant("known_at")?, self.number("known_version")?) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "known_at",
+                    "give known_at or known_version, not both",
+                ))
+            }
+            (Some(t), None) => Some(state.app.version_known_at(id, t).await?),
+            (None, v) => v,
+        };
+        Ok(AsOf {
+            date,
+            known_version,
+        })
+    }
+}
+
+fn text(format: Format, body: String) -> Response {
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// Start a baseline timeline.
+#[utoipa::path(post, path = "/timelines", request_body = CreateTimelineRequest,
+    responses((status = 201, body = Created), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.create_timeline", skip_all, fields(caller = %caller.name))]
+async fn create_timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateTimelineRequest>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    caller.require(Permission::Write)?;
+    let (timeline, result) = state.app.create_timeline(req, &caller.name).await?;
+    Ok((StatusCode::CREATED, Json(Created { timeline, result })))
+}
+
+/// List timelines (baselines and scenarios).
+#[utoipa::path(get, path = "/timelines", responses((status = 200, body = Vec<TimelineSummary>)))]
+#[tracing::instrument(name = "http.list_timelines", skip_all)]
+async fn list_timelines(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TimelineSummary>>, ApiError> {
+    caller.require(Permission::Query)?;
+    Ok(Json(state.app.list_timelines().await?))
+}
+
+/// One timeline.
+#[utoipa::path(get, path = "/timelines/{id}", params(("id" = String, Path, description = "Timeline id")),
+    responses((status = 200, body = TimelineSummary), (status = 404, body = Problem)))]
+#[tracing::instrument(name = "http.show_timeline", skip(state, caller))]
+async fn show_timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TimelineSummary>, ApiError> {
+    caller.require(Permission::Query)?;
+    Ok(Json(state.app.summary(&id).await?))
+}
+
+/// Fork a scenario from a timeline at a version (default: its current one).
+#[utoipa::path(post, path = "/timelines/{id}/fork", request_body = ForkRequest,
+    params(("id" = String, Path, description = "Parent timeline id")),
+    responses((status = 201, body = Created), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.fork_timeline", skip(state, caller, req))]
+async fn fork_timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ForkRequest>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    caller.require(Permission::Write)?;
+    let (timeline, result) = state.app.fork(&id, req, &caller.name).await?;
+    Ok((StatusCode::CREATED, Json(Created { timeline, result })))
+}
+
+/// Submit one command (JSON shape: `TimelineCommand` of the domain; see docs/api.md).
+#[utoipa::path(post, path = "/timelines/{id}/commands", request_body(content = Object, description = "A command: command_id, effective_from, decision, actor, rationale, action {type, …}"),
+    params(("id" = String, Path, description = "Timeline id")),
+    responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.submit_command", skip(state, caller, command), fields(command_id = %command.context.command_id))]
+async fn submit_command(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(command): JsonBody<TimelineCommand>,
+) -> Result<Json<CommandResult>, ApiError> {
+    caller.require(Permission::Write)?;
+    Ok(Json(
+        state
+            .app
+            .execute(&id, vec![command], false, &caller.name)
+            .await?,
+    ))
+}
+
+/// Submit several commands, applied all or nothing in one transaction.
+#[utoipa::path(post, path = "/timelines/{id}/batch", request_body = BatchRequest,
+    params(("id" = String, Path, description = "Timeline id")),
+    responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.submit_batch", skip(state, caller, batch), fields(count = batch.commands.len()))]
+async fn submit_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(batch): JsonBody<BatchRequest>,
+) -> Result<Json<CommandResult>, ApiError> {
+    caller.require(Permission::Write)?;
+    Ok(Json(
+        state
+            .app
+            .execute(&id, batch.commands, true, &caller.name)
+            .await?,
+    ))
+}
+
+/// The org chart on an effective date, optionally as known on a recorded date.
+#[utoipa::path(get, path = "/timelines/{id}/org-chart",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("as_of" = Option<String>, Query, description = "Effective date YYYY-MM-DD (default: today)"),
+        ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: what was known then"),
+        ("known_version" = Option<u64>, Query, description = "Alternatively: only the first N events"),
+        ("format" = Option<Format>, Query, description = "json (default), csv, dot or mermaid")),
+    responses((status = 200, body = OrgChart), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.org_chart", skip(state, caller, query))]
+async fn org_chart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query)?;
+    let format = params.format(&[Format::Json, Format::Csv, Format::Dot, Format::Mermaid])?;
+    let at = params.as_of(&state, &id).await?;
+    let chart = state.queries.org_chart(&id, at).await?;
+    Ok(match format {
+        Format::Json => Json(chart).into_response(),
+        Format::Csv => text(
+            format,
+            render::org_chart_csv(&chart).map_err(ApiError::internal)?,
+        ),
+        Format::Dot => text(format, render::org_chart_dot(&chart)),
+        Format::Mermaid => text(format, render::org_chart_mermaid(&chart)),
+    })
+}
+
+/// Who is responsible for which service in which area on an effective date.
+#[utoipa::path(get, path = "/timelines/{id}/responsibilities",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("as_of" = Option<String>, Query, description = "Effective date YYYY-MM-DD (default: today)"),
+        ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: what was known then"),
+        ("known_version" = Option<u64>, Query, description = "Alternatively: only the first N events"),
+        ("format" = Option<Format>, Query, description = "json (default) or csv")),
+    responses((status = 200, body = Responsibilities), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.responsibilities", skip(state, caller, query))]
+async fn responsibilities(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query)?;
+    let format = params.format(&[Format::Json, Format::Csv])?;
+    let at = params.as_of(&state, &id).await?;
+    let r = state.queries.responsibilities(&id, at).await?;
+    Ok(match format {
+        Format::Csv => text(
+            format,
+            render::responsibilities_csv(&r).map_err(ApiError::internal)?,
+        ),
+        _ => Json(r).into_response(),
+    })
+}
+
+/// A timeline's events after a version, in version order (auditor).
+#[utoipa::path(get, path = "/timelines/{id}/events",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("after_version" = Option<u64>, Query, description = "Return events after this version (default 0)"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
+    responses((status = 200, body = EventPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[tracing::instrument(name = "http.timeline_events", skip(state, caller, query))]
+async fn timeline_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<EventPage>, ApiError> {
+    caller.require(Permission::Audit)?;
+    let params = Params::parse(query)?;
+    let after = params.number("after_version")?.unwrap_or(0);
+    let limit = limit(&params)?;
+    Ok(Json(state.app.stream_events(&id, after, limit).await?))
+}
+
+/// Every timeline's events after a checkpoint, in the global order (auditor).
+#[utoipa::path(get, path = "/events",
+    params(("after" = Option<String>, Query, description = "Checkpoint `<tx>-<position>` from a previous page's `next` (default: the start)"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[tracing::instrument(name = "http.all_events", skip(state, caller, query))]
+async fn all_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<EventPage>, ApiError> {
+    caller.require(Permission::Audit)?;
+    let params = Params::parse(query)?;
+    let limit = limit(&params)?;
+    let after = params.get("after").unwrap_or("");
+    Ok(Json(state.app.all_events(after, limit).await?))
+}
+
+fn limit(params: &Params) -> Result<u32, ApiError> {
+    match params.number("limit")? {
+        None => Ok(100),
+        Some(n) if (1..=u64::from(crate::service::MAX_PAGE)).contains(&n) => Ok(n as u32),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {}", crate::service::MAX_PAGE),
+        )),
+    }
+}
+
+/// Walk a timeline's hash chain and report the first altered or missing event (auditor).
+#[utoipa::path(get, path = "/timelines/{id}/verify", params(("id" = String, Path, description = "Timeline id")),
+    responses((status = 200, description = "Verification: events_checked, head, first_break (null when intact)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[tracing::instrument(name = "http.verify", skip(state, caller))]
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Audit)?;
+    let v = state.app.verify(&id).await?;
+    let intact = v.is_intact();
+    let mut body = serde_json::to_value(&v).map_err(ApiError::internal)?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("intact".into(), intact.into());
+    }
+    Ok(Json(body).into_response())
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "ok")))]
+#[tracing::instrument(name = "http.healthz")]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.readyz", skip(state))]
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    let ok = match state.app.db() {
+        omorg_store::Database::Postgres(pool) => {
+            sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+        }
+        omorg_store::Database::Sqlite(pool) => {
+            sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+        }
+    };
+    ok.map_err(|e| ApiError::Unavailable(e.into()))?;
+    Ok("ready\n")
+}
+
+/// Prometheus metrics (request counts by route and status, commands accepted and refused).
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "Prometheus text format")))]
+#[tracing::instrument(name = "http.metrics")]
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI 3.1 document.
+#[tracing::instrument(name = "http.openapi")]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Unknown routes answer a problem document too.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound {
+        what: "route",
+        id: uri.path().to_owned(),
+    }
+}

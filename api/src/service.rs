@@ -1,0 +1,586 @@
+//! [`Omorg`]: the application layer shared by the HTTP handlers and the CLI.
+//!
+//! It turns requests (create a timeline, fork it, run commands, read the log) into store calls
+//! and domain values, and store/domain failures into [`ApiError`]s. Nothing here knows HTTP.
+
+use crate::batch::{Commands, TimelineBatch};
+use crate::error::ApiError;
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::AggregateContext;
+use omorg_domain::{
+    Action, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline, TimelineCommand,
+    TimelineDef, TimelineEvent, TimelineId,
+};
+use omorg_store::{
+    Checkpoint, CommandMetadata, Database, Outcome, RecordedEvent, Store, Verification,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+/// The columns of the timeline-listing query (same order on both backends).
+type ListingRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+
+/// Reads a [`ListingRow`] out of a row of either backend.
+macro_rules! listing_row {
+    ($row:expr) => {
+        (|| -> Result<ListingRow, sqlx::Error> {
+            Ok((
+                $row.try_get(0)?,
+                $row.try_get(1)?,
+                $row.try_get(2)?,
+                $row.try_get(3)?,
+                $row.try_get(4)?,
+                $row.try_get(5)?,
+            ))
+        })()
+        .map_err(|e| ApiError::from(omorg_store::StoreError::from(e)))
+    };
+}
+
+/// The running application: the store and the database behind it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Omorg {
+    /// The event store, commanded in batches (a single command is a batch of one).
+    pub store: Store<TimelineBatch>,
+}
+
+/// Request to start a baseline timeline.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateTimelineRequest {
+    /// The new timeline's id (a slug such as `oslo`); generated when absent. Give it to make a
+    /// retry safe.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "oslo")]
+    pub id: Option<TimelineId>,
+    /// Name, e.g. "Oslo kommune".
+    #[schema(example = "Oslo kommune")]
+    pub name: String,
+    /// Free description.
+    #[serde(default)]
+    pub description: String,
+    /// Command id; defaults to `create:<id>`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub command_id: Option<CommandId>,
+    /// Effective date of the timeline's start; defaults to today.
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+    /// The decision behind it; a neutral "omorg" reference when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<DecisionRef>,
+    /// Free text: why.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// Request to fork a scenario from a timeline.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ForkRequest {
+    /// The scenario's id; generated when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "oslo-alt-1")]
+    pub id: Option<TimelineId>,
+    /// Name, e.g. "Alternative 1".
+    pub name: String,
+    /// How many of the parent's events to start from; defaults to all of them.
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// Command id; defaults to `fork:<id>`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub command_id: Option<CommandId>,
+    /// Effective date recorded on the fork event; defaults to today.
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+    /// The decision behind it; a neutral "omorg" reference when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<DecisionRef>,
+    /// Free text: why.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// A timeline as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TimelineSummary {
+    /// Id (the event stream).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `baseline` or `scenario`.
+    pub kind: String,
+    /// For a scenario: the parent timeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<String>,
+    /// For a scenario: the parent's version it starts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forked_at_version: Option<u64>,
+    /// Number of events in the timeline's own stream.
+    pub version: u64,
+}
+
+/// One event as reported after a command.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventRef {
+    /// Version in the timeline's stream.
+    pub version: u64,
+    /// Global checkpoint, usable as `GET /events?after=`.
+    pub checkpoint: String,
+    /// Event type, e.g. `UnitEstablished`.
+    pub event_type: String,
+    /// The command that produced it.
+    pub command_id: String,
+}
+
+/// What running commands did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CommandResult {
+    /// The timeline.
+    pub timeline: String,
+    /// The timeline's version after the commands.
+    pub version: u64,
+    /// True when every command had already been applied (a retry): nothing new was written.
+    pub duplicate: bool,
+    /// The events written (or, for a retry of a whole request, the original ones).
+    pub events: Vec<EventRef>,
+}
+
+impl CommandResult {
+    fn from_outcome(outcome: Outcome<TimelineEvent>) -> Self {
+        Self {
+            timeline: outcome.stream_id,
+            version: outcome.version,
+            duplicate: outcome.duplicate || outcome.events.is_empty(),
+            events: outcome
+                .events
+                .iter()
+                .map(|c| EventRef {
+                    version: c.record.stream_version,
+                    checkpoint: c.record.checkpoint.to_string(),
+                    event_type: c.record.event_type.clone(),
+                    command_id: c.event.context.command_id.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A page of the global event log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    /// The events, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<RecordedEvent>,
+    /// Where to continue: pass as `after` (for the global log) or `after_version` (for a
+    /// stream). Equal to the request's when the page is empty.
+    pub next: String,
+}
+
+/// The largest page of events served at once.
+pub const MAX_PAGE: u32 = 1000;
+
+impl Omorg {
+    /// The application on a connected, migrated database.
+    pub fn new(db: Database) -> Self {
+        Self {
+            store: Store::new(db, ()),
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        self.store.database()
+    }
+
+    /// Starts a baseline timeline.
+    #[tracing::instrument(name = "omorg.create_timeline", skip(self, req), fields(id))]
+    pub async fn create_timeline(
+        &self,
+        req: CreateTimelineRequest,
+        actor: &str,
+    ) -> Result<(TimelineSummary, CommandResult), ApiError> {
+        let id = req.id.clone().unwrap_or_else(generated_id);
+        tracing::Span::current().record("id", id.as_str());
+        let effective_from = req.effective_from.unwrap_or_else(today);
+        let command_id = match req.command_id {
+            Some(c) => c,
+            None => command_id(&format!("create:{id}"))?,
+        };
+        let decision = req
+            .decision
+            .unwrap_or_else(|| neutral_decision(effective_from, &format!("Create {}", req.name)));
+        let command = TimelineCommand {
+            context: ChangeContext {
+                command_id,
+                effective_from,
+                decision,
+                actor: actor.to_owned(),
+                rationale: req.rationale,
+            },
+            action: Action::CreateTimeline(TimelineDef {
+                name: req.name,
+                description: req.description,
+            }),
+        };
+        let result = self.run(id.as_str(), vec![command], false, actor).await?;
+        let summary = self.summary(id.as_str()).await?;
+        Ok((summary, result))
+    }
+
+    /// Forks a scenario from `parent` at `req.version` (default: its current version).
+    #[tracing::instrument(name = "omorg.fork", skip(self, req), fields(id))]
+    pub async fn fork(
+        &self,
+        parent: &str,
+        req: ForkRequest,
+        actor: &str,
+    ) -> Result<(TimelineSummary, CommandResult), ApiError> {
+        let parent_id = timeline_id(parent)?;
+        let parent_events = self.store.load_stream(parent).await?;
+        if parent_events.is_empty() {
+            return Err(ApiError::timeline_not_found(parent));
+        }
+        let current = parent_events.len() as u64;
+        let version = req.version.unwrap_or(current);
+        if version == 0 || version > current {
+            return Err(ApiError::invalid(
+                "version",
+                format!("must be between 1 and the parent's version {current}"),
+            ));
+        }
+        let id = req.id.clone().unwrap_or_else(generated_id);
+        tracing::Span::current().record("id", id.as_str());
+        let base: Vec<TimelineEvent> = parent_events
+            .into_iter()
+            .take(usize::try_from(version).unwrap_or(usize::MAX))
+            .map(|c| c.event)
+            .collect();
+        let effective_from = req.effective_from.unwrap_or_else(today);
+        let command_id = match req.command_id {
+            Some(c) => c,
+            None => command_id(&format!("fork:{id}"))?,
+        };
+        let decision = req.decision.unwrap_or_else(|| {
+            neutral_decision(effective_from, &format!("Fork {} from {parent}", req.name))
+        });
+        let command = TimelineCommand {
+            context: ChangeContext {
+                command_id,
+                effective_from,
+                decision,
+                actor: actor.to_owned(),
+                rationale: req.rationale,
+            },
+            action: Action::ForkTimeline(Fork {
+                name: req.name,
+                parent: parent_id,
+                parent_version: version,
+                base,
+            }),
+        };
+        let result = self.run(id.as_str(), vec![command], false, actor).await?;
+        let summary = self.summary(id.as_str()).await?;
+        Ok((summary, result))
+    }
+
+    /// Runs commands on an existing timeline, all or nothing: every command is decided against
+    /// the state the earlier ones leave, and their events are appended in one transaction.
+    ///
+    /// `CreateTimeline`/`ForkTimeline` are refused here (422): use [`Omorg::create_timeline`]
+    /// and [`Omorg::fork`], which build those commands.
+    #[tracing::instrument(name = "omorg.execute", skip(self, commands), fields(count = commands.len()))]
+    pub async fn execute(
+        &self,
+        timeline: &str,
+        commands: Vec<TimelineCommand>,
+        is_batch: bool,
+        actor: &str,
+    ) -> Result<CommandResult, ApiError> {
+        timeline_id(timeline)?;
+        if commands.is_empty() {
+            return Err(ApiError::invalid(
+                "commands",
+                "must hold at least one command",
+            ));
+        }
+        for (i, c) in commands.iter().enumerate() {
+            if matches!(
+                c.action,
+                Action::CreateTimeline(_) | Action::ForkTimeline(_)
+            ) {
+                return Err(ApiError::Invalid {
+                    field: "action.type".into(),
+                    reason: "timelines are created with POST /timelines and forked with \
+                             POST /timelines/{id}/fork"
+                        .into(),
+                    index: is_batch.then_some(i),
+                });
+            }
+        }
+        self.run(timeline, commands, is_batch, actor).await
+    }
+
+    /// Runs commands (including timeline-starting ones) as one store command.
+    async fn run(
+        &self,
+        timeline: &str,
+        commands: Vec<TimelineCommand>,
+        is_batch: bool,
+        actor: &str,
+    ) -> Result<CommandResult, ApiError> {
+        let command_id = if is_batch {
+            batch_command_id(&commands)
+        } else {
+            commands
+                .first()
+                .map(|c| c.context.command_id.to_string())
+                .unwrap_or_default()
+        };
+        let decision = commands
+            .first()
+            .and_then(|c| serde_json::to_value(&c.context.decision).ok())
+            .unwrap_or_default();
+        let metadata = CommandMetadata::new(command_id)
+            .with_actor(actor)
+            .with_decision(decision);
+        let outcome = self
+            .store
+            .execute(timeline, Commands { commands, is_batch }, metadata)
+            .await;
+        match outcome {
+            Ok(outcome) => {
+                crate::metrics::COMMANDS.accepted(outcome.events.len());
+                Ok(CommandResult::from_outcome(outcome))
+            }
+            Err(omorg_store::CommandError::Rejected(r))
+                if r.error == DomainError::TimelineNotStarted =>
+            {
+                crate::metrics::COMMANDS.refused();
+                Err(ApiError::timeline_not_found(timeline))
+            }
+            Err(e) => {
+                crate::metrics::COMMANDS.refused();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The timeline's aggregate as of its last event; 404 when it has no events.
+    #[tracing::instrument(name = "omorg.load", skip(self))]
+    pub async fn load(&self, timeline: &str) -> Result<Timeline, ApiError> {
+        timeline_id(timeline)?;
+        let mut context = self.store.load_context(timeline).await?;
+        if context.version() == 0 {
+            return Err(ApiError::timeline_not_found(timeline));
+        }
+        Ok(std::mem::take(&mut context.aggregate().0))
+    }
+
+    /// One timeline's summary; 404 when unknown.
+    pub async fn summary(&self, timeline: &str) -> Result<TimelineSummary, ApiError> {
+        let t = self.load(timeline).await?;
+        let info = t.info().cloned();
+        let forked = info.as_ref().and_then(|i| i.forked_from.clone());
+        Ok(TimelineSummary {
+            id: timeline.to_owned(),
+            name: info.map(|i| i.name).unwrap_or_default(),
+            kind: if forked.is_some() {
+                "scenario"
+            } else {
+                "baseline"
+            }
+            .into(),
+            forked_from: forked.as_ref().map(|(p, _)| p.to_string()),
+            forked_at_version: forked.map(|(_, v)| v),
+            version: t.version(),
+        })
+    }
+
+    /// Every timeline, in creation order.
+    #[tracing::instrument(name = "omorg.list_timelines", skip(self))]
+    pub async fn list_timelines(&self) -> Result<Vec<TimelineSummary>, ApiError> {
+        // The first event of each stream names the timeline; reading the name and parent out of
+        // the JSON in SQL avoids shipping a fork's (large) base to the server.
+        let rows: Vec<ListingRow> = match self.db() {
+            Database::Postgres(pool) => sqlx::query(
+                "SELECT e.stream_id, e.event_type, e.payload->'change'->>'name', \
+                            e.payload->'change'->>'parent', \
+                            (e.payload->'change'->>'parent_version')::bigint, v.version \
+                     FROM events e JOIN (SELECT stream_id, MAX(stream_version) AS version \
+                                         FROM events GROUP BY stream_id) v \
+                       ON v.stream_id = e.stream_id \
+                     WHERE e.stream_version = 1 \
+                       AND e.event_type IN ('TimelineCreated', 'TimelineForked') \
+                     ORDER BY e.position",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(omorg_store::StoreError::from)?
+            .iter()
+            .map(|r| listing_row!(r))
+            .collect::<Result<_, _>>()?,
+            Database::Sqlite(pool) => sqlx::query(
+                "SELECT e.stream_id, e.event_type, json_extract(e.payload, '$.change.name'), \
+                            json_extract(e.payload, '$.change.parent'), \
+                            json_extract(e.payload, '$.change.parent_version'), v.version \
+                     FROM events e JOIN (SELECT stream_id, MAX(stream_version) AS version \
+                                         FROM events GROUP BY stream_id) v \
+                       ON v.stream_id = e.stream_id \
+                     WHERE e.stream_version = 1 \
+                       AND e.event_type IN ('TimelineCreated', 'TimelineForked') \
+                     ORDER BY e.position",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(omorg_store::StoreError::from)?
+            .iter()
+            .map(|r| listing_row!(r))
+            .collect::<Result<_, _>>()?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, event_type, name, parent, parent_version, version)| {
+                let scenario = event_type == "TimelineForked";
+                TimelineSummary {
+                    id,
+                    name: name.unwrap_or_default(),
+                    kind: if scenario { "scenario" } else { "baseline" }.into(),
+                    forked_from: parent.filter(|_| scenario),
+                    forked_at_version: parent_version
+                        .filter(|_| scenario)
+                        .and_then(|v| u64::try_from(v).ok()),
+                    version: u64::try_from(version).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    /// The number of the timeline's own events recorded at or before `instant` (what was known
+    /// then); 404 when the timeline is unknown.
+    pub async fn version_known_at(
+        &self,
+        timeline: &str,
+        instant: DateTime<Utc>,
+    ) -> Result<u64, ApiError> {
+        let events = self.store.load_stream(timeline).await?;
+        if events.is_empty() {
+            return Err(ApiError::timeline_not_found(timeline));
+        }
+        Ok(events
+            .iter()
+            .take_while(|c| c.record.recorded_at <= instant)
+            .count() as u64)
+    }
+
+    /// Up to `limit` events of one timeline after `after_version`, in version order.
+    #[tracing::instrument(name = "omorg.stream_events", skip(self))]
+    pub async fn stream_events(
+        &self,
+        timeline: &str,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<EventPage, ApiError> {
+        timeline_id(timeline)?;
+        let events = self.store.load_stream(timeline).await?;
+        if events.is_empty() {
+            return Err(ApiError::timeline_not_found(timeline));
+        }
+        let page: Vec<RecordedEvent> = events
+            .into_iter()
+            .map(|c| c.record)
+            .filter(|r| r.stream_version > after_version)
+            .take(limit.clamp(1, MAX_PAGE) as usize)
+            .collect();
+        let next = page
+            .last()
+            .map_or(after_version, |r| r.stream_version)
+            .to_string();
+        Ok(EventPage { events: page, next })
+    }
+
+    /// Up to `limit` events of every timeline after `after`, in the global order.
+    #[tracing::instrument(name = "omorg.all_events", skip(self))]
+    pub async fn all_events(&self, after: &str, limit: u32) -> Result<EventPage, ApiError> {
+        let checkpoint: Checkpoint = if after.is_empty() {
+            Checkpoint::START
+        } else {
+            after.parse()?
+        };
+        let events = self
+            .db()
+            .read_all_after(&checkpoint, limit.clamp(1, MAX_PAGE))
+            .await?;
+        let next = events
+            .last()
+            .map_or(checkpoint, |e| e.checkpoint)
+            .to_string();
+        Ok(EventPage { events, next })
+    }
+
+    /// Walks the timeline's hash chain; 404 when the timeline is unknown.
+    #[tracing::instrument(name = "omorg.verify", skip(self))]
+    pub async fn verify(&self, timeline: &str) -> Result<Verification, ApiError> {
+        timeline_id(timeline)?;
+        let v = self.db().verify(timeline).await?;
+        if v.events_checked == 0 && v.is_intact() {
+            return Err(ApiError::timeline_not_found(timeline));
+        }
+        Ok(v)
+    }
+}
+
+/// Validates a timeline id from a URL or argument (422 on `id` when invalid).
+pub fn timeline_id(s: &str) -> Result<TimelineId, ApiError> {
+    TimelineId::new(s).map_err(|e| ApiError::invalid("id", e.to_string()))
+}
+
+fn command_id(s: &str) -> Result<CommandId, ApiError> {
+    CommandId::new(s).map_err(|e| ApiError::invalid("command_id", e.to_string()))
+}
+
+fn generated_id() -> TimelineId {
+    // A UUID's text is always a valid id.
+    TimelineId::new(uuid::Uuid::now_v7().simple().to_string())
+        .unwrap_or_else(|_| unreachable!("a uuid is a valid id"))
+}
+
+/// Today's date (UTC): the default effective date of timeline creation and forks.
+pub fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// The decision recorded when a client creates or forks a timeline without naming one.
+fn neutral_decision(date: NaiveDate, title: &str) -> DecisionRef {
+    DecisionRef {
+        case_number: "omorg".into(),
+        body: "omorg".into(),
+        decision_date: date,
+        title: title.to_owned(),
+        link: None,
+    }
+}
+
+/// The store command id of a batch: derived from its commands' ids, so that resending the same
+/// batch is recognised as a retry. (Each command id is also exactly-once on its own: the
+/// timeline remembers every command id it applied.)
+pub fn batch_command_id(commands: &[TimelineCommand]) -> String {
+    // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in commands {
+        for b in c.context.command_id.as_str().bytes().chain([0u8]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("batch:{}:{hash:016x}", commands.len())
+}
