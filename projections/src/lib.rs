@@ -1,1 +1,23 @@
-//! omorg-projections: not yet filled.
+//! # omorg-projections
+//!
+//! Read models rebuilt from the event log, kept in SQL (PostgreSQL or SQLite), with checkpoints:
+//! bitemporal versions of units, areas, services, responsibilities and service points; lineage
+//! edges; the decision log; a change feed. And the queries the API exposes over them.
+//!
+//! # Layout
+//! - [`history`]: pure: effective histories as segments and how an event rewrites them.
+//! - [`projector`]: follows the log from a checkpoint and writes the rows, exactly once.
+//! - [`queries`]: org chart, responsibility matrix, histories, lineage, decision log, changes.
+//! - [`sql`]: one SQL text for both databases.
+//! - [`error`]: what can go wrong ([`ProjectionError`]).
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod history;
+pub mod projector;
+pub mod queries;
+pub mod sql;
+
+pub use error::ProjectionError;
+pub use projector::{Progress, Projector};

@@ -1,0 +1,28 @@
+//! What can go wrong while projecting or querying.
+
+/// A projection or query failure. None of these is the client's fault: the API maps every variant
+/// to 500 except [`ProjectionError::UnknownTimeline`] (404) and [`ProjectionError::InvalidQuery`]
+/// (422).
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The event store failed (reading the log, decoding an event).
+    #[error("event store: {0}")]
+    Store(#[from] omorg_store::StoreError),
+    /// A read-model statement failed.
+    #[error("read model database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored checkpoint could not be read back.
+    #[error("stored checkpoint {0:?} is not valid")]
+    BadCheckpoint(String),
+    /// No timeline with this id has been projected.
+    #[error("unknown timeline {0}")]
+    UnknownTimeline(String),
+    /// A query parameter is out of range (e.g. `from` after `to`).
+    #[error("invalid {field}: {reason}")]
+    InvalidQuery {
+        /// The parameter.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,635 @@
+//! The projector: follows the event log from a stored checkpoint and keeps the read models.
+//!
+//! Each batch runs in one transaction that also moves the checkpoint, so an event is applied
+//! exactly once even across a crash: either the rows and the checkpoint are both written, or
+//! neither. On PostgreSQL a transaction-level advisory lock makes concurrent projectors (several
+//! API instances) take turns; each re-reads the checkpoint under the lock.
+//!
+//! The projector keeps, per timeline, the aggregate and the believed effective history in memory
+//! ([`crate::history::Histories`]). That memory is only a cache of what the rows say: it is
+//! dropped whenever a batch fails, and rebuilt from the timeline's events on next use.
+
+use crate::error::ProjectionError;
+use crate::history::{Entities, Histories, HistoryDiff, SegmentChange};
+use crate::sql::{Ts, Tx};
+use crate::{exec, fetch_tx};
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es_shim::apply as apply_event;
+use omorg_domain::{Change, OrgState, PartTarget, Successor, Timeline, TimelineEvent};
+use omorg_store::{Checkpoint, Database, RecordedEvent, Store, Upcasters};
+use sqlx::types::Json;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+mod cqrs_es_shim {
+    //! `Aggregate::apply` is a trait method; this keeps the trait import in one place.
+    use omorg_domain::{Timeline, TimelineEvent};
+    /// Applies an event to a timeline.
+    pub fn apply(t: &mut Timeline, e: TimelineEvent) {
+        <Timeline as cqrs_es::Aggregate>::apply(t, e);
+    }
+}
+
+/// Name under which the read models' checkpoint is stored.
+pub const PROJECTOR: &str = "read-models";
+
+/// Events read per batch (one transaction each).
+pub const BATCH: u32 = 500;
+
+/// How far a catch-up got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events applied in this run so far.
+    pub applied: u64,
+    /// Global position of the last event applied.
+    pub position: i64,
+}
+
+/// What the projector remembers about one timeline.
+struct Projected {
+    timeline: Timeline,
+    /// The state after every change in force, and the latest effective date; lets an event that
+    /// takes effect after everything else be projected without a replay.
+    head: OrgState,
+    last_date: Option<NaiveDate>,
+    histories: Histories,
+}
+
+impl Projected {
+    fn new(timeline: Timeline) -> Self {
+        let tail: Vec<(NaiveDate, Entities)> = timeline
+            .states_on_or_after(NaiveDate::MIN)
+            .iter()
+            .map(|(d, s)| (*d, Entities::of(s)))
+            .collect();
+        let mut histories = Histories::default();
+        histories.rewrite(NaiveDate::MIN, &tail);
+        let last_date = timeline.change_dates().last().copied();
+        let head = last_date.map(|d| timeline.state_at(d)).unwrap_or_default();
+        Self {
+            timeline,
+            head,
+            last_date,
+            histories,
+        }
+    }
+}
+
+/// Keeps the read models up to date with the event log.
+pub struct Projector {
+    db: Database,
+    /// Used to read a timeline's events when its projection is not in memory (and for its
+    /// upcasters, which decode old event versions).
+    store: Store<Timeline>,
+    timelines: HashMap<String, Projected>,
+}
+
+impl Projector {
+    /// A projector over `db` (which must be migrated).
+    pub fn new(db: Database) -> Self {
+        Self {
+            store: Store::new(db.clone(), ()),
+            db,
+            timelines: HashMap::new(),
+        }
+    }
+
+    /// Uses these upcasters to read old event versions.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.store = Store::new(self.db.clone(), ()).with_upcasters(upcasters);
+        self
+    }
+
+    /// Applies every event not yet applied, in batches; calls `progress` after each batch.
+    #[tracing::instrument(name = "projector.catch_up", skip_all)]
+    pub async fn catch_up(
+        &mut self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Progress, ProjectionError> {
+        let mut total = Progress {
+            applied: 0,
+            position: 0,
+        };
+        loop {
+            let (n, position) = self.run_batch().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total.applied += n;
+            total.position = position;
+            progress(total);
+        }
+    }
+
+    /// Applies one batch; returns how many events it applied and the position reached.
+    async fn run_batch(&mut self) -> Result<(u64, i64), ProjectionError> {
+        let result = self.try_batch().await;
+        if result.is_err() {
+            // The rows rolled back; what we remember may be ahead of them.
+            self.timelines.clear();
+        }
+        result
+    }
+
+    async fn try_batch(&mut self) -> Result<(u64, i64), ProjectionError> {
+        let mut tx = begin(&self.db).await?;
+        if let Tx::Pg(t) = &mut tx {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('omorg-projector'))")
+                .execute(&mut **t)
+                .await?;
+        }
+        let (checkpoint, _) = read_checkpoint(&mut tx).await?;
+        let events = self.db.read_all_after(&checkpoint, BATCH).await?;
+        let Some(last) = events.last() else {
+            return Ok((0, checkpoint.position()));
+        };
+        let (last_cp, last_pos) = (last.checkpoint, last.position);
+        for e in &events {
+            self.apply(&mut tx, e).await?;
+        }
+        write_checkpoint(&mut tx, &last_cp).await?;
+        commit(tx).await?;
+        Ok((events.len() as u64, last_pos))
+    }
+
+    /// The remembered projection of `stream`, loaded from its events before `version` if
+    /// missing or out of step (another projector instance may have moved on).
+    async fn projected(
+        &mut self,
+        stream: &str,
+        version: u64,
+    ) -> Result<&mut Projected, ProjectionError> {
+        let fresh = self
+            .timelines
+            .get(stream)
+            .is_some_and(|p| p.timeline.version() + 1 == version);
+        if !fresh {
+            let mut timeline = Timeline::default();
+            for c in self.store.load_stream(stream).await? {
+                if c.record.stream_version >= version {
+                    break;
+                }
+                apply_event(&mut timeline, c.event);
+            }
+            self.timelines
+                .insert(stream.to_string(), Projected::new(timeline));
+        }
+        self.timelines
+            .get_mut(stream)
+            .ok_or_else(|| ProjectionError::UnknownTimeline(stream.to_string()))
+    }
+
+    #[tracing::instrument(name = "projector.apply", skip_all, fields(stream = %rec.stream_id, version = rec.stream_version))]
+    async fn apply(&mut self, tx: &mut Tx, rec: &RecordedEvent) -> Result<(), ProjectionError> {
+        let event: TimelineEvent = rec.decode(self.store.upcasters())?;
+        let stream = rec.stream_id.clone();
+        let version = rec.stream_version as i64;
+        let at = Ts(rec.recorded_at);
+        let p = self.projected(&stream, rec.stream_version).await?;
+        let ctx = event.context.clone();
+
+        // Timeline-level rows, decision log, change feed, lineage.
+        match &event.change {
+            Change::TimelineCreated(def) => {
+                upsert_timeline(
+                    tx,
+                    &stream,
+                    &def.name,
+                    &def.description,
+                    None,
+                    rec.recorded_at,
+                )
+                .await?;
+            }
+            Change::TimelineForked(f) => {
+                upsert_timeline(
+                    tx,
+                    &stream,
+                    &f.name,
+                    "",
+                    Some((f.parent.as_str(), f.parent_version as i64)),
+                    rec.recorded_at,
+                )
+                .await?;
+                insert_edge(
+                    tx,
+                    &stream,
+                    "forked_from",
+                    &stream,
+                    f.parent.as_str(),
+                    ctx.effective_from,
+                    &event,
+                    at,
+                    version,
+                )
+                .await?;
+            }
+            Change::DecisionRevoked(r) => {
+                for id in &r.revoked {
+                    exec!(tx, "UPDATE decisions SET revoked_at = $1, revoked_by_version = $2 WHERE timeline_id = $3 AND command_id = $4 AND revoked_at IS NULL",
+                        at, version, &stream, id.as_str())?;
+                    exec!(tx, "UPDATE lineage_edges SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND command_id = $4 AND recorded_to IS NULL",
+                        at, version, &stream, id.as_str())?;
+                }
+            }
+            Change::UnitsMerged(m) => {
+                let to = match &m.successor {
+                    Successor::Existing { unit } => unit.clone(),
+                    Successor::New(d) => d.unit.clone(),
+                };
+                for s in m.sources.iter().filter(|s| **s != to) {
+                    insert_edge(
+                        tx,
+                        &stream,
+                        "merged_into",
+                        s.as_str(),
+                        to.as_str(),
+                        ctx.effective_from,
+                        &event,
+                        at,
+                        version,
+                    )
+                    .await?;
+                }
+            }
+            Change::UnitSplit(s) => {
+                for part in &s.parts {
+                    let to = match &part.target {
+                        PartTarget::Source => continue,
+                        PartTarget::Existing { unit } => unit.clone(),
+                        PartTarget::New(d) => d.unit.clone(),
+                    };
+                    insert_edge(
+                        tx,
+                        &stream,
+                        "split_into",
+                        s.source.as_str(),
+                        to.as_str(),
+                        ctx.effective_from,
+                        &event,
+                        at,
+                        version,
+                    )
+                    .await?;
+                }
+            }
+            _ => {}
+        }
+        exec!(tx, "INSERT INTO decisions (timeline_id, stream_version, position, command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            &stream, version, rec.position, ctx.command_id.as_str(), event.change.type_name(), &ctx.decision.case_number, &ctx.decision.body,
+            ctx.decision.decision_date, &ctx.decision.title, ctx.decision.link.as_deref(), &ctx.actor, &ctx.rationale, ctx.effective_from, at)?;
+        exec!(tx, "INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            rec.position, &stream, version, event.change.type_name(), ctx.command_id.as_str(), &ctx.decision.case_number, ctx.effective_from, at, summary(&event))?;
+
+        // The effective history: rewrite it from the first date this event can change.
+        let from = match &event.change {
+            Change::TimelineCreated(_) => None,
+            Change::TimelineForked(_) => Some(NaiveDate::MIN),
+            Change::DecisionRevoked(r) => p
+                .timeline
+                .records()
+                .iter()
+                .filter(|x| r.revoked.contains(&x.event.context.command_id))
+                .map(|x| x.event.context.effective_from)
+                .min(),
+            _ => Some(ctx.effective_from),
+        };
+        let in_order =
+            event.change.is_org_change() && p.last_date.is_none_or(|l| ctx.effective_from >= l);
+        if in_order {
+            // Takes effect after everything else: apply it to the head, no replay.
+            let mut next = p.head.clone();
+            if next.apply_change(ctx.effective_from, &event.change).is_ok() {
+                p.head = next;
+            }
+            p.last_date = Some(ctx.effective_from);
+        }
+        apply_event(&mut p.timeline, event);
+        let diff = match from {
+            None => HistoryDiff::default(),
+            Some(d) if in_order => p.histories.rewrite(d, &[(d, Entities::of(&p.head))]),
+            Some(d) => {
+                let states = p.timeline.states_on_or_after(d);
+                if let Some((_, last)) = states.last() {
+                    p.head = last.clone();
+                }
+                p.last_date = p.timeline.change_dates().last().copied();
+                let tail: Vec<(NaiveDate, Entities)> =
+                    states.iter().map(|(d, s)| (*d, Entities::of(s))).collect();
+                p.histories.rewrite(d, &tail)
+            }
+        };
+        write_diff(tx, &stream, &diff, at, version).await?;
+        exec!(
+            tx,
+            "UPDATE timelines SET version = $1, updated_at = $2 WHERE timeline_id = $3",
+            version,
+            at,
+            &stream
+        )?;
+        Ok(())
+    }
+
+    /// Drops every read-model row and replays the whole log, reporting progress. If a rebuild
+    /// was interrupted, running it again resumes where it stopped instead of starting over.
+    #[tracing::instrument(name = "projector.rebuild", skip_all)]
+    pub async fn rebuild(
+        &mut self,
+        progress: impl FnMut(Progress),
+    ) -> Result<Progress, ProjectionError> {
+        let mut tx = begin(&self.db).await?;
+        let (_, rebuilding) = read_checkpoint(&mut tx).await?;
+        if !rebuilding {
+            for table in READ_MODEL_TABLES {
+                exec!(&mut tx, &format!("DELETE FROM {table}"))?;
+            }
+            exec!(
+                &mut tx,
+                "DELETE FROM projection_checkpoints WHERE projector = $1",
+                PROJECTOR
+            )?;
+            exec!(&mut tx, "INSERT INTO projection_checkpoints (projector, checkpoint, position, rebuilding, updated_at) VALUES ($1, $2, 0, $3, $4)",
+                PROJECTOR, Checkpoint::START.to_string(), true, Ts(Utc::now()))?;
+        }
+        commit(tx).await?;
+        self.timelines.clear();
+        let done = self.catch_up(progress).await?;
+        let mut tx = begin(&self.db).await?;
+        exec!(
+            &mut tx,
+            "UPDATE projection_checkpoints SET rebuilding = $1 WHERE projector = $2",
+            false,
+            PROJECTOR
+        )?;
+        commit(tx).await?;
+        Ok(done)
+    }
+
+    /// Marks a rebuild as started without running it (tests use this to simulate a rebuild
+    /// interrupted after its reset).
+    pub async fn start_rebuild_only(&mut self) -> Result<(), ProjectionError> {
+        let mut tx = begin(&self.db).await?;
+        for table in READ_MODEL_TABLES {
+            exec!(&mut tx, &format!("DELETE FROM {table}"))?;
+        }
+        exec!(
+            &mut tx,
+            "DELETE FROM projection_checkpoints WHERE projector = $1",
+            PROJECTOR
+        )?;
+        exec!(&mut tx, "INSERT INTO projection_checkpoints (projector, checkpoint, position, rebuilding, updated_at) VALUES ($1, $2, 0, $3, $4)",
+            PROJECTOR, Checkpoint::START.to_string(), true, Ts(Utc::now()))?;
+        commit(tx).await?;
+        self.timelines.clear();
+        Ok(())
+    }
+
+    /// Applies at most one batch (tests use this to interrupt a catch-up or rebuild midway).
+    pub async fn step(&mut self) -> Result<u64, ProjectionError> {
+        Ok(self.run_batch().await?.0)
+    }
+}
+
+/// Every read-model table, in the order a rebuild clears them.
+pub const READ_MODEL_TABLES: [&str; 10] = [
+    "timelines",
+    "unit_versions",
+    "area_versions",
+    "service_versions",
+    "responsibility_versions",
+    "service_point_versions",
+    "lineage_edges",
+    "decisions",
+    "change_feed",
+    "projection_checkpoints",
+];
+
+async fn begin(db: &Database) -> Result<Tx, sqlx::Error> {
+    Ok(match db {
+        Database::Postgres(p) => Tx::Pg(p.begin().await?),
+        Database::Sqlite(p) => Tx::Lite(p.begin().await?),
+    })
+}
+
+async fn commit(tx: Tx) -> Result<(), sqlx::Error> {
+    match tx {
+        Tx::Pg(t) => t.commit().await,
+        Tx::Lite(t) => t.commit().await,
+    }
+}
+
+struct CheckpointRow {
+    checkpoint: String,
+    rebuilding: bool,
+}
+
+fn checkpoint_row<R: crate::sql::RowExt>(r: &R) -> Result<CheckpointRow, sqlx::Error> {
+    Ok(CheckpointRow {
+        checkpoint: r.text("checkpoint")?,
+        rebuilding: r.boolean("rebuilding")?,
+    })
+}
+
+async fn read_checkpoint(tx: &mut Tx) -> Result<(Checkpoint, bool), ProjectionError> {
+    let rows = fetch_tx!(
+        tx,
+        checkpoint_row,
+        "SELECT checkpoint, rebuilding FROM projection_checkpoints WHERE projector = $1",
+        PROJECTOR
+    )?;
+    match rows.into_iter().next() {
+        None => Ok((Checkpoint::START, false)),
+        Some(r) => Ok((
+            Checkpoint::from_str(&r.checkpoint)
+                .map_err(|_| ProjectionError::BadCheckpoint(r.checkpoint.clone()))?,
+            r.rebuilding,
+        )),
+    }
+}
+
+async fn write_checkpoint(tx: &mut Tx, cp: &Checkpoint) -> Result<(), ProjectionError> {
+    let n = exec!(tx, "UPDATE projection_checkpoints SET checkpoint = $1, position = $2, updated_at = $3 WHERE projector = $4",
+        cp.to_string(), cp.position(), Ts(Utc::now()), PROJECTOR)?;
+    if n == 0 {
+        exec!(tx, "INSERT INTO projection_checkpoints (projector, checkpoint, position, rebuilding, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            PROJECTOR, cp.to_string(), cp.position(), false, Ts(Utc::now()))?;
+    }
+    Ok(())
+}
+
+async fn upsert_timeline(
+    tx: &mut Tx,
+    id: &str,
+    name: &str,
+    description: &str,
+    parent: Option<(&str, i64)>,
+    at: DateTime<Utc>,
+) -> Result<(), ProjectionError> {
+    exec!(tx, "DELETE FROM timelines WHERE timeline_id = $1", id)?;
+    exec!(tx, "INSERT INTO timelines (timeline_id, name, description, parent_id, parent_version, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+        id, name, description, parent.map(|p| p.0), parent.map(|p| p.1), Ts(at))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_edge(
+    tx: &mut Tx,
+    timeline: &str,
+    kind: &str,
+    from: &str,
+    to: &str,
+    on: NaiveDate,
+    event: &TimelineEvent,
+    at: Ts,
+    version: i64,
+) -> Result<(), ProjectionError> {
+    exec!(tx, "INSERT INTO lineage_edges (timeline_id, kind, from_id, to_id, effective_on, command_id, case_number, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        timeline, kind, from, to, on, event.context.command_id.as_str(), &event.context.decision.case_number, at, version)?;
+    Ok(())
+}
+
+/// A one-line, human-readable summary of an event for the change feed.
+pub fn summary(e: &TimelineEvent) -> String {
+    use Change::*;
+    match &e.change {
+        TimelineCreated(d) => format!("timeline {} created", d.name),
+        TimelineForked(f) => format!(
+            "scenario {} forked from {} at version {}",
+            f.name, f.parent, f.parent_version
+        ),
+        UnitEstablished(d) => format!("{} ({}) established", d.name, d.kind),
+        UnitRenamed(r) => format!(
+            "{} renamed{}{}",
+            r.unit,
+            r.name
+                .as_ref()
+                .map(|n| format!(" to {n}"))
+                .unwrap_or_default(),
+            r.code
+                .as_ref()
+                .map(|c| format!(", code {c}"))
+                .unwrap_or_default()
+        ),
+        UnitMoved(m) => format!(
+            "{} moved under {}",
+            m.unit,
+            m.new_parent
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "no parent".into())
+        ),
+        UnitDissolved(d) => format!("{} dissolved", d.unit),
+        UnitsMerged(m) => format!(
+            "{} merged into {}",
+            m.sources
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            match &m.successor {
+                Successor::Existing { unit } => unit.to_string(),
+                Successor::New(d) => format!("new unit {}", d.unit),
+            }
+        ),
+        UnitSplit(s) => format!("{} split into {} parts", s.source, s.parts.len()),
+        AreaTransferred(t) => format!("area {} moved from {} to {}", t.area, t.from, t.to),
+        ServiceRegistered(s) => format!("service {} registered", s.service),
+        ServiceRetired(s) => format!("service {} retired", s.service),
+        ResponsibilityAssigned(a) => format!(
+            "{} made responsible for {} in {} areas",
+            a.unit,
+            a.service,
+            a.areas.len()
+        ),
+        ResponsibilityTransferred(t) => format!("{} moved from {} to {}", t.service, t.from, t.to),
+        ResponsibilityWithdrawn(w) => format!("{} no longer responsible for {}", w.unit, w.service),
+        ServiceCentralised(c) => format!("{} centralised to {}", c.service, c.agency),
+        ServiceDecentralised(d) => format!("{} decentralised to the districts", d.service),
+        ServicePointOpened(p) => format!("service point {} opened", p.name),
+        ServicePointClosed(p) => format!("service point {} closed", p.point),
+        ServicePointServicesSet(p) => format!(
+            "service point {} now offers {} services",
+            p.point,
+            p.services.len()
+        ),
+        DecisionRevoked(r) => format!(
+            "decision {} revoked ({} changes)",
+            r.case_number,
+            r.revoked.len()
+        ),
+    }
+}
+
+async fn write_diff(
+    tx: &mut Tx,
+    t: &str,
+    diff: &HistoryDiff,
+    at: Ts,
+    v: i64,
+) -> Result<(), ProjectionError> {
+    for c in &diff.units {
+        match c {
+            SegmentChange::Closed { key, from } => {
+                exec!(tx, "UPDATE unit_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND unit_id = $4 AND effective_from = $5 AND recorded_to IS NULL",
+                    at, v, t, key.as_str(), *from)?;
+            }
+            SegmentChange::Opened { key, segment: s } => {
+                exec!(tx, "INSERT INTO unit_versions (timeline_id, unit_id, code, name, kind, parent_id, areas, attributes, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    t, key.as_str(), s.value.code.as_deref(), &s.value.name, s.value.kind.as_str(), s.value.parent.as_ref().map(|p| p.as_str()),
+                    Json(&s.value.areas), Json(&s.value.attributes), s.from, s.to, at, v)?;
+            }
+        }
+    }
+    for c in &diff.areas {
+        match c {
+            SegmentChange::Closed { key, from } => {
+                exec!(tx, "UPDATE area_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND area_code = $4 AND effective_from = $5 AND recorded_to IS NULL",
+                    at, v, t, key.as_str(), *from)?;
+            }
+            SegmentChange::Opened { key, segment: s } => {
+                exec!(tx, "INSERT INTO area_versions (timeline_id, area_code, name, holder_id, carved_from, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    t, key.as_str(), &s.value.name, s.value.holder.as_ref().map(|h| h.as_str()), s.value.carved_from.as_ref().map(|c| c.as_str()), s.from, s.to, at, v)?;
+            }
+        }
+    }
+    for c in &diff.services {
+        match c {
+            SegmentChange::Closed { key, from } => {
+                exec!(tx, "UPDATE service_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND service_code = $4 AND effective_from = $5 AND recorded_to IS NULL",
+                    at, v, t, key.as_str(), *from)?;
+            }
+            SegmentChange::Opened { key, segment: s } => {
+                exec!(tx, "INSERT INTO service_versions (timeline_id, service_code, name, category, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    t, key.as_str(), &s.value.name, &s.value.category, s.from, s.to, at, v)?;
+            }
+        }
+    }
+    for c in &diff.responsibilities {
+        match c {
+            SegmentChange::Closed { key: (s, a), from } => {
+                exec!(tx, "UPDATE responsibility_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND service_code = $4 AND area_code = $5 AND effective_from = $6 AND recorded_to IS NULL",
+                    at, v, t, s.as_str(), a.as_str(), *from)?;
+            }
+            SegmentChange::Opened {
+                key: (svc, a),
+                segment: s,
+            } => {
+                exec!(tx, "INSERT INTO responsibility_versions (timeline_id, service_code, area_code, unit_id, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    t, svc.as_str(), a.as_str(), s.value.as_str(), s.from, s.to, at, v)?;
+            }
+        }
+    }
+    for c in &diff.points {
+        match c {
+            SegmentChange::Closed { key, from } => {
+                exec!(tx, "UPDATE service_point_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND point_id = $4 AND effective_from = $5 AND recorded_to IS NULL",
+                    at, v, t, key.as_str(), *from)?;
+            }
+            SegmentChange::Opened { key, segment: s } => {
+                exec!(tx, "INSERT INTO service_point_versions (timeline_id, point_id, name, unit_id, area_code, services, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    t, key.as_str(), &s.value.name, s.value.unit.as_str(), s.value.area.as_ref().map(|a| a.as_str()), Json(&s.value.services), s.from, s.to, at, v)?;
+            }
+        }
+    }
+    Ok(())
+}

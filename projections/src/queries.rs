@@ -1,0 +1,668 @@
+//! Queries over the read models: what the API and the CLI answer from.
+//!
+//! Every query takes an [`AsOf`]: an effective date, and optionally the recorded instant to see
+//! the read models as they were believed then ("as of 2026-03-01, as known on 2025-12-01").
+
+use crate::error::ProjectionError;
+use crate::fetch;
+use crate::sql::{RowExt, Ts};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use omorg_store::Database;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which version of the world a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsOf {
+    /// The effective date.
+    pub date: NaiveDate,
+    /// Only what was recorded before this instant (exclusive); `None` means everything known now.
+    pub known_before: Option<DateTime<Utc>>,
+}
+
+impl AsOf {
+    /// As of `date`, using everything known now.
+    pub fn now(date: NaiveDate) -> Self {
+        Self {
+            date,
+            known_before: None,
+        }
+    }
+
+    /// As of `date`, as known at the end of the recorded day `known_on`.
+    pub fn known_on(date: NaiveDate, known_on: NaiveDate) -> Self {
+        let next = known_on.checked_add_days(Days::new(1)).unwrap_or(known_on);
+        Self {
+            date,
+            known_before: Some(next.and_time(NaiveTime::MIN).and_utc()),
+        }
+    }
+
+    /// As of `date`, as known at the instant `at` (events recorded at `at` included).
+    pub fn known_at(date: NaiveDate, at: DateTime<Utc>) -> Self {
+        Self {
+            date,
+            known_before: Some(at + chrono::Duration::microseconds(1)),
+        }
+    }
+
+    /// The SQL condition for table alias `t`, with the effective date as `$2` and the recorded
+    /// bound as `$3` (bound only when `known_before` is set).
+    fn predicate(&self, t: &str) -> String {
+        let eff = format!(
+            "{t}.effective_from <= $2 AND ({t}.effective_to IS NULL OR {t}.effective_to > $2)"
+        );
+        match self.known_before {
+            None => format!("{eff} AND {t}.recorded_to IS NULL"),
+            Some(_) => format!("{eff} AND {t}.recorded_from < $3 AND ({t}.recorded_to IS NULL OR {t}.recorded_to >= $3)"),
+        }
+    }
+
+    fn bound(&self) -> Ts {
+        Ts(self.known_before.unwrap_or(DateTime::<Utc>::MAX_UTC))
+    }
+}
+
+/// A timeline as projected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Id (the stream id).
+    pub timeline_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// For a scenario, the timeline it was forked from.
+    pub parent_id: Option<String>,
+    /// And the parent's version at the fork.
+    pub parent_version: Option<i64>,
+    /// Events applied.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn timeline_row<R: RowExt>(r: &R) -> Result<TimelineRow, sqlx::Error> {
+    Ok(TimelineRow {
+        timeline_id: r.text("timeline_id")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        parent_id: r.opt_text("parent_id")?,
+        parent_version: r.opt_int("parent_version")?,
+        version: r.int("version")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+/// Every projected timeline.
+#[tracing::instrument(name = "query.timelines", skip(db))]
+pub async fn timelines(db: &Database) -> Result<Vec<TimelineRow>, ProjectionError> {
+    Ok(fetch!(
+        db,
+        timeline_row,
+        "SELECT * FROM timelines ORDER BY timeline_id"
+    )?)
+}
+
+/// One projected timeline.
+#[tracing::instrument(name = "query.timeline", skip(db))]
+pub async fn timeline(db: &Database, id: &str) -> Result<TimelineRow, ProjectionError> {
+    fetch!(
+        db,
+        timeline_row,
+        "SELECT * FROM timelines WHERE timeline_id = $1",
+        id
+    )?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ProjectionError::UnknownTimeline(id.to_string()))
+}
+
+/// A unit as of a date, or one version of it in a history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitVersion {
+    /// Stable id.
+    pub unit_id: String,
+    /// Official code.
+    pub code: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Parent.
+    pub parent_id: Option<String>,
+    /// Areas held.
+    pub areas: Vec<String>,
+    /// Free attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// First effective day of this version.
+    pub effective_from: NaiveDate,
+    /// First effective day it no longer holds.
+    pub effective_to: Option<NaiveDate>,
+    /// When this version was recorded.
+    pub recorded_from: DateTime<Utc>,
+    /// When it stopped being believed.
+    pub recorded_to: Option<DateTime<Utc>>,
+}
+
+fn json_as<T: serde::de::DeserializeOwned>(col: &str, v: Value) -> Result<T, sqlx::Error> {
+    serde_json::from_value(v).map_err(|e| sqlx::Error::ColumnDecode {
+        index: col.to_string(),
+        source: Box::new(e),
+    })
+}
+
+fn unit_version<R: RowExt>(r: &R) -> Result<UnitVersion, sqlx::Error> {
+    Ok(UnitVersion {
+        unit_id: r.text("unit_id")?,
+        code: r.opt_text("code")?,
+        name: r.text("name")?,
+        kind: r.text("kind")?,
+        parent_id: r.opt_text("parent_id")?,
+        areas: json_as("areas", r.json("areas")?)?,
+        attributes: json_as("attributes", r.json("attributes")?)?,
+        effective_from: r.date("effective_from")?,
+        effective_to: r.opt_date("effective_to")?,
+        recorded_from: r.ts("recorded_from")?,
+        recorded_to: r.opt_ts("recorded_to")?,
+    })
+}
+
+/// Every unit that exists as of the date.
+#[tracing::instrument(name = "query.units", skip(db))]
+pub async fn units(
+    db: &Database,
+    timeline: &str,
+    at: AsOf,
+) -> Result<Vec<UnitVersion>, ProjectionError> {
+    let sql = format!(
+        "SELECT * FROM unit_versions u WHERE u.timeline_id = $1 AND {} ORDER BY u.unit_id",
+        at.predicate("u")
+    );
+    Ok(if at.known_before.is_some() {
+        fetch!(db, unit_version, &sql, timeline, at.date, at.bound())?
+    } else {
+        fetch!(db, unit_version, &sql, timeline, at.date)?
+    })
+}
+
+/// A node of the org chart: a unit and the units under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgNode {
+    /// The unit.
+    #[serde(flatten)]
+    pub unit: UnitVersion,
+    /// Its children, by name.
+    pub children: Vec<OrgNode>,
+}
+
+/// The org chart as a forest (roots are units without a live parent), children sorted by name.
+#[tracing::instrument(name = "query.org_chart", skip(db))]
+pub async fn org_chart(
+    db: &Database,
+    timeline: &str,
+    at: AsOf,
+) -> Result<Vec<OrgNode>, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    Ok(build_tree(units(db, timeline, at).await?))
+}
+
+/// Arranges units into a forest; a unit whose parent is not among them becomes a root.
+pub fn build_tree(units: Vec<UnitVersion>) -> Vec<OrgNode> {
+    let ids: BTreeSet<String> = units.iter().map(|u| u.unit_id.clone()).collect();
+    let mut children: BTreeMap<Option<String>, Vec<UnitVersion>> = BTreeMap::new();
+    for u in units {
+        let parent = u
+            .parent_id
+            .clone()
+            .filter(|p| ids.contains(p) && *p != u.unit_id);
+        children.entry(parent).or_default().push(u);
+    }
+    fn grow(
+        key: Option<String>,
+        children: &mut BTreeMap<Option<String>, Vec<UnitVersion>>,
+        depth: usize,
+    ) -> Vec<OrgNode> {
+        let mut list = children.remove(&key).unwrap_or_default();
+        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.unit_id.cmp(&b.unit_id)));
+        list.into_iter()
+            .map(|u| {
+                // The domain never stores a cycle; the depth bound only keeps a corrupt table
+                // from recursing forever.
+                let kids = if depth < 10_000 {
+                    grow(Some(u.unit_id.clone()), children, depth + 1)
+                } else {
+                    Vec::new()
+                };
+                OrgNode {
+                    unit: u,
+                    children: kids,
+                }
+            })
+            .collect()
+    }
+    grow(None, &mut children, 0)
+}
+
+/// One cell of the responsibility matrix: who is responsible for a service in an area.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixRow {
+    /// Service code.
+    pub service_code: String,
+    /// Service name.
+    pub service_name: String,
+    /// Area code.
+    pub area_code: String,
+    /// Area name.
+    pub area_name: String,
+    /// Responsible unit.
+    pub unit_id: String,
+    /// Its name.
+    pub unit_name: String,
+    /// Its kind.
+    pub unit_kind: String,
+}
+
+fn matrix_row<R: RowExt>(r: &R) -> Result<MatrixRow, sqlx::Error> {
+    Ok(MatrixRow {
+        service_code: r.text("service_code")?,
+        service_name: r.text("service_name")?,
+        area_code: r.text("area_code")?,
+        area_name: r.text("area_name")?,
+        unit_id: r.text("unit_id")?,
+        unit_name: r.text("unit_name")?,
+        unit_kind: r.text("unit_kind")?,
+    })
+}
+
+/// The responsibility matrix (service × area → unit) as of the date.
+#[tracing::instrument(name = "query.responsibilities", skip(db))]
+pub async fn responsibility_matrix(
+    db: &Database,
+    timeline: &str,
+    at: AsOf,
+) -> Result<Vec<MatrixRow>, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    let sql = format!(
+        "SELECT r.service_code, s.name AS service_name, r.area_code, a.name AS area_name, \
+                r.unit_id, u.name AS unit_name, u.kind AS unit_kind \
+         FROM responsibility_versions r \
+         JOIN service_versions s ON s.timeline_id = r.timeline_id AND s.service_code = r.service_code AND {s} \
+         JOIN area_versions a ON a.timeline_id = r.timeline_id AND a.area_code = r.area_code AND {a} \
+         JOIN unit_versions u ON u.timeline_id = r.timeline_id AND u.unit_id = r.unit_id AND {u} \
+         WHERE r.timeline_id = $1 AND {r} ORDER BY r.service_code, r.area_code",
+        s = at.predicate("s"),
+        a = at.predicate("a"),
+        u = at.predicate("u"),
+        r = at.predicate("r"),
+    );
+    Ok(if at.known_before.is_some() {
+        fetch!(db, matrix_row, &sql, timeline, at.date, at.bound())?
+    } else {
+        fetch!(db, matrix_row, &sql, timeline, at.date)?
+    })
+}
+
+/// One version of a responsibility.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsibilityVersion {
+    /// Service.
+    pub service_code: String,
+    /// Area.
+    pub area_code: String,
+    /// Responsible unit.
+    pub unit_id: String,
+    /// From.
+    pub effective_from: NaiveDate,
+    /// Until (exclusive).
+    pub effective_to: Option<NaiveDate>,
+    /// Recorded from.
+    pub recorded_from: DateTime<Utc>,
+    /// Recorded until.
+    pub recorded_to: Option<DateTime<Utc>>,
+}
+
+fn responsibility_version<R: RowExt>(r: &R) -> Result<ResponsibilityVersion, sqlx::Error> {
+    Ok(ResponsibilityVersion {
+        service_code: r.text("service_code")?,
+        area_code: r.text("area_code")?,
+        unit_id: r.text("unit_id")?,
+        effective_from: r.date("effective_from")?,
+        effective_to: r.opt_date("effective_to")?,
+        recorded_from: r.ts("recorded_from")?,
+        recorded_to: r.opt_ts("recorded_to")?,
+    })
+}
+
+/// A lineage edge: a unit merged into or split into another, or a scenario forked from a timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageEdge {
+    /// `merged_into`, `split_into` or `forked_from`.
+    pub kind: String,
+    /// Predecessor (or the scenario).
+    pub from_id: String,
+    /// Successor (or the parent timeline).
+    pub to_id: String,
+    /// Effective date.
+    pub effective_on: NaiveDate,
+    /// The command that made it.
+    pub command_id: String,
+    /// The decision.
+    pub case_number: String,
+}
+
+fn lineage_edge<R: RowExt>(r: &R) -> Result<LineageEdge, sqlx::Error> {
+    Ok(LineageEdge {
+        kind: r.text("kind")?,
+        from_id: r.text("from_id")?,
+        to_id: r.text("to_id")?,
+        effective_on: r.date("effective_on")?,
+        command_id: r.text("command_id")?,
+        case_number: r.text("case_number")?,
+    })
+}
+
+/// A unit's history: every version believed now, and its lineage both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitHistory {
+    /// The unit.
+    pub unit_id: String,
+    /// Its versions, oldest first.
+    pub versions: Vec<UnitVersion>,
+    /// Edges leading to it, transitively (the units it came from).
+    pub predecessors: Vec<LineageEdge>,
+    /// Edges leading from it, transitively (the units it went into).
+    pub successors: Vec<LineageEdge>,
+}
+
+/// A unit's history and lineage through merges and splits in both directions.
+#[tracing::instrument(name = "query.unit_history", skip(db))]
+pub async fn unit_history(
+    db: &Database,
+    timeline: &str,
+    unit: &str,
+) -> Result<UnitHistory, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    let versions = fetch!(db, unit_version,
+        "SELECT * FROM unit_versions WHERE timeline_id = $1 AND unit_id = $2 AND recorded_to IS NULL ORDER BY effective_from",
+        timeline, unit)?;
+    let edges = fetch!(db, lineage_edge,
+        "SELECT * FROM lineage_edges WHERE timeline_id = $1 AND kind <> 'forked_from' AND recorded_to IS NULL ORDER BY effective_on, from_id, to_id",
+        timeline)?;
+    if versions.is_empty() && !edges.iter().any(|e| e.from_id == unit || e.to_id == unit) {
+        return Err(ProjectionError::InvalidQuery {
+            field: "unit",
+            reason: format!("no unit {unit} on timeline {timeline}"),
+        });
+    }
+    let walk = |forward: bool| {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::from([unit.to_string()]);
+        let mut frontier = vec![unit.to_string()];
+        while let Some(u) = frontier.pop() {
+            for e in &edges {
+                let (here, there) = if forward {
+                    (&e.from_id, &e.to_id)
+                } else {
+                    (&e.to_id, &e.from_id)
+                };
+                if *here == u {
+                    out.push(e.clone());
+                    if seen.insert(there.clone()) {
+                        frontier.push(there.clone());
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            a.effective_on
+                .cmp(&b.effective_on)
+                .then(a.from_id.cmp(&b.from_id))
+        });
+        out
+    };
+    Ok(UnitHistory {
+        unit_id: unit.to_string(),
+        predecessors: walk(false),
+        successors: walk(true),
+        versions,
+    })
+}
+
+/// A service's history: its own versions and every responsibility version for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHistory {
+    /// The service.
+    pub service_code: String,
+    /// Name/category versions: (from, to, name, category).
+    pub versions: Vec<(NaiveDate, Option<NaiveDate>, String, String)>,
+    /// Who was responsible where, when (believed now).
+    pub responsibilities: Vec<ResponsibilityVersion>,
+}
+
+fn service_version<R: RowExt>(
+    r: &R,
+) -> Result<(NaiveDate, Option<NaiveDate>, String, String), sqlx::Error> {
+    Ok((
+        r.date("effective_from")?,
+        r.opt_date("effective_to")?,
+        r.text("name")?,
+        r.text("category")?,
+    ))
+}
+
+/// A service's history of names and responsibilities.
+#[tracing::instrument(name = "query.service_history", skip(db))]
+pub async fn service_history(
+    db: &Database,
+    timeline: &str,
+    service: &str,
+) -> Result<ServiceHistory, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    let versions = fetch!(db, service_version,
+        "SELECT * FROM service_versions WHERE timeline_id = $1 AND service_code = $2 AND recorded_to IS NULL ORDER BY effective_from",
+        timeline, service)?;
+    if versions.is_empty() {
+        return Err(ProjectionError::InvalidQuery {
+            field: "service",
+            reason: format!("no service {service} on timeline {timeline}"),
+        });
+    }
+    let responsibilities = fetch!(db, responsibility_version,
+        "SELECT * FROM responsibility_versions WHERE timeline_id = $1 AND service_code = $2 AND recorded_to IS NULL ORDER BY area_code, effective_from",
+        timeline, service)?;
+    Ok(ServiceHistory {
+        service_code: service.to_string(),
+        versions,
+        responsibilities,
+    })
+}
+
+/// One entry of the decision log: an event and the decision behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRow {
+    /// Stream version of the event.
+    pub stream_version: i64,
+    /// Command id.
+    pub command_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Case number.
+    pub case_number: String,
+    /// Deciding body.
+    pub body: String,
+    /// Decision date.
+    pub decision_date: NaiveDate,
+    /// Title.
+    pub title: String,
+    /// Link.
+    pub link: Option<String>,
+    /// Who submitted it.
+    pub actor: String,
+    /// Why.
+    pub rationale: String,
+    /// When it takes effect.
+    pub effective_from: NaiveDate,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn decision_row<R: RowExt>(r: &R) -> Result<DecisionRow, sqlx::Error> {
+    Ok(DecisionRow {
+        stream_version: r.int("stream_version")?,
+        command_id: r.text("command_id")?,
+        event_type: r.text("event_type")?,
+        case_number: r.text("case_number")?,
+        body: r.text("body")?,
+        decision_date: r.date("decision_date")?,
+        title: r.text("title")?,
+        link: r.opt_text("link")?,
+        actor: r.text("actor")?,
+        rationale: r.text("rationale")?,
+        effective_from: r.date("effective_from")?,
+        recorded_at: r.ts("recorded_at")?,
+        revoked_at: r.opt_ts("revoked_at")?,
+    })
+}
+
+/// Filters for the decision log; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionFilter {
+    /// Exact case number.
+    pub case_number: Option<String>,
+    /// Exact deciding body.
+    pub body: Option<String>,
+    /// Decision date on or after.
+    pub decided_from: Option<NaiveDate>,
+    /// Decision date on or before.
+    pub decided_to: Option<NaiveDate>,
+}
+
+/// The decision log, in recorded order.
+#[tracing::instrument(name = "query.decisions", skip(db))]
+pub async fn decision_log(
+    db: &Database,
+    timeline: &str,
+    f: &DecisionFilter,
+) -> Result<Vec<DecisionRow>, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    if let (Some(a), Some(b)) = (f.decided_from, f.decided_to) {
+        if a > b {
+            return Err(ProjectionError::InvalidQuery {
+                field: "decided_from",
+                reason: format!("{a} is after decided_to {b}"),
+            });
+        }
+    }
+    // NULL parameters switch a condition off, so one statement serves every combination.
+    let sql = "SELECT * FROM decisions WHERE timeline_id = $1 \
+               AND ($2 IS NULL OR case_number = $2) AND ($3 IS NULL OR body = $3) \
+               AND ($4 IS NULL OR decision_date >= $4) AND ($5 IS NULL OR decision_date <= $5) \
+               ORDER BY stream_version";
+    let sql_pg = "SELECT * FROM decisions WHERE timeline_id = $1 \
+               AND ($2::text IS NULL OR case_number = $2) AND ($3::text IS NULL OR body = $3) \
+               AND ($4::date IS NULL OR decision_date >= $4) AND ($5::date IS NULL OR decision_date <= $5) \
+               ORDER BY stream_version";
+    let sql = match db {
+        Database::Postgres(_) => sql_pg,
+        Database::Sqlite(_) => sql,
+    };
+    Ok(fetch!(
+        db,
+        decision_row,
+        sql,
+        timeline,
+        f.case_number.as_deref(),
+        f.body.as_deref(),
+        f.decided_from,
+        f.decided_to
+    )?)
+}
+
+/// What changed between two effective dates, as known now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Exclusive start.
+    pub from: NaiveDate,
+    /// Inclusive end.
+    pub to: NaiveDate,
+    /// Changes in force taking effect in `(from, to]`, in effective then recorded order.
+    pub decisions: Vec<DecisionRow>,
+    /// Responsibilities as of `from` that no longer hold as of `to` (or hold with another unit).
+    pub responsibilities_before: Vec<MatrixRow>,
+    /// Responsibilities as of `to` that did not hold as of `from`.
+    pub responsibilities_after: Vec<MatrixRow>,
+    /// Units that exist as of `to` but not as of `from`.
+    pub units_added: Vec<String>,
+    /// Units that exist as of `from` but not as of `to`.
+    pub units_removed: Vec<String>,
+}
+
+/// The changes between two effective dates: the decisions taking effect and the net difference.
+#[tracing::instrument(name = "query.changes", skip(db))]
+pub async fn changes_between(
+    db: &Database,
+    timeline: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Changes, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    if from > to {
+        return Err(ProjectionError::InvalidQuery {
+            field: "from",
+            reason: format!("{from} is after to {to}"),
+        });
+    }
+    let decisions = fetch!(db, decision_row,
+        "SELECT * FROM decisions WHERE timeline_id = $1 AND revoked_at IS NULL AND effective_from > $2 AND effective_from <= $3 \
+         AND event_type NOT IN ('TimelineCreated', 'TimelineForked', 'DecisionRevoked') ORDER BY effective_from, stream_version",
+        timeline, from, to)?;
+    let before = responsibility_matrix(db, timeline, AsOf::now(from)).await?;
+    let after = responsibility_matrix(db, timeline, AsOf::now(to)).await?;
+    let key = |r: &MatrixRow| {
+        (
+            r.service_code.clone(),
+            r.area_code.clone(),
+            r.unit_id.clone(),
+        )
+    };
+    let bset: BTreeSet<_> = before.iter().map(key).collect();
+    let aset: BTreeSet<_> = after.iter().map(key).collect();
+    let ub: BTreeSet<String> = units(db, timeline, AsOf::now(from))
+        .await?
+        .into_iter()
+        .map(|u| u.unit_id)
+        .collect();
+    let ua: BTreeSet<String> = units(db, timeline, AsOf::now(to))
+        .await?
+        .into_iter()
+        .map(|u| u.unit_id)
+        .collect();
+    Ok(Changes {
+        from,
+        to,
+        decisions,
+        responsibilities_before: before
+            .iter()
+            .filter(|r| !aset.contains(&key(r)))
+            .cloned()
+            .collect(),
+        responsibilities_after: after
+            .iter()
+            .filter(|r| !bset.contains(&key(r)))
+            .cloned()
+            .collect(),
+        units_added: ua.difference(&ub).cloned().collect(),
+        units_removed: ub.difference(&ua).cloned().collect(),
+    })
+}
+
+async fn ensure_timeline(db: &Database, id: &str) -> Result<(), ProjectionError> {
+    timeline(db, id).await.map(|_| ())
+}

@@ -1,0 +1,545 @@
+//! The scripted history of issue 4, on PostgreSQL and on SQLite: districts and a central agency,
+//! home care run by each district, centralised effective 2025-01-01, two districts merged
+//! effective 2026-01-01, then a correction recorded later (the merge decision revoked and a
+//! different merge decided). Every query is checked at dates before, between and after, and as
+//! known before and after the correction; then a rebuild must reproduce the tables row for row.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use omorg_domain::*;
+use omorg_projections::queries::{self, AsOf, DecisionFilter};
+use omorg_projections::Projector;
+use omorg_store::testing::fresh_database;
+use omorg_store::{Backend, CommandMetadata, Database, Store};
+
+const T: &str = "oslo";
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn cmd(id: &str, eff: &str, case: &str, action: Action) -> TimelineCommand {
+    TimelineCommand {
+        context: ChangeContext {
+            command_id: CommandId::new(id).unwrap(),
+            effective_from: d(eff),
+            decision: DecisionRef {
+                case_number: case.into(),
+                body: "Bystyret".into(),
+                decision_date: d("2024-06-19"),
+                title: format!("Sak {case}"),
+                link: None,
+            },
+            actor: "test".into(),
+            rationale: String::new(),
+        },
+        action,
+    }
+}
+
+fn unit(
+    id: &str,
+    name: &str,
+    kind: UnitKind,
+    parent: Option<&str>,
+    area: Option<(&str, &str)>,
+) -> Action {
+    Action::EstablishUnit(UnitDef {
+        unit: UnitId::new(id).unwrap(),
+        code: None,
+        name: name.into(),
+        kind,
+        parent: parent.map(|p| UnitId::new(p).unwrap()),
+        areas: area
+            .map(|(c, n)| AreaDef {
+                code: AreaCode::new(c).unwrap(),
+                name: n.into(),
+                carved_from: None,
+            })
+            .into_iter()
+            .collect(),
+        attributes: Default::default(),
+    })
+}
+
+fn merge(id: &str, name: &str, a: &str, b: &str) -> Action {
+    let Action::EstablishUnit(def) = unit(id, name, UnitKind::District, Some("oslo"), None) else {
+        unreachable!()
+    };
+    Action::MergeUnits(Merge {
+        sources: vec![UnitId::new(a).unwrap(), UnitId::new(b).unwrap()],
+        successor: Successor::New(def),
+    })
+}
+
+async fn run(store: &Store<Timeline>, c: TimelineCommand) -> DateTime<Utc> {
+    let id = c.context.command_id.to_string();
+    let out = store
+        .execute(T, c, CommandMetadata::new(id.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("command {id} refused: {e:?}"));
+    out.events
+        .last()
+        .map(|e| e.record.recorded_at)
+        .expect("an event")
+}
+
+/// Responsibility for home care per area as of a date, as "area=unit" strings.
+async fn home_care(db: &Database, at: AsOf) -> Vec<String> {
+    queries::responsibility_matrix(db, T, at)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.service_code == "home-care")
+        .map(|r| format!("{}={}", r.area_code, r.unit_id))
+        .collect()
+}
+
+async fn districts(db: &Database, at: AsOf) -> Vec<String> {
+    let chart = queries::org_chart(db, T, at).await.unwrap();
+    assert_eq!(chart.len(), 1, "one root: the municipality");
+    assert_eq!(chart[0].unit.unit_id, "oslo");
+    chart[0]
+        .children
+        .iter()
+        .map(|n| n.unit.unit_id.clone())
+        .collect()
+}
+
+async fn scripted_history(backend: Backend) {
+    let (db, _) = fresh_database(backend).await;
+    let store: Store<Timeline> = Store::new(db.clone(), ());
+    run(
+        &store,
+        cmd(
+            "c0",
+            "2020-01-01",
+            "20/1",
+            Action::CreateTimeline(TimelineDef {
+                name: "Oslo kommune".into(),
+                description: String::new(),
+            }),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "c1",
+            "2020-01-01",
+            "20/1",
+            unit("oslo", "Oslo kommune", UnitKind::Municipality, None, None),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "c2",
+            "2020-01-01",
+            "20/1",
+            unit(
+                "grorud",
+                "Bydel Grorud",
+                UnitKind::District,
+                Some("oslo"),
+                Some(("030110", "Grorud")),
+            ),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "c3",
+            "2020-01-01",
+            "20/1",
+            unit(
+                "stovner",
+                "Bydel Stovner",
+                UnitKind::District,
+                Some("oslo"),
+                Some(("030111", "Stovner")),
+            ),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "c4",
+            "2020-01-01",
+            "20/1",
+            unit(
+                "alna",
+                "Bydel Alna",
+                UnitKind::District,
+                Some("oslo"),
+                Some(("030112", "Alna")),
+            ),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "c5",
+            "2020-01-01",
+            "20/1",
+            unit(
+                "helseetaten",
+                "Helseetaten",
+                UnitKind::CentralAgency,
+                Some("oslo"),
+                None,
+            ),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "c6",
+            "2020-01-01",
+            "20/1",
+            Action::RegisterService(ServiceDef {
+                service: ServiceCode::new("home-care").unwrap(),
+                name: "Hjemmetjenester".into(),
+                category: "home care".into(),
+            }),
+        ),
+    )
+    .await;
+    for (i, (u, a)) in [
+        ("grorud", "030110"),
+        ("stovner", "030111"),
+        ("alna", "030112"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        run(
+            &store,
+            cmd(
+                &format!("a{i}"),
+                "2020-01-01",
+                "20/1",
+                Action::AssignResponsibility(Assignment {
+                    service: ServiceCode::new("home-care").unwrap(),
+                    unit: UnitId::new(*u).unwrap(),
+                    areas: vec![AreaCode::new(*a).unwrap()],
+                }),
+            ),
+        )
+        .await;
+    }
+    run(
+        &store,
+        cmd(
+            "cz",
+            "2025-01-01",
+            "24/200",
+            Action::CentraliseService(Centralisation {
+                service: ServiceCode::new("home-care").unwrap(),
+                agency: UnitId::new("helseetaten").unwrap(),
+            }),
+        ),
+    )
+    .await;
+    let merged_at = run(
+        &store,
+        cmd(
+            "m1",
+            "2026-01-01",
+            "25/100",
+            merge(
+                "grorud-stovner",
+                "Bydel Grorud og Stovner",
+                "grorud",
+                "stovner",
+            ),
+        ),
+    )
+    .await;
+
+    let mut projector = Projector::new(db.clone());
+    let progress = projector.catch_up(|_| {}).await.unwrap();
+    assert_eq!(progress.applied, 12);
+
+    // Before the correction.
+    let (before, between, after) = (d("2024-06-01"), d("2025-06-01"), d("2026-06-01"));
+    assert_eq!(
+        home_care(&db, AsOf::now(before)).await,
+        ["030110=grorud", "030111=stovner", "030112=alna"]
+    );
+    assert_eq!(
+        home_care(&db, AsOf::now(between)).await,
+        [
+            "030110=helseetaten",
+            "030111=helseetaten",
+            "030112=helseetaten"
+        ]
+    );
+    assert_eq!(
+        home_care(&db, AsOf::now(after)).await,
+        [
+            "030110=helseetaten",
+            "030111=helseetaten",
+            "030112=helseetaten"
+        ]
+    );
+    assert_eq!(
+        districts(&db, AsOf::now(between)).await,
+        ["alna", "grorud", "stovner", "helseetaten"]
+    );
+    assert_eq!(
+        districts(&db, AsOf::now(after)).await,
+        ["alna", "grorud-stovner", "helseetaten"]
+    );
+
+    // The correction, recorded later: the merge decision is revoked and Grorud merges with Alna.
+    run(
+        &store,
+        cmd(
+            "rv",
+            "2025-10-01",
+            "25/150",
+            Action::RevokeDecision(Revocation {
+                case_number: "25/100".into(),
+                command_ids: None,
+            }),
+        ),
+    )
+    .await;
+    run(
+        &store,
+        cmd(
+            "m2",
+            "2026-01-01",
+            "25/151",
+            merge("grorud-alna", "Bydel Grorud og Alna", "grorud", "alna"),
+        ),
+    )
+    .await;
+    let progress = projector.catch_up(|_| {}).await.unwrap();
+    assert_eq!(progress.applied, 2);
+
+    // As known now.
+    assert_eq!(
+        districts(&db, AsOf::now(before)).await,
+        ["alna", "grorud", "stovner", "helseetaten"]
+    );
+    assert_eq!(
+        districts(&db, AsOf::now(after)).await,
+        ["grorud-alna", "stovner", "helseetaten"]
+    );
+    assert_eq!(
+        home_care(&db, AsOf::now(before)).await,
+        ["030110=grorud", "030111=stovner", "030112=alna"]
+    );
+    assert_eq!(
+        home_care(&db, AsOf::now(after)).await,
+        [
+            "030110=helseetaten",
+            "030111=helseetaten",
+            "030112=helseetaten"
+        ]
+    );
+    let units_after = queries::units(&db, T, AsOf::now(after)).await.unwrap();
+    let ga = units_after
+        .iter()
+        .find(|u| u.unit_id == "grorud-alna")
+        .expect("grorud-alna");
+    assert_eq!(ga.areas, ["030110", "030112"]);
+    assert_eq!(ga.effective_from, d("2026-01-01"));
+
+    // As known right after the first merge was recorded: the first merge stood.
+    let then = AsOf::known_at(after, merged_at);
+    assert_eq!(
+        districts(&db, then).await,
+        ["alna", "grorud-stovner", "helseetaten"]
+    );
+    let then_units = queries::units(&db, T, then).await.unwrap();
+    assert_eq!(
+        then_units
+            .iter()
+            .find(|u| u.unit_id == "grorud-stovner")
+            .unwrap()
+            .areas,
+        ["030110", "030111"]
+    );
+    // And before it was recorded at all, nobody had heard of a merge.
+    let earlier = AsOf::known_at(after, merged_at - chrono::Duration::microseconds(1));
+    assert_eq!(
+        districts(&db, earlier).await,
+        ["alna", "grorud", "stovner", "helseetaten"]
+    );
+
+    // Lineage, both directions, only the decision in force.
+    let h = queries::unit_history(&db, T, "grorud").await.unwrap();
+    assert_eq!(
+        h.successors
+            .iter()
+            .map(|e| (e.kind.as_str(), e.to_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("merged_into", "grorud-alna")]
+    );
+    assert_eq!(h.versions.len(), 1);
+    assert_eq!(h.versions[0].effective_to, Some(d("2026-01-01")));
+    let h = queries::unit_history(&db, T, "grorud-alna").await.unwrap();
+    let mut preds: Vec<_> = h.predecessors.iter().map(|e| e.from_id.clone()).collect();
+    preds.sort();
+    assert_eq!(preds, ["alna", "grorud"]);
+
+    // Service history: district, then agency, per area.
+    let sh = queries::service_history(&db, T, "home-care").await.unwrap();
+    let grorud: Vec<_> = sh
+        .responsibilities
+        .iter()
+        .filter(|r| r.area_code == "030110")
+        .map(|r| (r.unit_id.as_str(), r.effective_from, r.effective_to))
+        .collect();
+    assert_eq!(
+        grorud,
+        [
+            ("grorud", d("2020-01-01"), Some(d("2025-01-01"))),
+            ("helseetaten", d("2025-01-01"), None)
+        ]
+    );
+
+    // Decision log: the revoked merge is still there, marked.
+    let log = queries::decision_log(
+        &db,
+        T,
+        &DecisionFilter {
+            case_number: Some("25/100".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].revoked_at.is_some());
+    let by_body = queries::decision_log(
+        &db,
+        T,
+        &DecisionFilter {
+            body: Some("Bystyret".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_body.len(), 14);
+    let none = queries::decision_log(
+        &db,
+        T,
+        &DecisionFilter {
+            decided_from: Some(d("2030-01-01")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(none.is_empty());
+
+    // Changes between two dates.
+    let ch = queries::changes_between(&db, T, d("2025-06-01"), d("2026-06-01"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ch.decisions
+            .iter()
+            .map(|x| x.command_id.as_str())
+            .collect::<Vec<_>>(),
+        ["m2"]
+    );
+    assert_eq!(ch.units_added, ["grorud-alna"]);
+    assert_eq!(ch.units_removed, ["alna", "grorud"]);
+    let ch = queries::changes_between(&db, T, d("2024-06-01"), d("2025-06-01"))
+        .await
+        .unwrap();
+    assert_eq!(ch.responsibilities_after.len(), 3);
+    assert!(ch
+        .responsibilities_after
+        .iter()
+        .all(|r| r.unit_id == "helseetaten"));
+
+    // Errors in the user's terms.
+    assert!(matches!(
+        queries::org_chart(&db, "nope", AsOf::now(after)).await,
+        Err(omorg_projections::ProjectionError::UnknownTimeline(_))
+    ));
+    assert!(queries::changes_between(&db, T, after, before)
+        .await
+        .is_err());
+
+    // A rebuild gives the same rows, row for row.
+    let snapshot = dump(&db).await;
+    let rebuilt = projector.rebuild(|_| {}).await.unwrap();
+    assert_eq!(rebuilt.applied, 14);
+    assert_eq!(dump(&db).await, snapshot);
+}
+
+/// Every read-model row, with recorded instants replaced by the stream version that wrote them
+/// (a rebuild writes the same content but, naturally, keeps recorded times from the events).
+async fn dump(db: &Database) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in [
+        "unit_versions",
+        "area_versions",
+        "service_versions",
+        "responsibility_versions",
+        "service_point_versions",
+        "lineage_edges",
+        "decisions",
+        "change_feed",
+        "timelines",
+    ] {
+        let rows: Vec<String> = match db {
+            Database::Postgres(p) => {
+                let sql =
+                    format!("SELECT to_jsonb(t) - 'updated_at' AS j FROM {table} t ORDER BY 1");
+                sqlx::query_scalar::<_, serde_json::Value>(&sql)
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| v.to_string())
+                    .collect()
+            }
+            Database::Sqlite(p) => {
+                let cols: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT name FROM pragma_table_info('{table}') WHERE name <> 'updated_at'"
+                ))
+                .fetch_all(p)
+                .await
+                .unwrap();
+                let sql = format!(
+                    "SELECT {} FROM {table} ORDER BY 1",
+                    cols.iter()
+                        .map(|c| format!("quote({c})"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ")
+                );
+                sqlx::query_scalar::<_, String>(&sql)
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+            }
+        };
+        let mut rows = rows;
+        rows.sort();
+        out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn scripted_history_postgres() {
+    scripted_history(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn scripted_history_sqlite() {
+    scripted_history(Backend::Sqlite).await;
+}
