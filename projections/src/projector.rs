@@ -82,6 +82,10 @@ pub struct Projector {
     /// upcasters, which decode old event versions).
     store: Store<Timeline>,
     timelines: HashMap<String, Projected>,
+    /// Events per batch (one transaction each).
+    batch: u32,
+    /// Test hook: fail the batch after applying this many events (simulates a crash mid-batch).
+    fail_after: Option<usize>,
 }
 
 impl Projector {
@@ -91,7 +95,22 @@ impl Projector {
             store: Store::new(db.clone(), ()),
             db,
             timelines: HashMap::new(),
+            batch: BATCH,
+            fail_after: None,
         }
+    }
+
+    /// Reads and applies at most `n` events per transaction.
+    pub fn with_batch_size(mut self, n: u32) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// Test hook: the next batch fails after applying `n` events, as a crash would, so that tests
+    /// can show nothing of it is kept.
+    #[doc(hidden)]
+    pub fn fail_next_batch_after(&mut self, n: usize) {
+        self.fail_after = Some(n);
     }
 
     /// Uses these upcasters to read old event versions.
@@ -139,12 +158,18 @@ impl Projector {
                 .await?;
         }
         let (checkpoint, _) = read_checkpoint(&mut tx).await?;
-        let events = self.db.read_all_after(&checkpoint, BATCH).await?;
+        let events = self.db.read_all_after(&checkpoint, self.batch).await?;
         let Some(last) = events.last() else {
             return Ok((0, checkpoint.position()));
         };
         let (last_cp, last_pos) = (last.checkpoint, last.position);
-        for e in &events {
+        for (i, e) in events.iter().enumerate() {
+            if self.fail_after.take_if(|n| *n == i).is_some() {
+                return Err(ProjectionError::InvalidQuery {
+                    field: "fail_next_batch_after",
+                    reason: "injected failure".into(),
+                });
+            }
             self.apply(&mut tx, e).await?;
         }
         write_checkpoint(&mut tx, &last_cp).await?;
