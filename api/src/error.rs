@@ -8,7 +8,7 @@ use crate::auth::Role;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use omorg_domain::DomainError;
+use omorg_domain::{Action, ChangeContext, DomainError, TimelineCommand};
 use omorg_store::{CommandError, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -294,11 +294,67 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Deserialises an already-parsed JSON value into `T`, naming the offending field.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    from_value_at(value, "")
+}
+
+/// Like [`from_value`] for a value found at `prefix` (e.g. `action`), so that the reported field
+/// is the full path.
+pub fn from_value_at<T: DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { None } else { Some(path) };
+        let field = match (prefix.is_empty(), path == ".") {
+            (true, true) => None,
+            (true, false) => Some(path),
+            (false, true) => Some(prefix.to_owned()),
+            (false, false) => Some(format!("{prefix}.{path}")),
+        };
         let message = e.inner().to_string();
         classify_data_error(field, message)
+    })
+}
+
+/// Reads a [`TimelineCommand`] from JSON, naming the offending field precisely.
+///
+/// The command's context is `#[serde(flatten)]`ed, and serde loses field paths through
+/// `flatten`; so the context and the action are read separately, each with its own path.
+pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, ApiError> {
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(ApiError::BadRequest {
+            detail: "a command must be a JSON object".into(),
+            field: None,
+        });
+    };
+    let action = map.remove("action").ok_or_else(|| ApiError::BadRequest {
+        detail: "the body does not match the expected shape: missing field `action`".into(),
+        field: Some("action".into()),
+    })?;
+    let context: ChangeContext = from_value(serde_json::Value::Object(map))?;
+    let action: Action = from_value_at(action, "action")?;
+    Ok(TimelineCommand { context, action })
+}
+
+/// [`command_from_value`] for command `index` of a batch: errors carry the index.
+pub fn batch_command_from_value(
+    value: serde_json::Value,
+    index: usize,
+) -> Result<TimelineCommand, ApiError> {
+    command_from_value(value).map_err(|e| match e {
+        ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
+            field: format!("commands[{index}].{field}"),
+            reason,
+            index: Some(index),
+        },
+        ApiError::BadRequest { detail, field } => ApiError::BadRequest {
+            detail: format!("command {index}: {detail}"),
+            field: Some(match field {
+                Some(f) => format!("commands[{index}].{f}"),
+                None => format!("commands[{index}]"),
+            }),
+        },
+        other => other,
     })
 }
 

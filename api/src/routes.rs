@@ -2,7 +2,7 @@
 //! permission it needs. Handlers only translate HTTP to [`crate::service::Omorg`] calls and back.
 
 use crate::auth::{Caller, Permission};
-use crate::error::{ApiError, JsonBody, Problem};
+use crate::error::{batch_command_from_value, command_from_value, ApiError, JsonBody, Problem};
 use crate::queries::{AsOf, OrgChart, Responsibilities};
 use crate::render::{self, Format};
 use crate::service::{
@@ -92,6 +92,9 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// A batch of commands, applied all or nothing.
+///
+/// Documentation only: the handler reads each command separately so that errors name the
+/// command's index and field.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BatchRequest {
     /// The commands, in order; each is decided against the state the earlier ones leave.
@@ -279,14 +282,16 @@ async fn fork_timeline(
 #[utoipa::path(post, path = "/timelines/{id}/commands", request_body(content = Object, description = "A command: command_id, effective_from, decision, actor, rationale, action {type, …}"),
     params(("id" = String, Path, description = "Timeline id")),
     responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-#[tracing::instrument(name = "http.submit_command", skip(state, caller, command), fields(command_id = %command.context.command_id))]
+#[tracing::instrument(name = "http.submit_command", skip(state, caller, body), fields(command_id = tracing::field::Empty))]
 async fn submit_command(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(command): JsonBody<TimelineCommand>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<CommandResult>, ApiError> {
     caller.require(Permission::Write)?;
+    let command = command_from_value(body)?;
+    tracing::Span::current().record("command_id", command.context.command_id.as_str());
     Ok(Json(
         state
             .app
@@ -299,19 +304,27 @@ async fn submit_command(
 #[utoipa::path(post, path = "/timelines/{id}/batch", request_body = BatchRequest,
     params(("id" = String, Path, description = "Timeline id")),
     responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-#[tracing::instrument(name = "http.submit_batch", skip(state, caller, batch), fields(count = batch.commands.len()))]
+#[tracing::instrument(name = "http.submit_batch", skip(state, caller, body))]
 async fn submit_batch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(batch): JsonBody<BatchRequest>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<CommandResult>, ApiError> {
     caller.require(Permission::Write)?;
+    let Some(serde_json::Value::Array(items)) = body.get("commands").cloned() else {
+        return Err(ApiError::BadRequest {
+            detail: "a batch is {\"commands\": [ … ]}".into(),
+            field: Some("commands".into()),
+        });
+    };
+    let commands = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| batch_command_from_value(c, i))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(
-        state
-            .app
-            .execute(&id, batch.commands, true, &caller.name)
-            .await?,
+        state.app.execute(&id, commands, true, &caller.name).await?,
     ))
 }
 

@@ -1,0 +1,628 @@
+//! The HTTP API end to end: every route, every error status, auth, all-or-nothing batches.
+//! Each test runs on PostgreSQL and on SQLite, each on its own database and port.
+
+use omorg_e2e::{command, on_both_backends, TestApp, ADMIN, AUDITOR, PLANNER, READER};
+use serde_json::{json, Value};
+
+/// A small Oslo: the municipality, two districts with their own areas, a central agency, and
+/// home care run by each district for its own area (effective 2020-01-01).
+fn seed_commands() -> Vec<Value> {
+    vec![
+        command(
+            "oslo-1",
+            "2020-01-01",
+            json!({"type": "EstablishUnit", "unit": "oslo", "code": "0301", "name": "Oslo kommune", "kind": "municipality"}),
+        ),
+        command(
+            "oslo-2",
+            "2020-01-01",
+            json!({"type": "EstablishUnit", "unit": "gamle-oslo", "code": "030101", "name": "Bydel Gamle Oslo", "kind": "district", "parent": "oslo", "areas": [{"code": "030101", "name": "Gamle Oslo"}]}),
+        ),
+        command(
+            "oslo-3",
+            "2020-01-01",
+            json!({"type": "EstablishUnit", "unit": "grunerlokka", "code": "030102", "name": "Bydel Grünerløkka", "kind": "district", "parent": "oslo", "areas": [{"code": "030102", "name": "Grünerløkka"}]}),
+        ),
+        command(
+            "oslo-4",
+            "2020-01-01",
+            json!({"type": "EstablishUnit", "unit": "helseetaten", "name": "Helseetaten", "kind": "central_agency", "parent": "oslo"}),
+        ),
+        command(
+            "oslo-5",
+            "2020-01-01",
+            json!({"type": "RegisterService", "service": "home-care", "name": "Hjemmetjenester", "category": "home care"}),
+        ),
+        command(
+            "oslo-6",
+            "2020-01-01",
+            json!({"type": "AssignResponsibility", "service": "home-care", "unit": "gamle-oslo", "areas": ["030101"]}),
+        ),
+        command(
+            "oslo-7",
+            "2020-01-01",
+            json!({"type": "AssignResponsibility", "service": "home-care", "unit": "grunerlokka", "areas": ["030102"]}),
+        ),
+    ]
+}
+
+async fn seeded(app: &TestApp) {
+    app.create_timeline("oslo").await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/batch",
+            &json!({"commands": seed_commands()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn assert_problem(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["status"], expected, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:omorg:problem:")),
+        "{body}"
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+}
+
+async fn timelines_are_created_listed_and_shown(app: TestApp) {
+    seeded(&app).await;
+    let (status, list) = app.get_json(READER, "/timelines").await;
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["id"], "oslo");
+    assert_eq!(list[0]["kind"], "baseline");
+    assert_eq!(list[0]["version"], 8);
+    let (status, one) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(status, 200);
+    assert_eq!(one["name"], "Timeline oslo");
+    // Creating it again is refused by the domain rule, not a 500.
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines",
+            &json!({"id": "oslo", "name": "again", "command_id": "other"}),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "timeline-already-started");
+}
+
+async fn a_command_changes_the_org_chart_and_a_retry_is_a_no_op(app: TestApp) {
+    seeded(&app).await;
+    let cmd = command(
+        "central-1",
+        "2025-01-01",
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"}),
+    );
+    let (status, first) = app.command("oslo", &cmd).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["version"], 9);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(first["events"][0]["event_type"], "ServiceCentralised");
+    let (status, again) = app.command("oslo", &cmd).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["version"], 9);
+
+    let (_, before) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?as_of=2024-12-31")
+        .await;
+    let (_, after) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?as_of=2025-01-01")
+        .await;
+    let units = |v: &Value| -> Vec<String> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["unit"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(units(&before), ["gamle-oslo", "grunerlokka"]);
+    assert_eq!(units(&after), ["helseetaten", "helseetaten"]);
+    // As known before the centralisation was recorded, 2025 still looked like 2024.
+    let (_, as_known) = app
+        .get_json(
+            READER,
+            "/timelines/oslo/responsibilities?as_of=2025-01-01&known_version=8",
+        )
+        .await;
+    assert_eq!(units(&as_known), ["gamle-oslo", "grunerlokka"]);
+    let (_, known_today) = app
+        .get_json(
+            READER,
+            &format!(
+                "/timelines/oslo/responsibilities?as_of=2025-01-01&known_at={}",
+                chrono_today()
+            ),
+        )
+        .await;
+    assert_eq!(units(&known_today), ["helseetaten", "helseetaten"]);
+}
+
+fn chrono_today() -> String {
+    chrono::Utc::now().date_naive().to_string()
+}
+
+async fn org_chart_in_every_format(app: TestApp) {
+    seeded(&app).await;
+    let (status, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2021-01-01")
+        .await;
+    assert_eq!(status, 200, "{chart}");
+    assert_eq!(chart["units"][0]["id"], "oslo");
+    let children: Vec<&str> = chart["units"][0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["gamle-oslo", "grunerlokka", "helseetaten"]);
+    assert_eq!(
+        chart["units"][0]["children"][0]["areas"][0]["code"],
+        "030101"
+    );
+    // Before anything took effect, the chart is empty.
+    let (_, empty) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2019-06-01")
+        .await;
+    assert_eq!(empty["units"], json!([]));
+
+    let r = app
+        .client
+        .get(app.url("/timelines/oslo/org-chart?as_of=2021-01-01&format=csv"))
+        .bearer_auth(READER)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("id,code,name,kind,parent,depth"), "{csv}");
+    assert!(
+        csv.contains("gamle-oslo,030101,Bydel Gamle Oslo,district,oslo,1,030101"),
+        "{csv}"
+    );
+    let (_, dot) = app
+        .get(
+            READER,
+            "/timelines/oslo/org-chart?as_of=2021-01-01&format=dot",
+        )
+        .await;
+    assert!(
+        dot.starts_with("digraph") && dot.contains("\"oslo\" -> \"gamle-oslo\""),
+        "{dot}"
+    );
+    let (_, mermaid) = app
+        .get(
+            READER,
+            "/timelines/oslo/org-chart?as_of=2021-01-01&format=mermaid",
+        )
+        .await;
+    assert!(
+        mermaid.starts_with("flowchart TD") && mermaid.contains("u0 --> u1"),
+        "{mermaid}"
+    );
+    let (_, csv) = app
+        .get(
+            READER,
+            "/timelines/oslo/responsibilities?as_of=2021-01-01&format=csv",
+        )
+        .await;
+    assert_eq!(
+        csv.lines().nth(1),
+        Some("home-care,Hjemmetjenester,030101,Gamle Oslo,gamle-oslo,Bydel Gamle Oslo")
+    );
+    let (status, body) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?format=dot")
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "format");
+}
+
+async fn a_batch_is_all_or_nothing(app: TestApp) {
+    seeded(&app).await;
+    let batch = json!({"commands": [
+        command("b-1", "2022-01-01", json!({"type": "RegisterService", "service": "library", "name": "Bibliotek"})),
+        command("b-2", "2022-01-01", json!({"type": "AssignResponsibility", "service": "library", "unit": "gamle-oslo", "areas": ["030101"]})),
+        // Refused: Grünerløkka is not responsible for the library anywhere.
+        command("b-3", "2022-01-01", json!({"type": "TransferResponsibility", "service": "library", "from": "grunerlokka", "to": "gamle-oslo", "areas": ["030102"]})),
+    ]});
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/batch", &batch).await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "not-responsible");
+    assert_eq!(body["index"], 2);
+    // Nothing of it was written.
+    let (_, t) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(t["version"], 8);
+    let (_, r) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?as_of=2023-01-01")
+        .await;
+    assert_eq!(r["rows"].as_array().unwrap().len(), 2);
+    // Later commands see earlier ones: the same batch without the bad command goes through.
+    let mut good = batch.clone();
+    good["commands"].as_array_mut().unwrap().pop();
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/batch", &good).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 10);
+    let (status, again) = app.post(PLANNER, "/timelines/oslo/batch", &good).await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (200, &json!(true)),
+        "{again}"
+    );
+    // An empty batch is invalid.
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/batch", &json!({"commands": []}))
+        .await;
+    assert_problem(status, &body, 422);
+}
+
+async fn errors_are_problem_documents(app: TestApp) {
+    seeded(&app).await;
+    // 400: not JSON at all.
+    let r = app
+        .client
+        .post(app.url("/timelines/oslo/commands"))
+        .bearer_auth(PLANNER)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let status = r.status().as_u16();
+    assert_problem(status, &r.json().await.unwrap(), 400);
+    // 400: wrong content type.
+    let r = app
+        .client
+        .post(app.url("/timelines/oslo/commands"))
+        .bearer_auth(PLANNER)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_problem(status, &r.json().await.unwrap(), 400);
+    // 400: an unknown command type / missing field.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command("x-1", "2022-01-01", json!({"type": "Teleport"})),
+        )
+        .await;
+    assert_problem(status, &body, 400);
+    let (status, body) = app.command("oslo", &json!({"command_id": "x"})).await;
+    assert_problem(status, &body, 400);
+    // 422: an invalid value, naming the field.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "x-2",
+                "2022-13-01",
+                json!({"type": "DissolveUnit", "unit": "oslo"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "effective_from");
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "x-3",
+                "2022-01-01",
+                json!({"type": "RenameUnit", "unit": "oslo", "name": ""}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert!(body["field"].as_str().unwrap().contains("name"), "{body}");
+    let (status, body) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=yesterday")
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "as_of");
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "x-4",
+                "2022-01-01",
+                json!({"type": "CreateTimeline", "name": "n"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "action.type");
+    // 404: unknown timeline, in every route that names one.
+    for path in [
+        "/timelines/nope",
+        "/timelines/nope/org-chart",
+        "/timelines/nope/responsibilities",
+    ] {
+        let (status, body) = app.get_json(ADMIN, path).await;
+        assert_problem(status, &body, 404);
+    }
+    for path in ["/timelines/nope/events", "/timelines/nope/verify"] {
+        let (status, body) = app.get_json(AUDITOR, path).await;
+        assert_problem(status, &body, 404);
+    }
+    let (status, body) = app
+        .command(
+            "nope",
+            &command(
+                "x-5",
+                "2022-01-01",
+                json!({"type": "DissolveUnit", "unit": "oslo"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = app
+        .post(PLANNER, "/timelines/nope/fork", &json!({"name": "s"}))
+        .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = app.get_json(READER, "/no/such/route").await;
+    assert_problem(status, &body, 404);
+    // 409: a refused rule, named; unknown units inside a command are rules too.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "x-6",
+                "2022-01-01",
+                json!({"type": "DissolveUnit", "unit": "gamle-oslo"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "unit-holds-areas");
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "x-7",
+                "2022-01-01",
+                json!({"type": "DissolveUnit", "unit": "ghost"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "unknown-unit");
+    let (status, body) = app.command("oslo", &command("x-8", "2022-01-01", json!({"type": "AssignResponsibility", "service": "home-care", "unit": "grunerlokka", "areas": ["030101"]}))).await;
+    assert_eq!(body["rule"], "pair-already-held", "{status} {body}");
+    // 409: the same command id for a different command.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "oslo-1",
+                "2020-01-01",
+                json!({"type": "RenameUnit", "unit": "oslo", "name": "Other"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "command-id-reused");
+    // 400: a malformed checkpoint; 422: a bad limit.
+    let (status, body) = app.get_json(AUDITOR, "/events?after=garbage").await;
+    assert_problem(status, &body, 400);
+    let (status, body) = app.get_json(AUDITOR, "/events?limit=0").await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "limit");
+}
+
+async fn auth_is_required_and_roles_are_enforced(app: TestApp) {
+    seeded(&app).await;
+    // 401: no token, unknown token.
+    let r = app.client.get(app.url("/timelines")).send().await.unwrap();
+    let status = r.status().as_u16();
+    assert_problem(status, &r.json().await.unwrap(), 401);
+    let (status, body) = app.get_json("not-a-known-token", "/timelines").await;
+    assert_problem(status, &body, 401);
+    let (status, body) = app
+        .post("not-a-known-token", "/timelines/oslo/commands", &json!({}))
+        .await;
+    assert_problem(status, &body, 401);
+    // 403: reader and auditor may not write; reader and planner may not read the log.
+    let cmd = command(
+        "auth-1",
+        "2022-01-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo"}),
+    );
+    for token in [READER, AUDITOR] {
+        let (status, body) = app.post(token, "/timelines/oslo/commands", &cmd).await;
+        assert_problem(status, &body, 403);
+        let (status, body) = app.post(token, "/timelines", &json!({"name": "x"})).await;
+        assert_problem(status, &body, 403);
+    }
+    for token in [READER, PLANNER] {
+        for path in [
+            "/events",
+            "/timelines/oslo/events",
+            "/timelines/oslo/verify",
+        ] {
+            let (status, body) = app.get_json(token, path).await;
+            assert_problem(status, &body, 403);
+        }
+    }
+    // Allowed: every role reads projections; auditor and admin read the log; planner writes.
+    for token in [READER, PLANNER, AUDITOR, ADMIN] {
+        assert_eq!(app.get(token, "/timelines/oslo/org-chart").await.0, 200);
+    }
+    for token in [AUDITOR, ADMIN] {
+        assert_eq!(app.get(token, "/timelines/oslo/verify").await.0, 200);
+    }
+    // Health, readiness, metrics and the API description are open.
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn event_log_pages_by_stream_and_globally(app: TestApp) {
+    seeded(&app).await;
+    app.create_timeline("other").await;
+    let (status, page) = app
+        .get_json(AUDITOR, "/timelines/oslo/events?after_version=2&limit=3")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let versions: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stream_version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 4, 5]);
+    assert_eq!(page["next"], "5");
+    assert_eq!(page["events"][0]["metadata"]["actor"], "planner@test");
+
+    // The global log, read in pages of 4, gives every event of both timelines exactly once.
+    // On PostgreSQL the reader holds back events behind transactions still in flight anywhere
+    // on the server (other tests run concurrently), so an empty page means "nothing more yet":
+    // keep reading, as a real catch-up reader does, for a bounded number of rounds.
+    let mut after = String::new();
+    let mut seen = Vec::new();
+    for _ in 0..400 {
+        let (status, page) = app
+            .get_json(AUDITOR, &format!("/events?limit=4&after={after}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["events"].as_array().unwrap();
+        for e in events {
+            seen.push(format!(
+                "{}@{}",
+                e["stream_id"].as_str().unwrap(),
+                e["stream_version"]
+            ));
+        }
+        after = page["next"].as_str().unwrap().to_owned();
+        if seen.len() >= 9 {
+            break;
+        }
+        if events.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert!(seen.contains(&"other@1".to_owned()));
+}
+
+async fn verify_reports_an_intact_chain(app: TestApp) {
+    seeded(&app).await;
+    let (status, v) = app.get_json(AUDITOR, "/timelines/oslo/verify").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["events_checked"], 8);
+    assert!(v["first_break"].is_null());
+}
+
+async fn fork_starts_a_scenario_that_diverges(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "Alternative 1", "version": 8}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["timeline"]["kind"], "scenario");
+    assert_eq!(body["timeline"]["forked_from"], "oslo");
+    // Retrying the fork is a no-op.
+    let (status, again) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "Alternative 1", "version": 8}),
+        )
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["result"]["duplicate"], true);
+    let cmd = command(
+        "alt-1-central",
+        "2025-01-01",
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"}),
+    );
+    let (status, body) = app.command("alt-1", &cmd).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, scenario) = app
+        .get_json(READER, "/timelines/alt-1/responsibilities?as_of=2025-06-01")
+        .await;
+    let (_, baseline) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?as_of=2025-06-01")
+        .await;
+    assert_eq!(scenario["rows"][0]["unit"], "helseetaten");
+    assert_eq!(baseline["rows"][0]["unit"], "gamle-oslo");
+    let (_, list) = app.get_json(READER, "/timelines").await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["forked_at_version"], 8);
+    // A version beyond the parent's is invalid.
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"name": "x", "version": 99}),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "version");
+}
+
+async fn metrics_and_openapi_are_served(app: TestApp) {
+    seeded(&app).await;
+    let (_, _) = app.get_json(READER, "/timelines/oslo").await;
+    let (status, text) = app.get(READER, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(
+            "omorg_http_requests_total{method=\"GET\",route=\"/timelines/{id}\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("omorg_commands_accepted_total"), "{text}");
+    let (status, doc) = app.get_json(READER, "/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/timelines",
+        "/timelines/{id}/commands",
+        "/timelines/{id}/batch",
+        "/timelines/{id}/org-chart",
+        "/events",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+}
+
+on_both_backends!(
+    timelines_are_created_listed_and_shown,
+    a_command_changes_the_org_chart_and_a_retry_is_a_no_op,
+    org_chart_in_every_format,
+    a_batch_is_all_or_nothing,
+    errors_are_problem_documents,
+    auth_is_required_and_roles_are_enforced,
+    event_log_pages_by_stream_and_globally,
+    verify_reports_an_intact_chain,
+    fork_starts_a_scenario_that_diverges,
+    metrics_and_openapi_are_served,
+);
