@@ -21,6 +21,8 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod rules;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timeline;
 
 pub use change::*;
