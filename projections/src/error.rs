@@ -14,6 +14,15 @@ pub enum ProjectionError {
     /// A stored checkpoint could not be read back.
     #[error("stored checkpoint {0:?} is not valid")]
     BadCheckpoint(String),
+    /// Events committed before a catch-up started are still unreadable because a transaction
+    /// stayed open on the server for longer than the caller would wait.
+    #[error("projection lags behind the log: events up to position {head} still not readable after {waited:?} (a transaction is held open on the database server)")]
+    Lagging {
+        /// The position to reach.
+        head: i64,
+        /// How long we waited.
+        waited: std::time::Duration,
+    },
     /// No timeline with this id has been projected.
     #[error("unknown timeline {0}")]
     UnknownTimeline(String),

@@ -168,6 +168,49 @@ impl Entities {
     }
 }
 
+/// The value of one unit in a state (`None` unless live).
+pub fn unit_value(s: &OrgState, id: &UnitId) -> Option<UnitValue> {
+    let u = s.units.get(id).filter(|u| u.is_live())?;
+    Some(UnitValue {
+        code: u.code.clone(),
+        name: u.name.clone(),
+        kind: u.kind,
+        parent: u.parent.clone(),
+        areas: s.areas_of(id),
+        attributes: u.attributes.clone(),
+    })
+}
+
+/// The value of one area in a state (`None` unless active).
+pub fn area_value(s: &OrgState, code: &AreaCode) -> Option<AreaValue> {
+    let a = s.areas.get(code).filter(|a| a.is_active())?;
+    Some(AreaValue {
+        name: a.name.clone(),
+        holder: a.holder.clone(),
+        carved_from: a.carved_from.clone(),
+    })
+}
+
+/// The value of one service in a state (`None` unless active).
+pub fn service_value(s: &OrgState, code: &ServiceCode) -> Option<ServiceValue> {
+    let x = s.services.get(code).filter(|x| x.is_active())?;
+    Some(ServiceValue {
+        name: x.name.clone(),
+        category: x.category.clone(),
+    })
+}
+
+/// The value of one service point in a state (`None` unless open).
+pub fn point_value(s: &OrgState, id: &ServicePointId) -> Option<PointValue> {
+    let p = s.service_points.get(id).filter(|p| p.is_open())?;
+    Some(PointValue {
+        name: p.name.clone(),
+        unit: p.unit.clone(),
+        area: p.area.clone(),
+        services: p.services.iter().cloned().collect(),
+    })
+}
+
 /// A change to the believed history of one entity kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentChange<K, V> {
@@ -212,57 +255,93 @@ where
     }
     let mut out = Vec::new();
     for key in keys {
-        let old = history.get(&key).cloned().unwrap_or_default();
-        let mut new: Vec<Segment<V>> = Vec::new();
-        for s in &old {
-            if s.from >= d {
-                continue;
-            }
-            let mut kept = s.clone();
-            if kept.to.is_none_or(|t| t > d) {
-                kept.to = Some(d);
-            }
-            new.push(kept);
-        }
-        for (i, (date, m)) in tail.iter().enumerate() {
-            let until = tail.get(i + 1).map(|(n, _)| *n);
-            if let Some(v) = m.get(&key) {
-                push_coalesced(
-                    &mut new,
-                    Segment {
-                        from: *date,
-                        to: until,
-                        value: v.clone(),
-                    },
-                );
-            }
-        }
-        if new == old {
-            continue;
-        }
-        for s in &old {
-            if !new.contains(s) {
-                out.push(SegmentChange::Closed {
-                    key: key.clone(),
-                    from: s.from,
-                });
-            }
-        }
-        for s in &new {
-            if !old.contains(s) {
-                out.push(SegmentChange::Opened {
-                    key: key.clone(),
-                    segment: s.clone(),
-                });
-            }
-        }
-        if new.is_empty() {
-            history.remove(&key);
-        } else {
-            history.insert(key, new);
-        }
+        let values: Vec<(NaiveDate, Option<&V>)> =
+            tail.iter().map(|(date, m)| (*date, m.get(&key))).collect();
+        rewrite_one(history, key, d, &values, &mut out);
     }
     out
+}
+
+/// Rewrites only `keys`, each with the single value `value_of` gives it from `d` on: the fast
+/// path for a change that takes effect after everything else.
+pub fn rewrite_keys<K, V>(
+    history: &mut History<K, V>,
+    d: NaiveDate,
+    keys: impl IntoIterator<Item = K>,
+    value_of: impl Fn(&K) -> Option<V>,
+) -> Vec<SegmentChange<K, V>>
+where
+    K: Ord + Clone,
+    V: PartialEq + Clone,
+{
+    let mut out = Vec::new();
+    for key in keys {
+        let v = value_of(&key);
+        rewrite_one(history, key, d, &[(d, v.as_ref())], &mut out);
+    }
+    out
+}
+
+/// Rewrites one key's history from `d` on with `values` (see [`rewrite`]).
+fn rewrite_one<K, V>(
+    history: &mut History<K, V>,
+    key: K,
+    d: NaiveDate,
+    values: &[(NaiveDate, Option<&V>)],
+    out: &mut Vec<SegmentChange<K, V>>,
+) where
+    K: Ord + Clone,
+    V: PartialEq + Clone,
+{
+    let old = history.get(&key).map(Vec::as_slice).unwrap_or_default();
+    let mut new: Vec<Segment<V>> = Vec::new();
+    for s in old {
+        if s.from >= d {
+            continue;
+        }
+        let mut kept = s.clone();
+        if kept.to.is_none_or(|t| t > d) {
+            kept.to = Some(d);
+        }
+        new.push(kept);
+    }
+    for (i, (date, v)) in values.iter().enumerate() {
+        let until = values.get(i + 1).map(|(n, _)| *n);
+        if let Some(v) = v {
+            push_coalesced(
+                &mut new,
+                Segment {
+                    from: *date,
+                    to: until,
+                    value: (*v).clone(),
+                },
+            );
+        }
+    }
+    if new.as_slice() == old {
+        return;
+    }
+    for s in old {
+        if !new.contains(s) {
+            out.push(SegmentChange::Closed {
+                key: key.clone(),
+                from: s.from,
+            });
+        }
+    }
+    for s in &new {
+        if !old.contains(s) {
+            out.push(SegmentChange::Opened {
+                key: key.clone(),
+                segment: s.clone(),
+            });
+        }
+    }
+    if new.is_empty() {
+        history.remove(&key);
+    } else {
+        history.insert(key, new);
+    }
 }
 
 /// Appends a segment, merging it into the previous one when it continues it with the same value.

@@ -5,6 +5,8 @@
 //! edges; the decision log; a change feed. And the queries the API exposes over them.
 //!
 //! # Layout
+//! - [`advance`]: pure: one timeline's projection in memory and how an event advances it.
+//! - [`touched`]: which entities a change can touch (the fast path of [`advance`]).
 //! - [`history`]: pure: effective histories as segments and how an event rewrites them.
 //! - [`projector`]: follows the log from a checkpoint and writes the rows, exactly once.
 //! - [`queries`]: org chart, responsibility matrix, histories, lineage, decision log, changes.
@@ -13,11 +15,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod advance;
 pub mod error;
 pub mod history;
 pub mod projector;
 pub mod queries;
 pub mod sql;
+pub mod touched;
 
 pub use error::ProjectionError;
 pub use projector::{Progress, Projector};

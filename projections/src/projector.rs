@@ -9,13 +9,14 @@
 //! ([`crate::history::Histories`]). That memory is only a cache of what the rows say: it is
 //! dropped whenever a batch fails, and rebuilt from the timeline's events on next use.
 
+use crate::advance::Projected;
 use crate::error::ProjectionError;
-use crate::history::{Entities, Histories, HistoryDiff, SegmentChange};
+use crate::history::{HistoryDiff, SegmentChange};
 use crate::sql::{Ts, Tx};
 use crate::{exec, fetch_tx};
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es_shim::apply as apply_event;
-use omorg_domain::{Change, OrgState, PartTarget, Successor, Timeline, TimelineEvent};
+use omorg_domain::{Change, PartTarget, Successor, Timeline, TimelineEvent};
 use omorg_store::{Checkpoint, Database, RecordedEvent, Store, Upcasters};
 use sqlx::types::Json;
 use std::collections::HashMap;
@@ -33,6 +34,9 @@ mod cqrs_es_shim {
 /// Name under which the read models' checkpoint is stored.
 pub const PROJECTOR: &str = "read-models";
 
+/// How long a rebuild waits for transactions in flight elsewhere on the server.
+pub const REBUILD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Events read per batch (one transaction each).
 pub const BATCH: u32 = 500;
 
@@ -43,36 +47,6 @@ pub struct Progress {
     pub applied: u64,
     /// Global position of the last event applied.
     pub position: i64,
-}
-
-/// What the projector remembers about one timeline.
-struct Projected {
-    timeline: Timeline,
-    /// The state after every change in force, and the latest effective date; lets an event that
-    /// takes effect after everything else be projected without a replay.
-    head: OrgState,
-    last_date: Option<NaiveDate>,
-    histories: Histories,
-}
-
-impl Projected {
-    fn new(timeline: Timeline) -> Self {
-        let tail: Vec<(NaiveDate, Entities)> = timeline
-            .states_on_or_after(NaiveDate::MIN)
-            .iter()
-            .map(|(d, s)| (*d, Entities::of(s)))
-            .collect();
-        let mut histories = Histories::default();
-        histories.rewrite(NaiveDate::MIN, &tail);
-        let last_date = timeline.change_dates().last().copied();
-        let head = last_date.map(|d| timeline.state_at(d)).unwrap_or_default();
-        Self {
-            timeline,
-            head,
-            last_date,
-            histories,
-        }
-    }
 }
 
 /// Keeps the read models up to date with the event log.
@@ -138,6 +112,74 @@ impl Projector {
             total.position = position;
             progress(total);
         }
+    }
+
+    /// Applies every event committed before this call, waiting (up to `patience`) for
+    /// transactions still in flight anywhere on the server to finish: the catch-up reader never
+    /// reads past one (docs/adr/0001-global-ordering.md), so a plain [`Projector::catch_up`] can
+    /// stop short while another database on the same PostgreSQL server holds a transaction open.
+    #[tracing::instrument(name = "projector.catch_up_to_head", skip_all)]
+    pub async fn catch_up_to_head(
+        &mut self,
+        patience: std::time::Duration,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Progress, ProjectionError> {
+        let head = self.log_head().await?;
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut total = Progress {
+            applied: 0,
+            position: 0,
+        };
+        loop {
+            let (n, position) = self.run_batch().await?;
+            if n > 0 {
+                total.applied += n;
+                total.position = position;
+                progress(total);
+                continue;
+            }
+            if self.applied_up_to(head).await? {
+                return Ok(total);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProjectionError::Lagging {
+                    head,
+                    waited: patience,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The highest global position committed so far.
+    async fn log_head(&self) -> Result<i64, ProjectionError> {
+        Ok(match &self.db {
+            Database::Postgres(p) => {
+                sqlx::query_scalar("SELECT COALESCE(max(position), 0)::bigint FROM events")
+                    .fetch_one(p)
+                    .await?
+            }
+            Database::Sqlite(p) => {
+                sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+                    .fetch_one(p)
+                    .await?
+            }
+        })
+    }
+
+    /// True when every event at or below `head` has been applied (positions are not read in
+    /// order on PostgreSQL, so the checkpoint alone cannot tell; the change feed has one row per
+    /// applied event).
+    async fn applied_up_to(&self, head: i64) -> Result<bool, ProjectionError> {
+        let (logged, applied): (i64, i64) = match &self.db {
+            Database::Postgres(p) => sqlx::query_as(
+                "SELECT (SELECT count(*) FROM events WHERE position <= $1), (SELECT count(*) FROM change_feed WHERE position <= $1)",
+            ).bind(head).fetch_one(p).await?,
+            Database::Sqlite(p) => sqlx::query_as(
+                "SELECT (SELECT count(*) FROM events WHERE position <= ?1), (SELECT count(*) FROM change_feed WHERE position <= ?1)",
+            ).bind(head).fetch_one(p).await?,
+        };
+        Ok(applied >= logged)
     }
 
     /// Applies one batch; returns how many events it applied and the position reached.
@@ -306,44 +348,7 @@ impl Projector {
         exec!(tx, "INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             rec.position, &stream, version, event.change.type_name(), ctx.command_id.as_str(), &ctx.decision.case_number, ctx.effective_from, at, summary(&event))?;
 
-        // The effective history: rewrite it from the first date this event can change.
-        let from = match &event.change {
-            Change::TimelineCreated(_) => None,
-            Change::TimelineForked(_) => Some(NaiveDate::MIN),
-            Change::DecisionRevoked(r) => p
-                .timeline
-                .records()
-                .iter()
-                .filter(|x| r.revoked.contains(&x.event.context.command_id))
-                .map(|x| x.event.context.effective_from)
-                .min(),
-            _ => Some(ctx.effective_from),
-        };
-        let in_order =
-            event.change.is_org_change() && p.last_date.is_none_or(|l| ctx.effective_from >= l);
-        if in_order {
-            // Takes effect after everything else: apply it to the head, no replay.
-            let mut next = p.head.clone();
-            if next.apply_change(ctx.effective_from, &event.change).is_ok() {
-                p.head = next;
-            }
-            p.last_date = Some(ctx.effective_from);
-        }
-        apply_event(&mut p.timeline, event);
-        let diff = match from {
-            None => HistoryDiff::default(),
-            Some(d) if in_order => p.histories.rewrite(d, &[(d, Entities::of(&p.head))]),
-            Some(d) => {
-                let states = p.timeline.states_on_or_after(d);
-                if let Some((_, last)) = states.last() {
-                    p.head = last.clone();
-                }
-                p.last_date = p.timeline.change_dates().last().copied();
-                let tail: Vec<(NaiveDate, Entities)> =
-                    states.iter().map(|(d, s)| (*d, Entities::of(s))).collect();
-                p.histories.rewrite(d, &tail)
-            }
-        };
+        let diff = p.advance(event);
         write_diff(tx, &stream, &diff, at, version).await?;
         exec!(
             tx,
@@ -378,7 +383,7 @@ impl Projector {
         }
         commit(tx).await?;
         self.timelines.clear();
-        let done = self.catch_up(progress).await?;
+        let done = self.catch_up_to_head(REBUILD_PATIENCE, progress).await?;
         let mut tx = begin(&self.db).await?;
         exec!(
             &mut tx,

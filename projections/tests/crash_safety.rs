@@ -62,13 +62,25 @@ async fn clean_rebuild(db: &Database) -> Vec<String> {
 
 async fn stops_between_batches(backend: Backend) {
     let (db, _store, _) = oslo_until_merge(backend).await;
+    wait_readable(&db, 12).await;
     let mut first = Projector::new(db.clone()).with_batch_size(5);
     assert_eq!(first.step().await.unwrap(), 5);
     drop(first); // a crash between two batches: memory is gone, the checkpoint is not
     let mut second = Projector::new(db.clone()).with_batch_size(5);
-    assert_eq!(second.catch_up(|_| {}).await.unwrap().applied, 7);
     assert_eq!(
-        second.catch_up(|_| {}).await.unwrap().applied,
+        second
+            .catch_up_to_head(PATIENCE, |_| {})
+            .await
+            .unwrap()
+            .applied,
+        7
+    );
+    assert_eq!(
+        second
+            .catch_up_to_head(PATIENCE, |_| {})
+            .await
+            .unwrap()
+            .applied,
         0,
         "nothing is applied twice"
     );
@@ -78,6 +90,7 @@ async fn stops_between_batches(backend: Backend) {
 
 async fn fails_inside_a_batch(backend: Backend) {
     let (db, _store, _) = oslo_until_merge(backend).await;
+    wait_readable(&db, 12).await;
     let mut p = Projector::new(db.clone()).with_batch_size(8);
     p.fail_next_batch_after(6);
     assert!(p.step().await.is_err());
@@ -85,15 +98,22 @@ async fn fails_inside_a_batch(backend: Backend) {
         dump(&db).await.is_empty(),
         "a failed batch leaves no rows behind"
     );
-    assert_eq!(p.catch_up(|_| {}).await.unwrap().applied, 12);
+    assert_eq!(
+        p.catch_up_to_head(PATIENCE, |_| {}).await.unwrap().applied,
+        12
+    );
     let incremental = dump(&db).await;
     assert_eq!(incremental, clean_rebuild(&db).await);
 }
 
 async fn rebuild_resumes(backend: Backend) {
     let (db, _store, _) = oslo_until_merge(backend).await;
-    Projector::new(db.clone()).catch_up(|_| {}).await.unwrap();
+    Projector::new(db.clone())
+        .catch_up_to_head(PATIENCE, |_| {})
+        .await
+        .unwrap();
     let expected = dump(&db).await;
+    wait_readable(&db, 12).await;
     let mut interrupted = Projector::new(db.clone()).with_batch_size(4);
     interrupted.start_rebuild_only().await.unwrap();
     assert_eq!(interrupted.step().await.unwrap(), 4);

@@ -27,7 +27,10 @@ fn examples() -> Vec<String> {
 #[tokio::test]
 async fn every_documented_example_runs_and_answers() {
     let (db, _store, _) = oslo_until_merge(Backend::Postgres).await;
-    Projector::new(db.clone()).catch_up(|_| {}).await.unwrap();
+    Projector::new(db.clone())
+        .catch_up_to_head(PATIENCE, |_| {})
+        .await
+        .unwrap();
     let Database::Postgres(pool) = &db else {
         unreachable!()
     };
@@ -59,7 +62,10 @@ async fn every_documented_example_runs_and_answers() {
 #[tokio::test]
 async fn sql_functions_agree_with_the_rust_queries() {
     let (db, _store, merged_at) = oslo_until_merge(Backend::Postgres).await;
-    Projector::new(db.clone()).catch_up(|_| {}).await.unwrap();
+    Projector::new(db.clone())
+        .catch_up_to_head(PATIENCE, |_| {})
+        .await
+        .unwrap();
     let Database::Postgres(pool) = &db else {
         unreachable!()
     };
@@ -113,7 +119,10 @@ async fn sql_functions_agree_with_the_rust_queries() {
 #[tokio::test]
 async fn sqlite_has_the_current_views() {
     let (db, _store, _) = oslo_until_merge(Backend::Sqlite).await;
-    Projector::new(db.clone()).catch_up(|_| {}).await.unwrap();
+    Projector::new(db.clone())
+        .catch_up_to_head(PATIENCE, |_| {})
+        .await
+        .unwrap();
     let Database::Sqlite(pool) = &db else {
         unreachable!()
     };

@@ -37,7 +37,7 @@ async fn districts(db: &Database, at: AsOf) -> Vec<String> {
 async fn scripted_history(backend: Backend) {
     let (db, store, merged_at) = oslo_until_merge(backend).await;
     let mut projector = Projector::new(db.clone());
-    let progress = projector.catch_up(|_| {}).await.unwrap();
+    let progress = projector.catch_up_to_head(PATIENCE, |_| {}).await.unwrap();
     assert_eq!(progress.applied, 12);
 
     // Before the correction.
@@ -95,7 +95,7 @@ async fn scripted_history(backend: Backend) {
         ),
     )
     .await;
-    let progress = projector.catch_up(|_| {}).await.unwrap();
+    let progress = projector.catch_up_to_head(PATIENCE, |_| {}).await.unwrap();
     assert_eq!(progress.applied, 2);
 
     // As known now.

@@ -7,6 +7,9 @@ use omorg_domain::*;
 use omorg_store::testing::fresh_database;
 use omorg_store::{Backend, CommandMetadata, Database, Store};
 
+/// How long tests wait for transactions other tests hold open on the shared server.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub const T: &str = "oslo";
 
 pub fn d(s: &str) -> NaiveDate {
@@ -240,4 +243,25 @@ pub async fn oslo_until_merge(backend: Backend) -> (Database, Store<Timeline>, D
     .await;
 
     (db, store, merged_at)
+}
+
+/// Waits until the catch-up reader can see `n` events: on a PostgreSQL server shared with other
+/// tests, a transaction they hold open hides later commits from the reader for a while.
+pub async fn wait_readable(db: &Database, n: usize) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let seen = db
+            .read_all_after(&omorg_store::Checkpoint::START, n as u32)
+            .await
+            .expect("read the log")
+            .len();
+        if seen >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {seen} of {n} events readable after {PATIENCE:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
