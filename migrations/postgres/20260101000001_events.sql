@@ -19,9 +19,10 @@ CREATE TABLE events (
     -- SHA-256 hex chain within the stream; canonical form in docs/store.md.
     prev_hash      text        NOT NULL,
     hash           text        NOT NULL,
-    CONSTRAINT events_pkey PRIMARY KEY (position),
-    CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+    -- The optimistic-concurrency check, and the index for loading a stream.
+    CONSTRAINT events_pkey PRIMARY KEY (stream_id, stream_version)
 );
 
--- The catch-up reader's scan order.
+-- The catch-up reader's scan order. Deliberately the only other index: each index costs every
+-- append (see docs/benchmarks.md); `position` is unique by construction (identity).
 CREATE INDEX events_global_order_idx ON events (tx_id, position);

@@ -60,6 +60,7 @@ on_both_databases!(
     the_cache_spares_the_reload,
     a_stale_cache_yields_a_conflict_not_a_lost_event,
     an_upcaster_loads_an_old_event_version,
+    a_large_command_appends_every_event_in_order,
 );
 
 async fn execute_commits_events_with_positions_and_metadata(backend: Backend) {
@@ -909,4 +910,40 @@ async fn an_unknown_url_is_refused() {
         .expect_err("refused");
     assert!(matches!(error, StoreError::UnsupportedUrl(_)));
     assert!(!error.to_string().contains("secret"), "{error}");
+}
+
+async fn a_large_command_appends_every_event_in_order(backend: Backend) {
+    let (db, _) = fresh_database(backend).await;
+    let store = ledger_store(&db);
+    opened(&db, "acc").await;
+    // Both append forms on PostgreSQL: multi-row VALUES (small) and arrays (large).
+    for (id, n) in [("small", 32_i64), ("large", 100)] {
+        let outcome = store
+            .execute(
+                "acc",
+                LedgerCommand::DepositMany {
+                    amounts: (1..=n).collect(),
+                },
+                meta(id),
+            )
+            .await
+            .expect("deposit many");
+        assert_eq!(outcome.events.len() as i64, n);
+        for pair in outcome.events.windows(2) {
+            assert_eq!(
+                pair[1].record.stream_version,
+                pair[0].record.stream_version + 1
+            );
+            assert!(pair[1].record.checkpoint > pair[0].record.checkpoint);
+            assert_eq!(pair[1].record.prev_hash, pair[0].record.hash);
+        }
+    }
+    assert_eq!(store.load_stream("acc").await.expect("load").len(), 133);
+    let read = db
+        .read_all_after(&Checkpoint::START, 1000)
+        .await
+        .expect("read");
+    let versions: Vec<u64> = read.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, (1..=133).collect::<Vec<u64>>());
+    assert!(db.verify("acc").await.expect("verify").is_intact());
 }
