@@ -1,8 +1,750 @@
-//! The demo data set.
-use crate::error::ApiError;
-use crate::service::Omorg;
+//! The demo data set, as real commands with decision references: Oslo's districts and agencies
+//! with a centralisation of home care, and the merger of Asker, Røyken and Hurum into the new
+//! Asker with its local centres, plus two scenarios for organising Innbyggerservice.
+//!
+//! The facts live in `data/` (sources and licences in `data/SOURCES.md`) and are compiled into
+//! the binary, so the product never reads anything outside its repository at run time. Every
+//! command id is fixed, so loading the demo twice is a no-op the second time.
 
-/// Loads the demo.
-pub async fn load(_app: &Omorg) -> Result<String, ApiError> {
-    Ok(String::new())
+use crate::error::ApiError;
+use crate::service::{CreateTimelineRequest, ForkRequest, Omorg};
+use chrono::NaiveDate;
+use omorg_domain::{
+    Action, AreaCode, AreaDef, Assignment, Centralisation, ChangeContext, CommandId, DecisionRef,
+    Merge, Rename, ServiceCode, ServiceDef, ServicePointDef, ServicePointId, Successor,
+    TimelineCommand, TimelineId, UnitDef, UnitId, UnitKind,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const OSLO_DISTRICTS: &str = include_str!("../../data/oslo_districts_2020.csv");
+const OSLO_UNITS: &str = include_str!("../../data/oslo_units_orgnr.csv");
+const ASKER: &str = include_str!("../../data/asker_merger_2020.yaml");
+
+/// The actor recorded on demo commands.
+const ACTOR: &str = "omorg-demo";
+
+/// Timeline ids the demo writes.
+pub const TIMELINES: [&str; 4] = ["oslo", "asker", "asker-alt-1", "asker-alt-2"];
+
+fn bad(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("embedded demo data {what}: {e}").into())
+}
+
+fn date(s: &str) -> Result<NaiveDate, ApiError> {
+    s.parse().map_err(|e| bad("date", e))
+}
+
+/// A lowercase ASCII slug of a Norwegian name (`Bydel Søndre Nordstrand` → `bydel-sondre-nordstrand`).
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.to_lowercase().chars() {
+        match c {
+            'a'..='z' | '0'..='9' => s.push(c),
+            'æ' => s.push_str("ae"),
+            'ø' => s.push('o'),
+            'å' => s.push('a'),
+            'ü' => s.push('u'),
+            _ if !s.ends_with('-') && !s.is_empty() => s.push('-'),
+            _ => {}
+        }
+    }
+    s.trim_end_matches('-').to_owned()
+}
+
+macro_rules! id {
+    ($ty:ident, $s:expr) => {
+        $ty::new($s).map_err(|e| bad(concat!("id ", stringify!($ty)), e))?
+    };
+}
+
+/// Builds commands sharing a decision and an effective date, numbering their ids.
+struct Batch {
+    prefix: String,
+    n: usize,
+    commands: Vec<TimelineCommand>,
+}
+
+impl Batch {
+    fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            n: 0,
+            commands: Vec::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        effective_from: NaiveDate,
+        decision: &DecisionRef,
+        rationale: &str,
+        action: Action,
+    ) -> Result<(), ApiError> {
+        self.n += 1;
+        let command_id = id!(CommandId, format!("{}-{:03}", self.prefix, self.n));
+        self.commands.push(TimelineCommand {
+            context: ChangeContext {
+                command_id,
+                effective_from,
+                decision: decision.clone(),
+                actor: ACTOR.into(),
+                rationale: rationale.into(),
+            },
+            action,
+        });
+        Ok(())
+    }
+}
+
+fn decision(case: &str, body: &str, on: &str, title: &str) -> Result<DecisionRef, ApiError> {
+    Ok(DecisionRef {
+        case_number: case.into(),
+        body: body.into(),
+        decision_date: date(on)?,
+        title: title.into(),
+        link: None,
+    })
+}
+
+fn unit(
+    id: &str,
+    code: Option<&str>,
+    name: &str,
+    kind: UnitKind,
+    parent: Option<&str>,
+    areas: Vec<AreaDef>,
+    attributes: &[(&str, &str)],
+) -> Result<Action, ApiError> {
+    Ok(Action::EstablishUnit(UnitDef {
+        unit: id!(UnitId, id),
+        code: code.map(str::to_owned),
+        name: name.into(),
+        kind,
+        parent: match parent {
+            Some(p) => Some(id!(UnitId, p)),
+            None => None,
+        },
+        areas,
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }))
+}
+
+fn area(code: &str, name: &str) -> Result<AreaDef, ApiError> {
+    Ok(AreaDef {
+        code: id!(AreaCode, code),
+        name: name.into(),
+        carved_from: None,
+    })
+}
+
+fn service(code: &str, name: &str, category: &str) -> Result<Action, ApiError> {
+    Ok(Action::RegisterService(ServiceDef {
+        service: id!(ServiceCode, code),
+        name: name.into(),
+        category: category.into(),
+    }))
+}
+
+fn assign(service: &str, unit: &str, areas: &[String]) -> Result<Action, ApiError> {
+    Ok(Action::AssignResponsibility(Assignment {
+        service: id!(ServiceCode, service),
+        unit: id!(UnitId, unit),
+        areas: areas
+            .iter()
+            .map(|a| AreaCode::new(a.as_str()).map_err(|e| bad("area", e)))
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct DistrictRow {
+    code: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UnitRow {
+    name: String,
+    orgnr: String,
+    kind: String,
+}
+
+/// The Oslo baseline: the municipality (holding Sentrum and Marka), its 15 districts with their
+/// official codes and areas, its central agencies and municipal enterprises, five services run
+/// by the districts or agencies, and home care centralised to Helseetaten from 2025-01-01.
+pub fn oslo_commands() -> Result<Vec<TimelineCommand>, ApiError> {
+    let districts: Vec<DistrictRow> = csv::Reader::from_reader(OSLO_DISTRICTS.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("oslo_districts_2020.csv", e))?;
+    let units: Vec<UnitRow> = csv::Reader::from_reader(OSLO_UNITS.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("oslo_units_orgnr.csv", e))?;
+    let orgnr: BTreeMap<&str, &str> = units
+        .iter()
+        .map(|u| (u.name.as_str(), u.orgnr.as_str()))
+        .collect();
+    let on = date("2020-01-01")?;
+    let klass = decision(
+        "SSB KLASS 103",
+        "Statistisk sentralbyrå",
+        "2020-01-01",
+        "Bydelsinndeling 2020: Oslos bydeler (registerutgangspunkt, ikke et vedtak)",
+    )?;
+    let why = "register baseline: Oslo's district classification valid from 2020-01-01";
+    let mut b = Batch::new("oslo");
+    let (city, district_rows): (Vec<_>, Vec<_>) = districts
+        .iter()
+        .partition(|d| d.code == "030116" || d.code == "030117");
+    let city_areas = city
+        .iter()
+        .map(|d| area(&d.code, &d.name))
+        .collect::<Result<_, _>>()?;
+    b.push(
+        on,
+        &klass,
+        why,
+        unit(
+            "oslo",
+            Some("0301"),
+            "Oslo kommune",
+            UnitKind::Municipality,
+            None,
+            city_areas,
+            &[],
+        )?,
+    )?;
+    let mut district_ids = Vec::new();
+    for d in &district_rows {
+        let name = format!("Bydel {}", d.name);
+        let id = slug(&d.name);
+        let nr = orgnr.get(name.as_str()).copied().unwrap_or("");
+        let attrs: &[(&str, &str)] = if nr.is_empty() { &[] } else { &[("orgnr", nr)] };
+        b.push(
+            on,
+            &klass,
+            why,
+            unit(
+                &id,
+                Some(&d.code),
+                &name,
+                UnitKind::District,
+                Some("oslo"),
+                vec![area(&d.code, &d.name)?],
+                attrs,
+            )?,
+        )?;
+        district_ids.push((id, d.code.clone()));
+    }
+    let register = decision(
+        "Enhetsregisteret",
+        "Brønnøysundregistrene",
+        "2020-01-01",
+        "Oslo kommunes etater og kommunale foretak (registeropplysninger, ikke et vedtak)",
+    )?;
+    for u in units.iter() {
+        let kind = match u.kind.as_str() {
+            "etat" => UnitKind::CentralAgency,
+            "kommunalt_foretak" => UnitKind::MunicipalEnterprise,
+            _ => continue,
+        };
+        b.push(
+            on,
+            &register,
+            "register baseline",
+            unit(
+                &slug(&u.name),
+                None,
+                &u.name,
+                kind,
+                Some("oslo"),
+                vec![],
+                &[("orgnr", &u.orgnr)],
+            )?,
+        )?;
+    }
+    for (code, name, category) in [
+        ("home-care", "Hjemmetjenester", "home care"),
+        ("health-station", "Helsestasjon", "health station"),
+        ("library", "Bibliotek", "library"),
+        (
+            "building-permit-guidance",
+            "Byggesaksveiledning",
+            "building-permit guidance",
+        ),
+        (
+            "citizen-service-desk",
+            "Innbyggerservice / servicetorg",
+            "citizen service desk",
+        ),
+    ] {
+        b.push(
+            on,
+            &klass,
+            "services modelled in the demo",
+            service(code, name, category)?,
+        )?;
+    }
+    let all_district_areas: Vec<String> = district_ids.iter().map(|(_, c)| c.clone()).collect();
+    let mut city_wide = all_district_areas.clone();
+    city_wide.extend(["030116".to_owned(), "030117".to_owned()]);
+    for (id, code) in &district_ids {
+        for s in ["home-care", "health-station", "citizen-service-desk"] {
+            b.push(
+                on,
+                &klass,
+                "each district serves its own area",
+                assign(s, id, std::slice::from_ref(code))?,
+            )?;
+        }
+    }
+    b.push(
+        on,
+        &klass,
+        "Deichman runs the city's libraries",
+        assign("library", "deichman-bibliotek", &all_district_areas)?,
+    )?;
+    b.push(
+        on,
+        &klass,
+        "PBE guides building applicants city-wide",
+        assign(
+            "building-permit-guidance",
+            "plan-og-bygningsetaten",
+            &city_wide,
+        )?,
+    )?;
+    let centralise = decision(
+        "DEMO-2024/1",
+        "Bystyret",
+        "2024-06-19",
+        "Illustrativt vedtak: hjemmetjenester flyttes fra bydelene til Helseetaten (modellert etter byrådets bydelsprosjekt 2024; ikke et reelt vedtak)",
+    )?;
+    b.push(
+        date("2025-01-01")?,
+        &centralise,
+        "illustrative: the 2024 review of the division of tasks between the districts and the city (Bydelsprosjektet)",
+        Action::CentraliseService(Centralisation {
+            service: id!(ServiceCode, "home-care"),
+            agency: id!(UnitId, "helseetaten"),
+        }),
+    )?;
+    Ok(b.commands)
+}
+
+#[derive(Debug, Deserialize)]
+struct AskerFacts {
+    merger: MergerFacts,
+    renumbering: Vec<RenumberFacts>,
+    local_centres: Vec<String>,
+    existing_citizen_centres: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MergerFacts {
+    effective_from: NaiveDate,
+    sources: Vec<CodeName>,
+    successor: CodeName,
+    decided_by: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeName {
+    code: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RenumberFacts {
+    effective_from: NaiveDate,
+    to: String,
+    reason: String,
+}
+
+/// Which former municipality each local centre lies in (geography; see data/SOURCES.md).
+fn former_municipality(centre: &str) -> &'static str {
+    match centre {
+        "Slemmestad" | "Spikkestad" => "0627",
+        "Sætre" | "Tofte" => "0628",
+        _ => "0220",
+    }
+}
+
+/// The Asker baseline: Asker, Røyken and Hurum with their citizen service desks and libraries,
+/// old Asker's two innbyggertorg, the 2020 merger into the new Asker (3025), its Innbyggertorg
+/// business unit and the citizen centres in the seven local centres, and the 2024 renumbering
+/// to 3203.
+pub fn asker_commands() -> Result<Vec<TimelineCommand>, ApiError> {
+    let facts: AskerFacts =
+        serde_yaml::from_str(ASKER).map_err(|e| bad("asker_merger_2020.yaml", e))?;
+    let before = date("2019-01-01")?;
+    let klass = decision(
+        "SSB KLASS 131",
+        "Statistisk sentralbyrå",
+        "2019-01-01",
+        "Kommuneinndeling: Asker, Røyken og Hurum (registerutgangspunkt, ikke et vedtak)",
+    )?;
+    let mut b = Batch::new("asker");
+    let old_id = |code: &str| format!("kommune-{code}");
+    for m in &facts.merger.sources {
+        b.push(
+            before,
+            &klass,
+            "register baseline",
+            unit(
+                &old_id(&m.code),
+                Some(&m.code),
+                &format!("{} kommune", m.name),
+                UnitKind::Municipality,
+                None,
+                vec![area(&m.code, &m.name)?],
+                &[],
+            )?,
+        )?;
+    }
+    for (code, name, category) in [
+        (
+            "citizen-service-desk",
+            "Innbyggerservice / servicetorg",
+            "citizen service desk",
+        ),
+        ("library", "Bibliotek", "library"),
+    ] {
+        b.push(
+            before,
+            &klass,
+            "services modelled in the demo",
+            service(code, name, category)?,
+        )?;
+    }
+    for m in &facts.merger.sources {
+        for s in ["citizen-service-desk", "library"] {
+            b.push(
+                before,
+                &klass,
+                "each municipality serves its own area",
+                assign(s, &old_id(&m.code), std::slice::from_ref(&m.code))?,
+            )?;
+        }
+    }
+    let borgen = decision(
+        "15/2052-033",
+        "Asker kommune",
+        "2016-09-12",
+        "Sluttrapport for ad-hoc utvalg Borgen",
+    )?;
+    for centre in &facts.existing_citizen_centres {
+        b.push(
+            before,
+            &borgen,
+            "innbyggertorg already run by old Asker",
+            Action::OpenServicePoint(ServicePointDef {
+                point: id!(ServicePointId, format!("innbyggertorg-{}", slug(centre))),
+                name: format!("Innbyggertorg {centre}"),
+                unit: id!(UnitId, old_id("0220")),
+                area: Some(id!(AreaCode, "0220")),
+                services: vec![
+                    id!(ServiceCode, "citizen-service-desk"),
+                    id!(ServiceCode, "library"),
+                ],
+            }),
+        )?;
+    }
+    let merger_on = facts.merger.effective_from;
+    let merger = decision(
+        "kommunereformen",
+        &facts.merger.decided_by,
+        "2017-06-08",
+        "Sammenslåing av Asker, Røyken og Hurum til nye Asker kommune",
+    )?;
+    b.push(
+        merger_on,
+        &merger,
+        "kommunereformen: the three municipalities become the new Asker",
+        Action::MergeUnits(Merge {
+            sources: facts
+                .merger
+                .sources
+                .iter()
+                .map(|m| UnitId::new(old_id(&m.code)).map_err(|e| bad("unit", e)))
+                .collect::<Result<_, _>>()?,
+            successor: Successor::New(UnitDef {
+                unit: id!(UnitId, "asker"),
+                code: Some(facts.merger.successor.code.clone()),
+                name: format!("{} kommune", facts.merger.successor.name),
+                kind: UnitKind::Municipality,
+                parent: None,
+                areas: vec![],
+                attributes: BTreeMap::new(),
+            }),
+        }),
+    )?;
+    let organisation = decision(
+        "17/6",
+        "Nye Asker fellesnemnda",
+        "2017-02-01",
+        "Forslag til innbyggermedvirkning og nærdemokratiske ordninger i nye Asker",
+    )?;
+    b.push(
+        merger_on,
+        &organisation,
+        "the new municipality's organisation",
+        unit(
+            "asker-administrasjon",
+            None,
+            "Administrasjon og ledelse",
+            UnitKind::ServiceArea,
+            Some("asker"),
+            vec![],
+            &[],
+        )?,
+    )?;
+    b.push(
+        merger_on,
+        &organisation,
+        "one business unit runs the citizen centres",
+        unit(
+            "asker-innbyggertorg",
+            None,
+            "Innbyggertorg",
+            UnitKind::BusinessUnit,
+            Some("asker"),
+            vec![],
+            &[],
+        )?,
+    )?;
+    let placement = decision(
+        "17/6",
+        "Nye Asker fellesnemnda",
+        "2017-02-01",
+        "Innbyggertorg i de sju lokalsentrene (jf. konseptpresentasjon 2018-02-16 og rådmannens lokaliseringsbeslutning 2019-01-08)",
+    )?;
+    for centre in &facts.local_centres {
+        if facts.existing_citizen_centres.contains(centre) {
+            continue;
+        }
+        b.push(
+            merger_on,
+            &placement,
+            "an innbyggertorg in every local centre",
+            Action::OpenServicePoint(ServicePointDef {
+                point: id!(ServicePointId, format!("innbyggertorg-{}", slug(centre))),
+                name: format!("Innbyggertorg {centre}"),
+                unit: id!(UnitId, "asker-innbyggertorg"),
+                area: Some(id!(AreaCode, former_municipality(centre))),
+                services: vec![id!(ServiceCode, "citizen-service-desk")],
+            }),
+        )?;
+    }
+    for r in &facts.renumbering {
+        let d = decision(
+            "regionreformen",
+            "Stortinget",
+            "2017-06-08",
+            &format!("Nytt kommunenummer for Asker: {}", r.reason),
+        )?;
+        b.push(
+            r.effective_from,
+            &d,
+            &r.reason,
+            Action::RenameUnit(Rename {
+                unit: id!(UnitId, "asker"),
+                name: None,
+                code: Some(r.to.clone()),
+            }),
+        )?;
+    }
+    Ok(b.commands)
+}
+
+/// The two Innbyggerservice alternatives of the seed report, as commands on a scenario: a
+/// department "Innbyggerservice" under `parent`, taking over the citizen service desk.
+fn alternative(n: u8, parent: &str) -> Result<Vec<TimelineCommand>, ApiError> {
+    let report = decision(
+        "17/6",
+        "Nye Asker fellesnemnda",
+        "2017-02-01",
+        &format!("Utredning innbyggertorgene i nye Asker: organisering av Innbyggerservice, alternativ {n}"),
+    )?;
+    let on = date("2020-01-01")?;
+    let mut b = Batch::new(&format!("asker-alt-{n}"));
+    let dept = format!("asker-alt-{n}-innbyggerservice");
+    b.push(
+        on,
+        &report,
+        "Servicetorg becomes Innbyggerservice",
+        unit(
+            &dept,
+            None,
+            "Innbyggerservice",
+            UnitKind::Department,
+            Some(parent),
+            vec![],
+            &[],
+        )?,
+    )?;
+    b.push(
+        on,
+        &report,
+        "the department answers for the citizen service desk everywhere",
+        Action::TransferResponsibility(omorg_domain::ResponsibilityTransfer {
+            service: id!(ServiceCode, "citizen-service-desk"),
+            from: id!(UnitId, "asker"),
+            to: id!(UnitId, dept.as_str()),
+            areas: None,
+        }),
+    )?;
+    Ok(b.commands)
+}
+
+/// Loads the demo into `app`: creates the timelines (if missing), applies every command (a
+/// no-op when already applied), and forks the two Asker scenarios. Returns a one-line report.
+#[tracing::instrument(name = "demo.load", skip(app))]
+pub async fn load(app: &Omorg) -> Result<String, ApiError> {
+    let mut report = Vec::new();
+    for (id, name, created, commands) in [
+        ("oslo", "Oslo kommune", "2020-01-01", oslo_commands()?),
+        (
+            "asker",
+            "Asker kommune (nye Asker fra 2020)",
+            "2019-01-01",
+            asker_commands()?,
+        ),
+    ] {
+        let create = CreateTimelineRequest {
+            id: Some(id!(TimelineId, id)),
+            name: name.into(),
+            description: "omorg demo: see data/SOURCES.md".into(),
+            command_id: Some(id!(CommandId, format!("{id}-create"))),
+            effective_from: Some(date(created)?),
+            decision: Some(decision(
+                "omorg-demo",
+                "omorg",
+                created,
+                &format!("Demo timeline {name}"),
+            )?),
+            rationale: String::new(),
+        };
+        app.create_timeline(create, ACTOR).await?;
+        let n = commands.len() as u64;
+        let result = app.execute(id, commands, true, ACTOR).await?;
+        report.push(format!("{id}: {n} commands, version {}", result.version));
+        if id == "asker" {
+            // The scenarios fork from the baseline as the demo leaves it: creation + commands.
+            for (alt, parent) in [(1u8, "asker-innbyggertorg"), (2, "asker-administrasjon")] {
+                let scenario = format!("asker-alt-{alt}");
+                let fork = ForkRequest {
+                    id: Some(id!(TimelineId, scenario.as_str())),
+                    name: format!("Innbyggerservice, alternativ {alt}"),
+                    version: Some(n + 1),
+                    command_id: Some(id!(CommandId, format!("{scenario}-fork"))),
+                    effective_from: Some(date("2020-01-01")?),
+                    decision: Some(decision(
+                        "17/6",
+                        "Nye Asker fellesnemnda",
+                        "2017-02-01",
+                        "Utredning innbyggertorgene: alternative organiseringer",
+                    )?),
+                    rationale: String::new(),
+                };
+                app.fork("asker", fork, ACTOR).await?;
+                let result = app
+                    .execute(&scenario, alternative(alt, parent)?, true, ACTOR)
+                    .await?;
+                report.push(format!("{scenario}: version {}", result.version));
+            }
+        }
+    }
+    Ok(format!("demo loaded: {}", report.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omorg_domain::Timeline;
+
+    fn replay(commands: Vec<TimelineCommand>) -> Timeline {
+        let mut t = Timeline::default();
+        let create = TimelineCommand {
+            context: commands[0].context.clone(),
+            action: Action::CreateTimeline(omorg_domain::TimelineDef {
+                name: "t".into(),
+                description: String::new(),
+            }),
+        };
+        let mut all = vec![create];
+        all[0].context.command_id = CommandId::new("create").unwrap();
+        all.extend(commands);
+        for c in all {
+            let id = c.context.command_id.clone();
+            let e = t.decide(c).unwrap_or_else(|e| panic!("{id}: {e}")).unwrap();
+            cqrs_es::Aggregate::apply(&mut t, e);
+        }
+        t
+    }
+
+    #[test]
+    fn slugs_are_ascii() {
+        assert_eq!(slug("Bydel Søndre Nordstrand"), "bydel-sondre-nordstrand");
+        assert_eq!(
+            slug("Origo - digitaliseringsenhet"),
+            "origo-digitaliseringsenhet"
+        );
+        assert_eq!(slug("Sætre"), "saetre");
+    }
+
+    #[test]
+    fn oslo_has_fifteen_districts_and_home_care_moves_in_2025() {
+        let t = replay(oslo_commands().unwrap());
+        let s = t.state_at(NaiveDate::from_ymd_opt(2024, 12, 31).unwrap());
+        let districts: Vec<_> = s
+            .live_units()
+            .filter(|u| u.kind == UnitKind::District)
+            .collect();
+        assert_eq!(districts.len(), 15);
+        assert!(districts
+            .iter()
+            .any(|u| u.code.as_deref() == Some("030115")));
+        let hc = ServiceCode::new("home-care").unwrap();
+        assert_eq!(
+            s.responsible(&hc, &AreaCode::new("030101").unwrap())
+                .unwrap()
+                .as_str(),
+            "gamle-oslo"
+        );
+        let s = t.state_at(NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+        assert_eq!(
+            s.responsible(&hc, &AreaCode::new("030101").unwrap())
+                .unwrap()
+                .as_str(),
+            "helseetaten"
+        );
+    }
+
+    #[test]
+    fn asker_merges_in_2020_and_is_renumbered_in_2024() {
+        let t = replay(asker_commands().unwrap());
+        let s = t.state_at(NaiveDate::from_ymd_opt(2019, 12, 31).unwrap());
+        assert_eq!(
+            s.live_units()
+                .filter(|u| u.kind == UnitKind::Municipality)
+                .count(),
+            3
+        );
+        let s = t.state_at(NaiveDate::from_ymd_opt(2020, 1, 1).unwrap());
+        let asker = &s.units[&UnitId::new("asker").unwrap()];
+        assert_eq!(asker.code.as_deref(), Some("3025"));
+        assert_eq!(s.areas_of(&asker.id).len(), 3);
+        assert_eq!(s.service_points.values().filter(|p| p.is_open()).count(), 8);
+        let s = t.state_at(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+        assert_eq!(
+            s.units[&UnitId::new("asker").unwrap()].code.as_deref(),
+            Some("3203")
+        );
+    }
 }

@@ -1,0 +1,102 @@
+//! The demo data set loads through the application, twice without harm, and answers the
+//! questions it is there for, over HTTP, on both backends.
+
+use omorg_e2e::{on_both_backends, TestApp, AUDITOR, READER};
+
+async fn demo_loads_idempotently_and_answers(app: TestApp) {
+    let first = omorg_api::demo::load(&app.app).await.expect("demo loads");
+    let second = omorg_api::demo::load(&app.app)
+        .await
+        .expect("demo loads again");
+    assert_eq!(first, second, "a second load changes nothing");
+
+    let (status, list) = app.get_json(READER, "/timelines").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, omorg_api::demo::TIMELINES);
+
+    // Oslo: 15 districts with codes 030101–030115 under the municipality.
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2024-06-01")
+        .await;
+    let oslo = &chart["units"][0];
+    assert_eq!(oslo["code"], "0301");
+    let mut codes: Vec<&str> = oslo["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "district")
+        .map(|u| u["code"].as_str().unwrap())
+        .collect();
+    codes.sort_unstable();
+    let expected: Vec<String> = (1..=15).map(|i| format!("0301{i:02}")).collect();
+    assert_eq!(codes, expected);
+
+    // Home care moves from the districts to Helseetaten on 2025-01-01.
+    let (_, csv) = app
+        .get(
+            READER,
+            "/timelines/oslo/responsibilities?as_of=2025-01-01&format=csv",
+        )
+        .await;
+    assert!(
+        csv.contains("home-care,Hjemmetjenester,030101,Gamle Oslo,helseetaten,Helseetaten"),
+        "{csv}"
+    );
+
+    // Asker: three municipalities in 2019, one (3025) in 2020, renumbered 3203 in 2024.
+    let (_, y2019) = app
+        .get_json(READER, "/timelines/asker/org-chart?as_of=2019-12-31")
+        .await;
+    assert_eq!(y2019["units"].as_array().unwrap().len(), 3);
+    let (_, y2020) = app
+        .get_json(READER, "/timelines/asker/org-chart?as_of=2020-01-01")
+        .await;
+    assert_eq!(y2020["units"][0]["code"], "3025");
+    let (_, y2024) = app
+        .get_json(READER, "/timelines/asker/org-chart?as_of=2024-01-01")
+        .await;
+    assert_eq!(y2024["units"][0]["code"], "3203");
+
+    // The two scenarios put the citizen service desk under different parents.
+    let (_, alt1) = app
+        .get_json(
+            READER,
+            "/timelines/asker-alt-1/responsibilities?as_of=2021-01-01",
+        )
+        .await;
+    let (_, alt2) = app
+        .get_json(
+            READER,
+            "/timelines/asker-alt-2/responsibilities?as_of=2021-01-01",
+        )
+        .await;
+    let desk = |v: &serde_json::Value| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == "citizen-service-desk")
+            .map(|r| r["unit"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(desk(&alt1).as_deref(), Some("asker-alt-1-innbyggerservice"));
+    assert_eq!(desk(&alt2).as_deref(), Some("asker-alt-2-innbyggerservice"));
+
+    for t in omorg_api::demo::TIMELINES {
+        let (status, v) = app
+            .get_json(AUDITOR, &format!("/timelines/{t}/verify"))
+            .await;
+        assert_eq!(
+            (status, &v["intact"]),
+            (200, &serde_json::json!(true)),
+            "{t}: {v}"
+        );
+    }
+}
+
+on_both_backends!(demo_loads_idempotently_and_answers);
