@@ -256,7 +256,10 @@ async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
         return Err(ApiError::timeline_not_found(&args.timeline).into());
     }
     let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     for e in &events {

@@ -1,13 +1,253 @@
-//! Import files.
+//! Reading import files into commands.
+//!
+//! - `.yaml`/`.yml`/`.json`: a list of commands (or `{commands: [...]}`) in the API's JSON shape;
+//!   a command without `actor` gets the importer's.
+//! - `.csv`: a table recognised by its header:
+//!   - units: `unit,name,kind[,code,parent,areas,effective_from]` (`areas`: `code=name;…`),
+//!   - services: `service,name[,category,effective_from]`,
+//!   - responsibilities: `service,unit,areas[,effective_from]` (`areas`: `code;code`).
+//!
+//!   Each row becomes one command whose id is derived from the timeline, the table kind and the
+//!   row's key, so re-importing the same file is a no-op. The decision comes from the
+//!   `--case-number/--body/--title` options.
+
 use crate::cli::CliError;
 use crate::config::ImportArgs;
+use crate::error::batch_command_from_value;
 use omorg_domain::TimelineCommand;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
 
-/// Parses an import file.
+/// Parses an import file (by extension) into commands, in file order.
 pub fn parse_file(
-    _path: &std::path::Path,
-    _text: &str,
-    _args: &ImportArgs,
+    path: &Path,
+    text: &str,
+    args: &ImportArgs,
 ) -> Result<Vec<TimelineCommand>, CliError> {
-    Ok(Vec::new())
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let values = match ext.as_str() {
+        "json" => {
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| CliError::Input(format!("{}: not valid JSON: {e}", path.display())))?;
+            command_list(v)?
+        }
+        "yaml" | "yml" => {
+            let v: Value = serde_yaml::from_str(text)
+                .map_err(|e| CliError::Input(format!("{}: not valid YAML: {e}", path.display())))?;
+            command_list(v)?
+        }
+        "csv" => csv_commands(text, args)?,
+        other => {
+            return Err(CliError::Usage(format!(
+                "{}: unknown file type {other:?} (expected .yaml, .yml, .json or .csv)",
+                path.display()
+            )))
+        }
+    };
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut v)| {
+            if let Some(o) = v.as_object_mut() {
+                o.entry("actor").or_insert_with(|| json!(args.actor));
+            }
+            batch_command_from_value(v, i).map_err(|e| {
+                let p = e.problem();
+                let field = p
+                    .field
+                    .map(|f| format!(" [field: {f}]"))
+                    .unwrap_or_default();
+                CliError::Input(format!("{}: {}{field}", path.display(), p.detail))
+            })
+        })
+        .collect()
+}
+
+fn command_list(v: Value) -> Result<Vec<Value>, CliError> {
+    match v {
+        Value::Array(items) => Ok(items),
+        Value::Object(mut o) => match o.remove("commands") {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(CliError::Input(
+                "expected a list of commands or {commands: [...]}".into(),
+            )),
+        },
+        _ => Err(CliError::Input(
+            "expected a list of commands or {commands: [...]}".into(),
+        )),
+    }
+}
+
+fn csv_commands(text: &str, args: &ImportArgs) -> Result<Vec<Value>, CliError> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| CliError::Input(format!("CSV header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let has = |h: &str| headers.iter().any(|x| x == h);
+    let kind = if has("unit") && has("kind") {
+        "units"
+    } else if has("service") && has("unit") && has("areas") {
+        "responsibilities"
+    } else if has("service") && has("name") {
+        "services"
+    } else {
+        return Err(CliError::Input(format!(
+            "unrecognised CSV header {headers:?}: expected units (unit,name,kind,…), services \
+             (service,name,…) or responsibilities (service,unit,areas,…)"
+        )));
+    };
+    let decision = |effective: &str| -> Result<Value, CliError> {
+        let need = |o: &Option<String>, name: &str| {
+            o.clone().ok_or_else(|| {
+                CliError::Usage(format!(
+                    "importing a CSV needs --{name} (the decision behind it)"
+                ))
+            })
+        };
+        Ok(json!({
+            "case_number": need(&args.case_number, "case-number")?,
+            "body": need(&args.body, "body")?,
+            "title": need(&args.title, "title")?,
+            "decision_date": args.decision_date.map_or_else(|| effective.to_owned(), |d| d.to_string()),
+        }))
+    };
+    let mut out = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.map_err(|e| CliError::Input(format!("CSV line {line}: {e}")))?;
+        let row: HashMap<&str, &str> = headers
+            .iter()
+            .map(String::as_str)
+            .zip(record.iter().map(str::trim))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let get = |k: &str| {
+            row.get(k)
+                .copied()
+                .ok_or_else(|| CliError::Input(format!("CSV line {line}: column {k} is empty")))
+        };
+        let effective = match (row.get("effective_from"), args.effective_from) {
+            (Some(d), _) => (*d).to_owned(),
+            (None, Some(d)) => d.to_string(),
+            (None, None) => {
+                return Err(CliError::Usage(format!(
+                    "CSV line {line}: no effective_from column value and no --effective-from"
+                )))
+            }
+        };
+        let split = |s: &str| -> Vec<String> {
+            s.split(';')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let (key, action) = match kind {
+            "units" => {
+                let mut a = Map::new();
+                a.insert("type".into(), json!("EstablishUnit"));
+                a.insert("unit".into(), json!(get("unit")?));
+                a.insert("name".into(), json!(get("name")?));
+                a.insert("kind".into(), json!(get("kind")?));
+                for k in ["code", "parent"] {
+                    if let Some(v) = row.get(k) {
+                        a.insert(k.into(), json!(v));
+                    }
+                }
+                let areas: Vec<Value> = row
+                    .get("areas")
+                    .map(|s| split(s))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|x| match x.split_once('=') {
+                        Some((code, name)) => json!({"code": code, "name": name}),
+                        None => json!({"code": x}),
+                    })
+                    .collect();
+                a.insert("areas".into(), Value::Array(areas));
+                (get("unit")?.to_owned(), Value::Object(a))
+            }
+            "services" => (
+                get("service")?.to_owned(),
+                json!({"type": "RegisterService", "service": get("service")?, "name": get("name")?,
+                       "category": row.get("category").copied().unwrap_or("")}),
+            ),
+            _ => (
+                format!("{}@{}", get("service")?, get("unit")?),
+                json!({"type": "AssignResponsibility", "service": get("service")?,
+                       "unit": get("unit")?, "areas": split(get("areas")?)}),
+            ),
+        };
+        out.push(json!({
+            "command_id": format!("import:{}:{kind}:{key}:{effective}", args.timeline),
+            "effective_from": effective,
+            "decision": decision(&effective)?,
+            "actor": args.actor,
+            "rationale": format!("imported from CSV line {line}"),
+            "action": action,
+        }));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ImportArgs {
+        let mut argv = vec!["omorg", "import", "x.csv", "--timeline", "t"];
+        argv.extend_from_slice(extra);
+        match crate::config::Cli::parse_from(argv).command {
+            crate::config::Command::Import(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn csv_tables_become_commands_with_stable_ids() {
+        let a = args(&[
+            "--effective-from",
+            "2020-01-01",
+            "--case-number",
+            "1/1",
+            "--body",
+            "Bystyret",
+            "--title",
+            "T",
+        ]);
+        let units = "unit,name,kind,code,parent,areas\noslo,Oslo,municipality,0301,,\ngamle-oslo,Bydel Gamle Oslo,district,030101,oslo,030101=Gamle Oslo\n";
+        let c = parse_file(Path::new("u.csv"), units, &a).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c[1].context.command_id.as_str(),
+            "import:t:units:gamle-oslo:2020-01-01"
+        );
+        let resp = "service,unit,areas\nhome-care,gamle-oslo,030101;030102\n";
+        let c = parse_file(Path::new("r.csv"), resp, &a).unwrap();
+        assert!(
+            matches!(&c[0].action, omorg_domain::Action::AssignResponsibility(x) if x.areas.len() == 2)
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let a = args(&[]);
+        let e = parse_file(Path::new("u.csv"), "service,name\nhc,Home care\n", &a).unwrap_err();
+        assert!(e.to_string().contains("--effective-from"), "{e}");
+        let e = parse_file(Path::new("c.yaml"), "- {command_id: x}\n", &a).unwrap_err();
+        assert!(e.to_string().contains("action"), "{e}");
+        let e = parse_file(Path::new("c.txt"), "", &a).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = parse_file(Path::new("c.json"), "{", &a).unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+    }
 }

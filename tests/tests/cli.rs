@@ -1,0 +1,150 @@
+//! The `omorg` subcommands, run in-process on a fresh database of each backend.
+
+use clap::Parser;
+use omorg_api::cli::{auth_for, run, CliError};
+use omorg_api::config::{Cli, Command};
+use omorg_e2e::{on_both_backends, TestApp};
+
+async fn omorg(app: &TestApp, args: &[&str]) -> Result<(), CliError> {
+    let mut argv = vec!["omorg", "--database-url", &app.database_url];
+    argv.extend_from_slice(args);
+    run(Cli::try_parse_from(argv).expect("valid command line")).await
+}
+
+async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
+    // One directory per test database, so the two backends' runs never share files.
+    let db_name = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap_or("db")
+        .replace('.', "-");
+    let dir = std::env::temp_dir().join(format!("omorg-cli-{db_name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    omorg(&app, &["migrate"]).await.expect("migrate");
+    omorg(&app, &["demo"]).await.expect("demo");
+    omorg(&app, &["demo"]).await.expect("demo again is a no-op");
+    omorg(
+        &app,
+        &["org-chart", "--timeline", "oslo", "--as-of", "2024-01-01"],
+    )
+    .await
+    .expect("org chart");
+    omorg(&app, &["verify"]).await.expect("every chain intact");
+
+    let out = dir.join("oslo.jsonl");
+    omorg(
+        &app,
+        &[
+            "export",
+            "--timeline",
+            "oslo",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await
+    .expect("export");
+    let lines = std::fs::read_to_string(&out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event_type"], "TimelineCreated");
+    assert_eq!(first["stream_version"], 1);
+
+    let yaml = dir.join("commands.yaml");
+    std::fs::write(&yaml, "- command_id: cli-svc\n  effective_from: 2021-01-01\n  decision: {case_number: '21/1', body: Bystyret, decision_date: 2020-12-01, title: Ny tjeneste}\n  action: {type: RegisterService, service: frivilligsentral, name: Frivilligsentral}\n").unwrap();
+    omorg(
+        &app,
+        &["import", yaml.to_str().unwrap(), "--timeline", "oslo"],
+    )
+    .await
+    .expect("import yaml");
+    omorg(
+        &app,
+        &["import", yaml.to_str().unwrap(), "--timeline", "oslo"],
+    )
+    .await
+    .expect("re-import is a no-op");
+    let csv = dir.join("services.csv");
+    std::fs::write(&csv, "service,name,category\nlegevakt,Legevakt,emergency\n").unwrap();
+    omorg(
+        &app,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--timeline",
+            "t-new",
+            "--create",
+            "New",
+            "--effective-from",
+            "2021-01-01",
+            "--case-number",
+            "21/2",
+            "--body",
+            "Bystyret",
+            "--title",
+            "Legevakt",
+        ],
+    )
+    .await
+    .expect("import csv");
+
+    // Failures are errors with exit codes, never panics.
+    let e = omorg(&app, &["org-chart", "--timeline", "nope"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().contains("timeline nope not found"), "{e}");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "- {command_id: x, effective_from: 2021-01-01, decision: {case_number: a, body: b, decision_date: 2021-01-01, title: t}, action: {type: DissolveUnit, unit: ghost}}\n").unwrap();
+    let e = omorg(
+        &app,
+        &["import", bad.to_str().unwrap(), "--timeline", "oslo"],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("rule: unknown-unit"), "{e}");
+    let e = omorg(
+        &app,
+        &[
+            "import",
+            dir.join("missing.yaml").to_str().unwrap(),
+            "--timeline",
+            "oslo",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
+    let e = omorg(&app, &["rebuild"]).await.unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+on_both_backends!(cli_commands_work_and_fail_cleanly);
+
+fn serve_args(argv: &[&str]) -> omorg_api::config::ServeArgs {
+    let mut full = vec!["omorg", "serve"];
+    full.extend_from_slice(argv);
+    match Cli::try_parse_from(full).expect("valid").command {
+        Command::Serve(a) => a,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn no_auth_only_on_loopback_and_tokens_otherwise() {
+    assert!(auth_for(&serve_args(&["--no-auth"])).unwrap().is_disabled());
+    let e = auth_for(&serve_args(&["--no-auth", "--listen", "0.0.0.0:8080"])).unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+    let e = auth_for(&serve_args(&["--listen", "0.0.0.0:8080"])).unwrap_err();
+    assert!(e.to_string().contains("OMORG_TOKENS"), "{e}");
+    assert!(!auth_for(&serve_args(&[
+        "--tokens",
+        "long-enough-token:admin",
+        "--listen",
+        "0.0.0.0:8080"
+    ]))
+    .unwrap()
+    .is_disabled());
+    assert!(Cli::try_parse_from(["omorg", "serve", "--tokens", "long-enough-token:boss"]).is_err());
+}
