@@ -78,10 +78,9 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         "{:<56} {:>10} {:<8} {:>6}",
         "measurement", "rate", "", "ratio"
     );
-    let store: Store<BenchTimeline> = Store::new(db.clone(), ()).with_config(StoreConfig {
-        snapshot_every: 1000,
-        cache_capacity: 4096,
-    });
+    // Default configuration (snapshot every 100 events), as the service runs.
+    let store: Store<BenchTimeline> =
+        Store::new(db.clone(), ()).with_config(StoreConfig::default());
     let run_id = Arc::new(AtomicU64::new(0));
     let raw_op = |pool: &PgPool, payload: &str| {
         let (pool, payload) = (pool.clone(), payload.to_owned());
@@ -94,7 +93,6 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
     // Single-event commands, writers on distinct streams, against single-row INSERT commits.
     // Raw and store alternate in rounds, so that load from elsewhere on the machine falls on
     // both alike.
-    let mut raw_single = Vec::new();
     for n in WRITERS {
         let streams: Vec<String> = (0..n).map(|w| format!("distinct-{n}-{w}")).collect();
         for s in &streams {
@@ -119,25 +117,41 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
             "cmds/s",
             Some(ours / raw),
         );
-        raw_single.push(raw);
     }
     println!();
 
-    // Writers racing on one stream: conflicts are retried; only commits count. Compared with
-    // the raw rate of the same number of connections measured above.
-    let conflicts = Arc::new(AtomicU64::new(0));
-    for (i, n) in WRITERS.into_iter().enumerate() {
+    // Writers on one stream through one store: they queue on the stream's lock (no conflicts
+    // within a process), so this is bounded by one commit at a time.
+    for n in WRITERS {
         let stream = format!("shared-{n}");
         command(&store, &stream, 1, &run_id).await?;
-        conflicts.store(0, Ordering::Relaxed);
-        let (store_, stream_, run_id_, conflicts_) = (
-            store.clone(),
-            stream.clone(),
-            run_id.clone(),
-            conflicts.clone(),
+        let (store_, run_id_) = (store.clone(), run_id.clone());
+        let store_op = move |_: usize| {
+            let (store, stream, run_id) = (store_.clone(), stream.clone(), run_id_.clone());
+            async move { command(&store, &stream, 1, &run_id).await.map(|()| 1) }
+        };
+        let (raw, ours) = paired(window, n, raw_op(pool, &payload), store_op).await?;
+        report(
+            &format!("store, {n} writer(s), one stream (raw: {raw:.0}/s)"),
+            ours,
+            "cmds/s",
+            Some(ours / raw),
         );
-        let (ops, secs) = measure(window, n, move |_| {
-            let (store, stream) = (store_.clone(), stream_.clone());
+    }
+
+    // Writers on one stream through separate stores (as separate API instances): they race,
+    // losers get a conflict and retry after reloading. Only commits count.
+    let conflicts = Arc::new(AtomicU64::new(0));
+    for n in [2, 8] {
+        let stream = format!("racing-{n}");
+        command(&store, &stream, 1, &run_id).await?;
+        conflicts.store(0, Ordering::Relaxed);
+        let stores: Vec<Store<BenchTimeline>> = (0..n)
+            .map(|_| Store::new(db.clone(), ()).with_config(StoreConfig::default()))
+            .collect();
+        let (stream_, run_id_, conflicts_) = (stream.clone(), run_id.clone(), conflicts.clone());
+        let store_op = move |w: usize| {
+            let (store, stream) = (stores[w].clone(), stream_.clone());
             let (run_id, conflicts) = (run_id_.clone(), conflicts_.clone());
             async move {
                 loop {
@@ -150,15 +164,14 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
                     }
                 }
             }
-        })
-        .await?;
-        let rate = ops as f64 / secs;
-        let lost = conflicts.load(Ordering::Relaxed) as f64 / secs;
+        };
+        let (raw, ours) = paired(window, n, raw_op(pool, &payload), store_op).await?;
+        let lost = conflicts.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
         report(
-            &format!("store, {n} writer(s), one stream ({lost:.0} conflicts/s)"),
-            rate,
+            &format!("{n} stores racing on one stream ({lost:.0} conflicts/s)"),
+            ours,
             "cmds/s",
-            Some(rate / raw_single[i]),
+            Some(ours / raw),
         );
     }
     println!();
@@ -207,7 +220,7 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
 }
 
 /// Rounds in which [`paired`] alternates the raw and the store measurement.
-const ROUNDS: u32 = 3;
+const ROUNDS: u32 = 10;
 
 /// Measures `raw` and `ours` with `n` tasks each, alternating in [`ROUNDS`] rounds that together
 /// last `window` per side; returns (raw rate, store rate) in operations per second.

@@ -11,7 +11,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Tuning knobs of a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,10 @@ pub struct Store<A: Aggregate> {
     /// Recently used aggregates by stream id. A std mutex, not a tokio one: it is held only to
     /// take or put an entry, never across an await.
     cache: Arc<Mutex<Cache<A>>>,
+    /// One async lock per stream that [`Store::execute`] holds for a whole command, so that
+    /// commands on one stream in this process queue instead of failing each other with
+    /// conflicts (and reloading). Weak: a lock lives only while a command holds or awaits it.
+    stream_locks: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
 }
@@ -101,6 +105,7 @@ impl<A: Aggregate> Clone for Store<A> {
             config: self.config,
             upcasters: Arc::clone(&self.upcasters),
             cache: Arc::clone(&self.cache),
+            stream_locks: Arc::clone(&self.stream_locks),
             hits: Arc::clone(&self.hits),
             misses: Arc::clone(&self.misses),
         }
@@ -126,6 +131,7 @@ impl<A: Aggregate> Store<A> {
             config: StoreConfig::default(),
             upcasters: Arc::new(Upcasters::new()),
             cache: Arc::new(Mutex::new(Cache::default())),
+            stream_locks: Arc::default(),
             hits: Arc::default(),
             misses: Arc::default(),
         }
@@ -167,7 +173,8 @@ impl<A: Aggregate> Store<A> {
     /// the resulting events together with the command id in one atomic write, and returns them
     /// with their global positions. If the command id was already applied to this stream, returns
     /// that original outcome (`duplicate: true`) and writes nothing; on another stream, fails
-    /// with [`StoreError::DuplicateCommandIdOtherStream`]. If another writer appended to the
+    /// with [`StoreError::DuplicateCommandIdOtherStream`]. Commands on one stream through this
+    /// `Store` (and its clones) run one at a time; if another process or `Store` appended to the
     /// stream meanwhile, fails with [`StoreError::Conflict`] and writes nothing: retry.
     #[tracing::instrument(
         name = "store.execute",
@@ -183,6 +190,8 @@ impl<A: Aggregate> Store<A> {
         if metadata.command_id.is_empty() {
             return Err(StoreError::MissingCommandId.into());
         }
+        let lock = self.stream_lock(stream_id);
+        let _serialised = lock.lock().await;
         let mut context = self.load_context(stream_id).await?;
         let sink = EventSink::default();
         let handled = context
@@ -474,6 +483,21 @@ impl<A: Aggregate> Store<A> {
                 Ok(Committed { record, event })
             })
             .collect()
+    }
+
+    /// The stream's command lock, shared by every command on it that is running or waiting.
+    fn stream_lock(&self, stream_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.stream_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = locks.get(stream_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        // Forget locks nobody holds any more, now and then, so the map stays small.
+        if locks.len() >= 1024 {
+            locks.retain(|_, weak| weak.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(stream_id.to_owned(), Arc::downgrade(&lock));
+        lock
     }
 
     fn cache_take(&self, stream_id: &str) -> Option<StoreContext<A>> {

@@ -61,6 +61,7 @@ on_both_databases!(
     a_stale_cache_yields_a_conflict_not_a_lost_event,
     an_upcaster_loads_an_old_event_version,
     a_large_command_appends_every_event_in_order,
+    commands_on_one_stream_through_one_store_queue_instead_of_conflicting,
 );
 
 async fn execute_commits_events_with_positions_and_metadata(backend: Backend) {
@@ -510,15 +511,8 @@ async fn the_global_reader_pages_through_every_event_in_order(backend: Backend) 
             .expect("deposit");
         written.extend(o.events);
     }
-    let mut read = Vec::new();
-    let mut at = Checkpoint::START;
-    loop {
-        let page = db.read_all_after(&at, 2).await.expect("read");
-        assert!(page.len() <= 2);
-        let Some(last) = page.last() else { break };
-        at = last.checkpoint;
-        read.extend(page);
-    }
+    let read = read_pages(&db, Checkpoint::START, 2, written.len()).await;
+    let at = read.last().expect("events").checkpoint;
     let expected: Vec<_> = written.iter().map(|c| c.record.clone()).collect();
     assert_eq!(read, expected, "every event, once, in commit order");
     // Checkpoints survive a round trip through text and JSON.
@@ -540,18 +534,32 @@ async fn read_until(
     from: Checkpoint,
     want: usize,
 ) -> Vec<omorg_store::RecordedEvent> {
+    read_pages(db, from, 100, want).await
+}
+
+/// [`read_until`] in pages of at most `limit` events.
+async fn read_pages(
+    db: &Database,
+    from: Checkpoint,
+    limit: u32,
+    want: usize,
+) -> Vec<omorg_store::RecordedEvent> {
     let mut read = Vec::new();
     let mut at = from;
     for _ in 0..600 {
-        let page = db.read_all_after(&at, 100).await.expect("read");
+        let page = db.read_all_after(&at, limit).await.expect("read");
+        assert!(page.len() <= limit as usize);
         if let Some(last) = page.last() {
             at = last.checkpoint;
         }
+        let empty = page.is_empty();
         read.extend(page);
         if read.len() >= want {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if empty {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
     read
 }
@@ -939,11 +947,34 @@ async fn a_large_command_appends_every_event_in_order(backend: Backend) {
         }
     }
     assert_eq!(store.load_stream("acc").await.expect("load").len(), 133);
-    let read = db
-        .read_all_after(&Checkpoint::START, 1000)
-        .await
-        .expect("read");
+    let read = read_until(&db, Checkpoint::START, 133).await;
     let versions: Vec<u64> = read.iter().map(|e| e.stream_version).collect();
     assert_eq!(versions, (1..=133).collect::<Vec<u64>>());
     assert!(db.verify("acc").await.expect("verify").is_intact());
+}
+
+async fn commands_on_one_stream_through_one_store_queue_instead_of_conflicting(backend: Backend) {
+    let (db, _) = fresh_database(backend).await;
+    opened(&db, "acc").await;
+    let store = ledger_store(&db);
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .execute("acc", deposit(i), meta(&format!("q{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await
+            .expect("join")
+            .expect("no conflict within one store");
+    }
+    let events = store.load_stream("acc").await.expect("load");
+    assert_eq!(events.len(), 9);
+    assert_eq!(Ledger::replay(events.iter().map(|c| &c.event)).balance, 28);
+    // One database read for the whole queue: the rest came from the cache.
+    assert!(store.cache_stats().misses <= 2, "{:?}", store.cache_stats());
 }
