@@ -925,7 +925,7 @@ async fn a_large_command_appends_every_event_in_order(backend: Backend) {
     let store = ledger_store(&db);
     opened(&db, "acc").await;
     // Both append forms on PostgreSQL: multi-row VALUES (small) and arrays (large).
-    for (id, n) in [("small", 32_i64), ("large", 100)] {
+    for (id, n) in [("small", 32_i64), ("large", 300)] {
         let outcome = store
             .execute(
                 "acc",
@@ -946,10 +946,10 @@ async fn a_large_command_appends_every_event_in_order(backend: Backend) {
             assert_eq!(pair[1].record.prev_hash, pair[0].record.hash);
         }
     }
-    assert_eq!(store.load_stream("acc").await.expect("load").len(), 133);
-    let read = read_until(&db, Checkpoint::START, 133).await;
+    assert_eq!(store.load_stream("acc").await.expect("load").len(), 333);
+    let read = read_until(&db, Checkpoint::START, 333).await;
     let versions: Vec<u64> = read.iter().map(|e| e.stream_version).collect();
-    assert_eq!(versions, (1..=133).collect::<Vec<u64>>());
+    assert_eq!(versions, (1..=333).collect::<Vec<u64>>());
     assert!(db.verify("acc").await.expect("verify").is_intact());
 }
 
