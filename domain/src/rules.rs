@@ -217,7 +217,9 @@ impl OrgState {
 
     /// Checks `change` against this state on `date` and applies it if allowed.
     ///
-    /// Timeline-level changes (creation, fork, revocation) leave the organisation as it is.
+    /// Atomic: a refused change leaves the state exactly as it was, so callers can apply changes
+    /// in place without keeping a copy (a property test holds this). Timeline-level changes
+    /// (creation, fork, revocation) leave the organisation as it is.
     pub fn apply_change(&mut self, date: NaiveDate, change: &Change) -> Result<(), DomainError> {
         match change {
             Change::TimelineCreated(_) | Change::TimelineForked(_) | Change::DecisionRevoked(_) => {
@@ -231,8 +233,10 @@ impl OrgState {
             Change::UnitRenamed(r) => self.rename(r),
             Change::UnitMoved(m) => self.move_unit(m),
             Change::UnitDissolved(d) => self.dissolve(date, d),
-            Change::UnitsMerged(m) => self.merge(date, m),
-            Change::UnitSplit(s) => self.split(date, s),
+            // Merges and splits can only tell a cycle after moving children, so they work on a
+            // copy (they are rare; every other arm checks everything before it mutates).
+            Change::UnitsMerged(m) => self.on_copy(|next| next.merge(date, m)),
+            Change::UnitSplit(s) => self.on_copy(|next| next.split(date, s)),
             Change::AreaTransferred(t) => self.transfer_area(t),
             Change::ServiceRegistered(s) => {
                 check_text("action.name", &s.name)?;
@@ -286,6 +290,16 @@ impl OrgState {
                 Ok(())
             }
         }
+    }
+
+    fn on_copy(
+        &mut self,
+        f: impl FnOnce(&mut OrgState) -> Result<(), DomainError>,
+    ) -> Result<(), DomainError> {
+        let mut next = self.clone();
+        f(&mut next)?;
+        *self = next;
+        Ok(())
     }
 
     fn check_services(&self, field: &str, services: &[ServiceCode]) -> Result<(), DomainError> {

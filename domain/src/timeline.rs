@@ -56,11 +56,25 @@ pub struct Timeline {
     records: Vec<Record>,
     /// Command id → index into `records`, for exactly-once handling of retries.
     commands: BTreeMap<CommandId, usize>,
-    /// The state after every change in force, keyed by how many records it covers. Most commands
-    /// take effect after everything already recorded, so they are checked against this copy
-    /// instead of a full replay. Derived data: never serialised, rebuilt on demand.
+    /// The state after every change in force. Most commands take effect after everything
+    /// already recorded, so they are checked against (and applied to) this state instead of a
+    /// full replay. Derived data: never serialised, rebuilt on demand.
     #[serde(skip)]
-    head: Option<(usize, NaiveDate, OrgState)>,
+    head: Option<Head>,
+}
+
+/// The cached head state and what it covers.
+#[derive(Debug, Clone)]
+struct Head {
+    /// How many records it covers.
+    covers: usize,
+    /// The command id of the last record it covers: a command decided but never applied must
+    /// not leave a head that a different event would seem to match.
+    last_command: Option<CommandId>,
+    /// The latest effective date in force.
+    last_date: NaiveDate,
+    /// The state.
+    state: OrgState,
 }
 
 impl PartialEq for Timeline {
@@ -121,11 +135,8 @@ impl Timeline {
                 break;
             }
             // Stored changes were valid when recorded; a failure here could only come from a
-            // rule changed since, and then the change is skipped rather than half-applied.
-            let mut next = state.clone();
-            if next.apply_change(eff, &r.event.change).is_ok() {
-                state = next;
-            }
+            // rule changed since, and then the change is skipped (`apply_change` is atomic).
+            let _ = state.apply_change(eff, &r.event.change);
         }
         state
     }
@@ -146,10 +157,7 @@ impl Timeline {
                 out.push((from, state.clone()));
             }
             current = Some(eff);
-            let mut next = state.clone();
-            if next.apply_change(eff, &r.event.change).is_ok() {
-                state = next;
-            }
+            let _ = state.apply_change(eff, &r.event.change);
         }
         match current {
             Some(c) if c >= from => out.push((c, state)),
@@ -169,35 +177,55 @@ impl Timeline {
         set.into_iter().collect()
     }
 
-    /// The state after every change in force, and the latest effective date in force.
-    fn head(&mut self) -> (NaiveDate, OrgState) {
-        if let Some((n, d, s)) = &self.head {
-            if *n == self.records.len() {
-                return (*d, s.clone());
-            }
+    /// Makes sure the cached head matches the records, recomputing it if not.
+    fn ensure_head(&mut self) {
+        let covers = self.records.len();
+        let last_command = self
+            .records
+            .last()
+            .map(|r| r.event.context.command_id.clone());
+        if self
+            .head
+            .as_ref()
+            .is_some_and(|h| h.covers == covers && h.last_command == last_command)
+        {
+            return;
         }
-        let last = self
+        let last_date = self
             .in_force(self.version)
             .last()
             .map(|r| r.event.context.effective_from)
             .unwrap_or(NaiveDate::MIN);
-        let s = self.state_at(last);
-        self.head = Some((self.records.len(), last, s.clone()));
-        (last, s)
+        let state = self.state_at(last_date);
+        self.head = Some(Head {
+            covers,
+            last_command,
+            last_date,
+            state,
+        });
     }
 
     /// Checks `change` inserted at its effective date against the whole history.
     fn check_insert(&mut self, ctx: &ChangeContext, change: &Change) -> Result<(), DomainError> {
         let date = ctx.effective_from;
-        let (last, head) = self.head();
-        if date >= last {
-            // Nothing is scheduled after it: checking against the head state is enough.
-            let mut state = head;
-            state
-                .apply_change(date, change)
-                .map_err(|e| self.explain(e, date))?;
-            self.head = Some((self.records.len() + 1, date, state));
-            return Ok(());
+        self.ensure_head();
+        if let Some(mut head) = self.head.take().filter(|h| date >= h.last_date) {
+            // Nothing is scheduled after it: checking it on the head state is enough, and the
+            // head then becomes the state after it (in place: no copy of the organisation).
+            return match head.state.apply_change(date, change) {
+                Ok(()) => {
+                    head.covers += 1;
+                    head.last_command = Some(ctx.command_id.clone());
+                    head.last_date = date;
+                    self.head = Some(head);
+                    Ok(())
+                }
+                // A refused change leaves the head as it was (`apply_change` is atomic).
+                Err(e) => {
+                    self.head = Some(head);
+                    Err(self.explain(e, date))
+                }
+            };
         }
         let mut state = OrgState::default();
         let mut inserted = false;
@@ -369,9 +397,8 @@ impl Timeline {
                 continue;
             }
             let eff = rec.event.context.effective_from;
-            let mut next = state.clone();
-            match next.apply_change(eff, &rec.event.change) {
-                Ok(()) => state = next,
+            match state.apply_change(eff, &rec.event.change) {
+                Ok(()) => {}
                 Err(e) => dependents.push(format!(
                     "{} (decision {}, effective {}): {}",
                     rec.event.context.command_id, rec.event.context.decision.case_number, eff, e

@@ -19,6 +19,31 @@ use omorg_domain::*;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
+/// The event type an action records.
+fn past_tense(action: &str) -> String {
+    match action {
+        "EstablishUnit" => "UnitEstablished",
+        "RenameUnit" => "UnitRenamed",
+        "MoveUnit" => "UnitMoved",
+        "DissolveUnit" => "UnitDissolved",
+        "MergeUnits" => "UnitsMerged",
+        "SplitUnit" => "UnitSplit",
+        "TransferArea" => "AreaTransferred",
+        "RegisterService" => "ServiceRegistered",
+        "RetireService" => "ServiceRetired",
+        "AssignResponsibility" => "ResponsibilityAssigned",
+        "TransferResponsibility" => "ResponsibilityTransferred",
+        "WithdrawResponsibility" => "ResponsibilityWithdrawn",
+        "CentraliseService" => "ServiceCentralised",
+        "DecentraliseService" => "ServiceDecentralised",
+        "OpenServicePoint" => "ServicePointOpened",
+        "CloseServicePoint" => "ServicePointClosed",
+        "SetServicePointServices" => "ServicePointServicesSet",
+        other => other,
+    }
+    .to_string()
+}
+
 fn probe_dates() -> Vec<NaiveDate> {
     (0..=21)
         .flat_map(|k| [date(k) - Days::new(1), date(k)])
@@ -77,6 +102,36 @@ proptest! {
         for v in 1..=t.version() {
             for d in probe_dates() {
                 check_invariants(&t.state_at_as_known(d, v), &format!("{d} as known at v{v}"))?;
+            }
+        }
+    }
+
+    /// A refused change leaves the state untouched (`apply_change` is atomic), whatever the
+    /// change and the state.
+    #[test]
+    fn a_refused_change_leaves_the_state_untouched(ops in ops(), tries in proptest::collection::vec((op(), 0..20u64), 1..20)) {
+        let (t, _) = build(&ops)?;
+        // Each change is built twice: with parameters picked from the state (plausible, refused
+        // late) and picked blind (from an empty state: refused anywhere).
+        for (n, (o, k, blind)) in tries.iter().flat_map(|(o, k)| [(o, k, false), (o, k, true)]).enumerate() {
+            let mut state = t.state_at(date(*k));
+            let before = state.clone();
+            let basis = if blind { OrgState::default() } else { state.clone() };
+            let cmd = TimelineCommand { context: ctx(3000 + n, *k), action: action(o, 3000 + n, &basis) };
+            let change = match cmd.action {
+                Action::RevokeDecision(_) | Action::CreateTimeline(_) | Action::ForkTimeline(_) => continue,
+                other => serde_json::from_value::<Change>(
+                    serde_json::to_value(&other).expect("json")
+                        .as_object().map(|m| {
+                            let mut m = m.clone();
+                            let ty = m["type"].as_str().unwrap_or_default().to_string();
+                            m.insert("type".into(), serde_json::Value::String(past_tense(&ty)));
+                            serde_json::Value::Object(m)
+                        }).expect("object"),
+                ).expect("change"),
+            };
+            if state.apply_change(date(*k), &change).is_err() {
+                prop_assert_eq!(&state, &before, "refused {} changed the state", change.type_name());
             }
         }
     }
