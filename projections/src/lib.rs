@@ -9,6 +9,7 @@
 //! - [`touched`]: which entities a change can touch (the fast path of [`advance`]).
 //! - [`history`]: pure: effective histories as segments and how an event rewrites them.
 //! - [`projector`]: follows the log from a checkpoint and writes the rows, exactly once.
+//! - [`runner`]: the projector as a background task, and read-your-writes for queries.
 //! - [`queries`]: org chart, responsibility matrix, histories, lineage, decision log, changes.
 //! - [`sql`]: one SQL text for both databases.
 //! - [`error`]: what can go wrong ([`ProjectionError`]).
@@ -20,8 +21,10 @@ pub mod error;
 pub mod history;
 pub mod projector;
 pub mod queries;
+pub mod runner;
 pub mod sql;
 pub mod touched;
 
 pub use error::ProjectionError;
 pub use projector::{Progress, Projector};
+pub use runner::ProjectionRunner;

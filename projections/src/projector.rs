@@ -151,35 +151,12 @@ impl Projector {
         }
     }
 
-    /// The highest global position committed so far.
     async fn log_head(&self) -> Result<i64, ProjectionError> {
-        Ok(match &self.db {
-            Database::Postgres(p) => {
-                sqlx::query_scalar("SELECT COALESCE(max(position), 0)::bigint FROM events")
-                    .fetch_one(p)
-                    .await?
-            }
-            Database::Sqlite(p) => {
-                sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
-                    .fetch_one(p)
-                    .await?
-            }
-        })
+        log_head(&self.db).await
     }
 
-    /// True when every event at or below `head` has been applied (positions are not read in
-    /// order on PostgreSQL, so the checkpoint alone cannot tell; the change feed has one row per
-    /// applied event).
     async fn applied_up_to(&self, head: i64) -> Result<bool, ProjectionError> {
-        let (logged, applied): (i64, i64) = match &self.db {
-            Database::Postgres(p) => sqlx::query_as(
-                "SELECT (SELECT count(*) FROM events WHERE position <= $1), (SELECT count(*) FROM change_feed WHERE position <= $1)",
-            ).bind(head).fetch_one(p).await?,
-            Database::Sqlite(p) => sqlx::query_as(
-                "SELECT (SELECT count(*) FROM events WHERE position <= ?1), (SELECT count(*) FROM change_feed WHERE position <= ?1)",
-            ).bind(head).fetch_one(p).await?,
-        };
-        Ok(applied >= logged)
+        applied_up_to(&self.db, head).await
     }
 
     /// Applies one batch; returns how many events it applied and the position reached.
@@ -662,4 +639,35 @@ async fn write_diff(
         }
     }
     Ok(())
+}
+
+/// The highest global position committed so far.
+pub async fn log_head(db: &Database) -> Result<i64, ProjectionError> {
+    Ok(match db {
+        Database::Postgres(p) => {
+            sqlx::query_scalar("SELECT COALESCE(max(position), 0)::bigint FROM events")
+                .fetch_one(p)
+                .await?
+        }
+        Database::Sqlite(p) => {
+            sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+                .fetch_one(p)
+                .await?
+        }
+    })
+}
+
+/// True when every event at or below `head` has been applied (positions are not read in
+/// order on PostgreSQL, so the checkpoint alone cannot tell; the change feed has one row per
+/// applied event).
+pub async fn applied_up_to(db: &Database, head: i64) -> Result<bool, ProjectionError> {
+    let (logged, applied): (i64, i64) = match db {
+        Database::Postgres(p) => sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events WHERE position <= $1), (SELECT count(*) FROM change_feed WHERE position <= $1)",
+        ).bind(head).fetch_one(p).await?,
+        Database::Sqlite(p) => sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events WHERE position <= ?1), (SELECT count(*) FROM change_feed WHERE position <= ?1)",
+        ).bind(head).fetch_one(p).await?,
+    };
+    Ok(applied >= logged)
 }

@@ -19,6 +19,9 @@ pub struct AsOf {
     pub date: NaiveDate,
     /// Only what was recorded before this instant (exclusive); `None` means everything known now.
     pub known_before: Option<DateTime<Utc>>,
+    /// Only what the timeline's first `n` own events said (the recorded axis as stream versions,
+    /// for step-by-step replay); takes precedence over `known_before`.
+    pub known_version: Option<i64>,
 }
 
 impl AsOf {
@@ -27,6 +30,16 @@ impl AsOf {
         Self {
             date,
             known_before: None,
+            known_version: None,
+        }
+    }
+
+    /// As of `date`, as the timeline stood after its first `version` own events.
+    pub fn known_at_version(date: NaiveDate, version: i64) -> Self {
+        Self {
+            date,
+            known_before: None,
+            known_version: Some(version),
         }
     }
 
@@ -36,6 +49,7 @@ impl AsOf {
         Self {
             date,
             known_before: Some(next.and_time(NaiveTime::MIN).and_utc()),
+            known_version: None,
         }
     }
 
@@ -44,6 +58,7 @@ impl AsOf {
         Self {
             date,
             known_before: Some(at + chrono::Duration::microseconds(1)),
+            known_version: None,
         }
     }
 
@@ -53,15 +68,43 @@ impl AsOf {
         let eff = format!(
             "{t}.effective_from <= $2 AND ({t}.effective_to IS NULL OR {t}.effective_to > $2)"
         );
-        match self.known_before {
-            None => format!("{eff} AND {t}.recorded_to IS NULL"),
-            Some(_) => format!("{eff} AND {t}.recorded_from < $3 AND ({t}.recorded_to IS NULL OR {t}.recorded_to >= $3)"),
+        match (self.known_version, self.known_before) {
+            (Some(_), _) => format!("{eff} AND {t}.recorded_from_version <= $3 AND ({t}.recorded_to_version IS NULL OR {t}.recorded_to_version > $3)"),
+            (None, None) => format!("{eff} AND {t}.recorded_to IS NULL"),
+            (None, Some(_)) => format!("{eff} AND {t}.recorded_from < $3 AND ({t}.recorded_to IS NULL OR {t}.recorded_to >= $3)"),
         }
     }
 
     fn bound(&self) -> Ts {
         Ts(self.known_before.unwrap_or(DateTime::<Utc>::MAX_UTC))
     }
+
+    /// Which third parameter the predicate needs.
+    fn third(&self) -> Third {
+        match (self.known_version, self.known_before) {
+            (Some(v), _) => Third::Version(v),
+            (None, Some(_)) => Third::Instant(self.bound()),
+            (None, None) => Third::None,
+        }
+    }
+}
+
+/// The third bound parameter of an as-of query, if any.
+enum Third {
+    None,
+    Instant(Ts),
+    Version(i64),
+}
+
+/// Runs an as-of query with `$1` = timeline, `$2` = date and `$3` = the recorded bound.
+macro_rules! fetch_as_of {
+    ($db:expr, $map:path, $sql:expr, $timeline:expr, $at:expr) => {
+        match $at.third() {
+            Third::None => fetch!($db, $map, $sql, $timeline, $at.date),
+            Third::Instant(ts) => fetch!($db, $map, $sql, $timeline, $at.date, ts),
+            Third::Version(v) => fetch!($db, $map, $sql, $timeline, $at.date, v),
+        }
+    };
 }
 
 /// A timeline as projected.
@@ -183,11 +226,7 @@ pub async fn units(
         "SELECT * FROM unit_versions u WHERE u.timeline_id = $1 AND {} ORDER BY u.unit_id",
         at.predicate("u")
     );
-    Ok(if at.known_before.is_some() {
-        fetch!(db, unit_version, &sql, timeline, at.date, at.bound())?
-    } else {
-        fetch!(db, unit_version, &sql, timeline, at.date)?
-    })
+    Ok(fetch_as_of!(db, unit_version, &sql, timeline, at)?)
 }
 
 /// A node of the org chart: a unit and the units under it.
@@ -300,11 +339,7 @@ pub async fn responsibility_matrix(
         u = at.predicate("u"),
         r = at.predicate("r"),
     );
-    Ok(if at.known_before.is_some() {
-        fetch!(db, matrix_row, &sql, timeline, at.date, at.bound())?
-    } else {
-        fetch!(db, matrix_row, &sql, timeline, at.date)?
-    })
+    Ok(fetch_as_of!(db, matrix_row, &sql, timeline, at)?)
 }
 
 /// One version of a responsibility.

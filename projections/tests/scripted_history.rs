@@ -142,6 +142,19 @@ async fn scripted_history(backend: Backend) {
             .areas,
         ["030110", "030111"]
     );
+    // The same by stream version: after event 12 (the merge) and before it.
+    assert_eq!(
+        districts(&db, AsOf::known_at_version(after, 12)).await,
+        ["alna", "grorud-stovner", "helseetaten"]
+    );
+    assert_eq!(
+        districts(&db, AsOf::known_at_version(after, 11)).await,
+        ["alna", "grorud", "stovner", "helseetaten"]
+    );
+    assert_eq!(
+        districts(&db, AsOf::known_at_version(after, 14)).await,
+        ["grorud-alna", "stovner", "helseetaten"]
+    );
     // And before it was recorded at all, nobody had heard of a merge.
     let earlier = AsOf::known_at(after, merged_at - chrono::Duration::microseconds(1));
     assert_eq!(

@@ -1,0 +1,99 @@
+//! The projector as a background task of the server, and read-your-writes for queries.
+//!
+//! The server spawns one [`ProjectionRunner`]: it catches up at start, then whenever woken (after
+//! a command) or every poll interval. A query handler calls [`ProjectionRunner::sync`] first: it
+//! notes the newest event committed so far, wakes the runner and waits until that event is
+//! projected, so a client always sees its own writes. Several servers on one PostgreSQL each run
+//! one; the projector's advisory lock makes them take turns, and each applies every event once.
+
+use crate::error::ProjectionError;
+use crate::projector::{applied_up_to, log_head, Projector};
+use omorg_store::Database;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// How often the runner looks for new events when nobody wakes it (events written by another
+/// server instance arrive this way).
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Handle to the background projector.
+#[derive(Clone)]
+pub struct ProjectionRunner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    /// Wakes the runner early (after a command, or when a reader waits).
+    wake: Notify,
+    /// Bumped after every catch-up round, so that waiting readers re-check.
+    rounds: watch::Sender<u64>,
+    /// Tells the runner to stop (graceful shutdown).
+    stop: watch::Sender<bool>,
+}
+
+impl ProjectionRunner {
+    /// Spawns the runner on `db` (migrated). It stops when [`ProjectionRunner::shutdown`] is called.
+    pub fn spawn(db: Database) -> (Self, JoinHandle<()>) {
+        let inner = Arc::new(Inner {
+            db: db.clone(),
+            wake: Notify::new(),
+            rounds: watch::channel(0).0,
+            stop: watch::channel(false).0,
+        });
+        let task_inner = inner.clone();
+        let handle = tokio::spawn(async move {
+            let mut projector = Projector::new(db);
+            let mut stop = task_inner.stop.subscribe();
+            loop {
+                if let Err(e) = projector.catch_up(|_| {}).await {
+                    tracing::error!(error = %e, "projection round failed; retrying");
+                }
+                task_inner.rounds.send_modify(|r| *r += 1);
+                tokio::select! {
+                    _ = task_inner.wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+        (Self { inner }, handle)
+    }
+
+    /// Wakes the runner: new events were just committed.
+    pub fn nudge(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Waits until every event committed before this call is projected, for up to `patience`.
+    #[tracing::instrument(name = "projections.sync", skip(self))]
+    pub async fn sync(&self, patience: Duration) -> Result<(), ProjectionError> {
+        let head = log_head(&self.inner.db).await?;
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut rounds = self.inner.rounds.subscribe();
+        loop {
+            if applied_up_to(&self.inner.db, head).await? {
+                return Ok(());
+            }
+            self.nudge();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(ProjectionError::Lagging {
+                    head,
+                    waited: patience,
+                });
+            }
+            // Wake on the next round, but re-check at least every 50 ms: a round may finish
+            // between our check and our subscription.
+            let _ =
+                tokio::time::timeout(left.min(Duration::from_millis(50)), rounds.changed()).await;
+        }
+    }
+
+    /// Stops the runner after its current round.
+    pub fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+    }
+}
