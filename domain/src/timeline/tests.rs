@@ -1626,3 +1626,133 @@ fn states_on_or_after_lists_each_change_date_from_the_given_one() {
         assert_eq!(state, t.state_at(date), "state on {date}");
     }
 }
+
+#[test]
+fn retired_and_duplicate_areas_are_refused() {
+    // Divide Alna's only area, then try to use the old area and to reuse a carved code.
+    let mut t = timeline(oslo());
+    let carve = |code: &str| AreaDef {
+        code: ac(code),
+        name: format!("Alna {code}"),
+        carved_from: Some(ac("030112")),
+    };
+    let mut north = unit("alna-nord", District, Some("oslo"), &[]);
+    north.name = "Alna nord".into();
+    run(
+        &mut t,
+        cmd(
+            "s",
+            "2026-01-01",
+            Action::SplitUnit(Split {
+                source: uid("alna"),
+                parts: vec![
+                    SplitPart {
+                        target: PartTarget::Source,
+                        areas: vec![],
+                        carved_areas: vec![carve("030112s")],
+                        children: vec![],
+                    },
+                    SplitPart {
+                        target: PartTarget::New(north),
+                        areas: vec![],
+                        carved_areas: vec![carve("030112n")],
+                        children: vec![],
+                    },
+                ],
+            }),
+        ),
+    )
+    .unwrap();
+    let err = t
+        .decide(cmd(
+            "a",
+            "2026-06-01",
+            Action::AssignResponsibility(Assignment {
+                service: sc("home-care"),
+                unit: uid("helseetaten"),
+                areas: vec![ac("030112")],
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::AreaRetired {
+            area: ac("030112"),
+            retired_on: d("2026-01-01")
+        }
+    );
+    let mut again = unit("alna-sor", District, Some("oslo"), &[]);
+    again.name = "Alna sør".into();
+    let err = t
+        .decide(cmd(
+            "s2",
+            "2026-06-01",
+            Action::SplitUnit(Split {
+                source: uid("alna"),
+                parts: vec![
+                    SplitPart {
+                        target: PartTarget::Source,
+                        areas: vec![],
+                        carved_areas: vec![AreaDef {
+                            code: ac("030112x"),
+                            name: "x".into(),
+                            carved_from: Some(ac("030112s")),
+                        }],
+                        children: vec![],
+                    },
+                    SplitPart {
+                        target: PartTarget::New(again),
+                        areas: vec![],
+                        carved_areas: vec![AreaDef {
+                            code: ac("030112n"),
+                            name: "n".into(),
+                            carved_from: Some(ac("030112s")),
+                        }],
+                        children: vec![],
+                    },
+                ],
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::DuplicateArea {
+            area: ac("030112n")
+        }
+    );
+}
+
+#[test]
+fn a_split_that_ends_the_source_cannot_orphan_its_other_responsibilities() {
+    // Helseetaten runs home care in Sentrum, an area it does not hold; splitting it away entirely
+    // would leave that pair with nobody.
+    let mut given = oslo();
+    given.push(ev(
+        "sentrum",
+        "2020-01-01",
+        assign("helseetaten", &["030116"]),
+    ));
+    refuses(
+        given,
+        cmd(
+            "s",
+            "2026-01-01",
+            Action::SplitUnit(Split {
+                source: uid("helseetaten"),
+                parts: vec![SplitPart {
+                    target: PartTarget::Existing {
+                        unit: uid("grorud"),
+                    },
+                    areas: vec![],
+                    carved_areas: vec![],
+                    children: vec![],
+                }],
+            }),
+        ),
+        DomainError::PairLeftWithoutResponsible {
+            service: sc("home-care"),
+            area: ac("030116"),
+            unit: uid("helseetaten"),
+        },
+    );
+}
