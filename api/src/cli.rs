@@ -3,15 +3,17 @@
 
 use crate::auth::AuthConfig;
 use crate::config::{
-    ChartFormat, Cli, Command, ExportArgs, ImportArgs, LogFormat, OrgChartArgs, ServeArgs,
-    VerifyArgs,
+    ChartFormat, Cli, Command, DecisionsArgs, ExportArgs, ImportArgs, LogFormat, OrgChartArgs,
+    ServeArgs, TableFormat, VerifyArgs,
 };
 use crate::error::ApiError;
-use crate::queries::{AsOf, OrgChart, UnitNode};
+use crate::queries::{AsOf, OrgChart, Queries, UnitNode};
 use crate::service::{CreateTimelineRequest, Omorg};
 use crate::state::AppState;
+use omorg_projections::{ProjectionError, ProjectionRunner, Projector};
 use omorg_store::Database;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 /// Why a subcommand failed.
@@ -35,16 +37,16 @@ pub enum CliError {
     /// The hash chain of a timeline is broken. Exit code 3.
     #[error("{0}")]
     Broken(String),
-    /// The subcommand is not available in this build. Exit code 2.
-    #[error("{0}")]
-    NotAvailable(&'static str),
+    /// Projecting the log failed (rebuild, catching up). Exit code 1.
+    #[error("{}", chain(.0))]
+    Projection(#[from] ProjectionError),
 }
 
 impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Usage(_) | Self::NotAvailable(_) => 2,
+            Self::Usage(_) => 2,
             Self::Broken(_) => 3,
             _ => 1,
         }
@@ -99,12 +101,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         "warn"
     };
     init_logging(cli.log_format, default_log);
-    if let Command::Rebuild = cli.command {
-        return Err(CliError::NotAvailable(
-            "rebuild is not available yet: the projections are not part of this build \
-             (queries are answered from the event log directly, so nothing needs rebuilding)",
-        ));
-    }
     let db = connect(cli.database_url.expose(), &cli.database_url.redacted()).await?;
     let app = Omorg::new(db.clone());
     let result = match cli.command {
@@ -116,13 +112,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import(args) => import(&app, args).await,
         Command::Export(args) => export(&app, args).await,
         Command::OrgChart(args) => org_chart(&app, args).await,
+        Command::Decisions(args) => decisions(&app, args).await,
         Command::Verify(args) => verify(&app, args).await,
         Command::Demo => {
             let report = crate::demo::load(&app).await?;
             eprintln!("{report}");
             Ok(())
         }
-        Command::Rebuild => Ok(()),
+        Command::Rebuild => rebuild(app.db()).await,
     };
     db.close().await;
     result
@@ -169,10 +166,34 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    // One projector per server: it catches up now, then after every accepted command (the
+    // handlers nudge it) and every poll interval (events written by other instances).
+    let (runner, projector) = ProjectionRunner::spawn(app.db().clone());
+    match runner.sync(STARTUP_PATIENCE).await {
+        Ok(()) => tracing::info!("projections caught up"),
+        Err(e) => {
+            tracing::warn!(error = %e, "projections still catching up; queries answer 503 until they do")
+        }
+    }
+    let queries = Queries::new(
+        app.db().clone(),
+        runner,
+        Duration::from_millis(args.sync_patience_ms),
+    );
     tracing::info!(listen = %args.listen, backend = ?app.db().backend(), "omorg serving");
-    axum::serve(listener, crate::app(AppState::new(app, auth)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let served = axum::serve(
+        listener,
+        crate::app(AppState::with_queries(app, auth, queries.clone())),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    // Stop the projector after its current round (a round is one transaction per batch, so
+    // stopping never leaves half a batch), then wait for it.
+    queries.shutdown();
+    if let Err(e) = projector.await {
+        tracing::error!(error = %e, "projector task failed");
+    }
+    served?;
     tracing::info!("omorg stopped");
     Ok(())
 }
@@ -270,14 +291,106 @@ async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// How long `serve` waits at start for the projector to catch up before serving anyway.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long the CLI waits for transactions in flight elsewhere on the database server.
+const CLI_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Brings the read models up to date with the log, so that a one-off command sees every event
+/// committed before it (a server, if one runs, may have done most of the work already).
+async fn caught_up(app: &Omorg) -> Result<Queries, CliError> {
+    Projector::new(app.db().clone())
+        .catch_up_to_head(CLI_PATIENCE, |_| {})
+        .await?;
+    Ok(Queries::offline(app.db().clone()))
+}
+
+/// `omorg rebuild`: a progress bar on a terminal, plain lines otherwise (logs, CI).
+async fn rebuild(db: &Database) -> Result<(), CliError> {
+    let head = omorg_projections::projector::log_head(db).await?;
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let bar = indicatif::ProgressBar::new(u64::try_from(head).unwrap_or(0));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "rebuilding {bar:40} {pos}/{len} positions ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        eprintln!("rebuilding the read models from the event log (head position {head})");
+        None
+    };
+    let result = Projector::new(db.clone())
+        .rebuild(|p| match &bar {
+            Some(bar) => bar.set_position(u64::try_from(p.position).unwrap_or(0)),
+            None => eprintln!(
+                "rebuild: {} events applied (position {})",
+                p.applied, p.position
+            ),
+        })
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let done = result.map_err(|e| {
+        CliError::Input(format!(
+            "rebuild failed: {}; run `omorg rebuild` again to resume where it stopped",
+            chain(&e)
+        ))
+    })?;
+    println!("rebuilt the read models from {} events", done.applied);
+    Ok(())
+}
+
+async fn decisions(app: &Omorg, args: DecisionsArgs) -> Result<(), CliError> {
+    let filter = omorg_projections::queries::DecisionFilter {
+        case_number: args.case_number,
+        body: args.body,
+        decided_from: None,
+        decided_to: None,
+    };
+    let log = caught_up(app)
+        .await?
+        .decisions(&args.timeline, &filter)
+        .await?;
+    let text = match args.format {
+        TableFormat::Json => serde_json::to_string_pretty(&log).map_err(ApiError::internal)? + "\n",
+        TableFormat::Csv => crate::render::decisions_csv(&log).map_err(ApiError::internal)?,
+        TableFormat::Text => log
+            .decisions
+            .iter()
+            .map(|d| {
+                let revoked = d
+                    .revoked_at
+                    .map(|t| format!(" [revoked {}]", t.date_naive()))
+                    .unwrap_or_default();
+                format!(
+                    "v{:<4} {} {} {}: {} ({}, effective {}){revoked}\n",
+                    d.stream_version,
+                    d.decision_date,
+                    d.body,
+                    d.case_number,
+                    d.title,
+                    d.event_type,
+                    d.effective_from
+                )
+            })
+            .collect(),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
 async fn org_chart(app: &Omorg, args: OrgChartArgs) -> Result<(), CliError> {
     let at = AsOf {
         date: args.as_of.unwrap_or_else(crate::service::today),
         known_version: args.known_version,
+        known_at: None,
     };
-    let chart = crate::queries::Queries::new(app.clone())
-        .org_chart(&args.timeline, at)
-        .await?;
+    let chart = caught_up(app).await?.org_chart(&args.timeline, at).await?;
     let text = match args.format {
         ChartFormat::Text => text_tree(&chart),
         ChartFormat::Json => {

@@ -103,13 +103,16 @@ pub enum Command {
     Import(ImportArgs),
     /// Write a timeline's events as JSON lines.
     Export(ExportArgs),
-    /// Print a timeline's org chart on a date.
+    /// Print a timeline's org chart on a date (from the projections, caught up first).
     OrgChart(OrgChartArgs),
+    /// Print a timeline's decision log (from the projections, caught up first).
+    Decisions(DecisionsArgs),
     /// Verify the hash chain of one timeline or of all of them.
     Verify(VerifyArgs),
     /// Load the demo data (Oslo's districts, the new Asker, two scenarios). Idempotent.
     Demo,
-    /// Rebuild the projections (not yet available in this build).
+    /// Drop every read model and rebuild it from the event log, showing progress; an
+    /// interrupted rebuild resumes when run again.
     Rebuild,
 }
 
@@ -128,6 +131,10 @@ pub struct ServeArgs {
     /// Load the demo data before serving.
     #[arg(long)]
     pub demo: bool,
+    /// How long a query waits for the projector to apply every event committed before it
+    /// (read-your-writes) before answering 503 with `Retry-After`, in milliseconds.
+    #[arg(long, env = "OMORG_SYNC_PATIENCE_MS", default_value_t = 5000)]
+    pub sync_patience_ms: u64,
 }
 
 /// `omorg import`.
@@ -187,6 +194,34 @@ pub struct OrgChartArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ChartFormat::Text)]
     pub format: ChartFormat,
+}
+
+/// `omorg decisions`.
+#[derive(Debug, Args)]
+pub struct DecisionsArgs {
+    /// The timeline.
+    #[arg(long)]
+    pub timeline: String,
+    /// Only this case number.
+    #[arg(long = "case")]
+    pub case_number: Option<String>,
+    /// Only this deciding body.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+}
+
+/// Output formats of tabular commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// Aligned lines for the terminal.
+    Text,
+    /// JSON (as the API).
+    Json,
+    /// CSV (as the API).
+    Csv,
 }
 
 /// Output formats of `omorg org-chart`.

@@ -78,6 +78,13 @@ pub enum ApiError {
     /// The database cannot be reached. **503.** The cause is logged, not echoed.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The projections did not catch up with the log within the configured patience, so a
+    /// query cannot promise to show the caller's own writes. **503** with `Retry-After`.
+    #[error("the read models lag behind the event log (waited {waited:?}); retry shortly")]
+    Lagging {
+        /// How long the query waited.
+        waited: std::time::Duration,
+    },
     /// Anything else that is the server's fault. **500.** The cause is logged, not echoed.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -158,7 +165,7 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Lagging { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -175,6 +182,7 @@ impl ApiError {
             Self::Refused { .. } => ("rule-refused", "Refused by a domain rule"),
             Self::Invalid { .. } => ("invalid-value", "Invalid value"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::Lagging { .. } => ("projection-lagging", "Read models lagging"),
             Self::Internal(_) => ("internal", "Internal server error"),
         };
         let (field, rule, index) = match self {
@@ -216,7 +224,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "request failed");
         }
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        if let Self::Lagging { .. } = self {
+            // The projector usually catches up within a second or two.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -1,15 +1,23 @@
-//! Read queries the API serves: the org chart and the responsibility matrix on a date.
+//! Read queries the API serves, answered from the projections (read models kept by the
+//! projector, see the `omorg-projections` crate), never by replaying a timeline.
 //!
-//! For now they are answered straight from the aggregate (`Timeline::state_at`), which is exact
-//! but replays the timeline per request. When the projections crate lands, only this module
-//! changes: handlers call [`Queries`] and nothing else.
+//! Every query first waits until the projector has applied every event committed before the
+//! request ([`ProjectionRunner::sync`]): a client that just wrote reads its own write. If the
+//! projector cannot catch up within the configured patience, the query answers 503 (with
+//! `Retry-After`) rather than a stale answer.
 
 use crate::error::ApiError;
-use crate::service::Omorg;
-use chrono::NaiveDate;
-use omorg_domain::OrgState;
+use chrono::{DateTime, NaiveDate, Utc};
+use omorg_projections::queries::{self as pq, DecisionFilter};
+use omorg_projections::{ProjectionError, ProjectionRunner};
+use omorg_store::Database;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
 use utoipa::ToSchema;
+
+/// How long a query waits for the projector by default (`serve --sync-patience-ms`).
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Which point in the two time axes a query looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +26,30 @@ pub struct AsOf {
     pub date: NaiveDate,
     /// Only the timeline's first `n` own events (what was known then); `None`: everything.
     pub known_version: Option<u64>,
+    /// Only what was recorded at or before this instant; `None`: everything. Exclusive with
+    /// `known_version` (the API refuses both).
+    pub known_at: Option<DateTime<Utc>>,
+}
+
+impl AsOf {
+    /// As of `date`, as known now.
+    pub fn now(date: NaiveDate) -> Self {
+        Self {
+            date,
+            known_version: None,
+            known_at: None,
+        }
+    }
+
+    fn projection(&self) -> pq::AsOf {
+        match (self.known_version, self.known_at) {
+            (Some(v), _) => {
+                pq::AsOf::known_at_version(self.date, i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            (None, Some(t)) => pq::AsOf::known_at(self.date, t),
+            (None, None) => pq::AsOf::now(self.date),
+        }
+    }
 }
 
 /// An area in an answer.
@@ -109,33 +141,219 @@ pub struct Responsibilities {
     pub rows: Vec<ResponsibilityRow>,
 }
 
+/// One name/category version of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ServiceVersion {
+    /// First effective day.
+    pub effective_from: NaiveDate,
+    /// First day it no longer holds (`null`: still).
+    pub effective_to: Option<NaiveDate>,
+    /// Name.
+    pub name: String,
+    /// Category.
+    pub category: String,
+}
+
+/// A service's history: its names and who was responsible where, when (as known now).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ServiceHistory {
+    /// The timeline.
+    pub timeline: String,
+    /// The service code.
+    pub service: String,
+    /// Name/category versions, oldest first.
+    pub versions: Vec<ServiceVersion>,
+    /// Responsibility versions by area, then effective date.
+    #[schema(value_type = Vec<Object>)]
+    pub responsibilities: Vec<pq::ResponsibilityVersion>,
+}
+
+/// A unit's history and lineage.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UnitHistory {
+    /// The timeline.
+    pub timeline: String,
+    /// The unit.
+    pub unit: String,
+    /// Its versions (as known now), oldest first: name, code, kind, parent, areas, periods.
+    #[schema(value_type = Vec<Object>)]
+    pub versions: Vec<pq::UnitVersion>,
+    /// Lineage edges leading to it, transitively: the units it came from (merges, splits).
+    #[schema(value_type = Vec<Object>)]
+    pub predecessors: Vec<pq::LineageEdge>,
+    /// Lineage edges leading from it, transitively: the units it went into.
+    #[schema(value_type = Vec<Object>)]
+    pub successors: Vec<pq::LineageEdge>,
+}
+
+/// The decision log of a timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DecisionLog {
+    /// The timeline.
+    pub timeline: String,
+    /// One entry per event in recorded order: case number, body, decision date, title, event
+    /// type, effective date, `recorded_at`, and `revoked_at` when a later decision revoked it.
+    #[schema(value_type = Vec<Object>)]
+    pub decisions: Vec<pq::DecisionRow>,
+}
+
+/// What changed between two effective dates.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Changes {
+    /// The timeline.
+    pub timeline: String,
+    /// Decisions in force taking effect in `(from, to]`, and the net differences
+    /// (`responsibilities_before`/`_after`, `units_added`/`_removed`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub changes: pq::Changes,
+}
+
+/// A page of a timeline's change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FeedPage {
+    /// The timeline.
+    pub timeline: String,
+    /// Entries in global-position order: position, stream_version, event_type, command_id,
+    /// case_number, effective_from, recorded_at, summary.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<pq::FeedEntry>,
+    /// Pass as `after_position` for the next page (the request's when the page is empty).
+    pub next: i64,
+}
+
+/// Two timelines side by side: responsibilities and units that differ on one date.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Comparison {
+    /// `a`, `b`, `as_of`, `responsibilities` [{service_code, area_code, a_unit_id, b_unit_id,
+    /// names…}], `units` [{unit_id, a, b}] (a side is `null` where the unit does not exist).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub comparison: pq::Comparison,
+}
+
 /// The read side as the API sees it. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Queries {
-    app: Omorg,
+    db: Database,
+    /// The server's projector; `sync` on it gives read-your-writes. `None` for the CLI, which
+    /// catches up once itself before asking.
+    runner: Option<ProjectionRunner>,
+    /// How long a query waits for the projector before answering 503.
+    patience: Duration,
+}
+
+impl std::fmt::Debug for Queries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queries")
+            .field("backend", &self.db.backend())
+            .field("patience", &self.patience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<ProjectionError> for ApiError {
+    fn from(e: ProjectionError) -> Self {
+        match e {
+            ProjectionError::UnknownTimeline(id) => ApiError::timeline_not_found(&id),
+            ProjectionError::InvalidQuery { field, reason } => ApiError::invalid(field, reason),
+            ProjectionError::Lagging { waited, .. } => ApiError::Lagging { waited },
+            ProjectionError::Store(s) => s.into(),
+            ProjectionError::Database(d) => omorg_store::StoreError::from(d).into(),
+            other => ApiError::internal(other),
+        }
+    }
 }
 
 impl Queries {
-    /// Queries answered from `app`'s store.
-    pub fn new(app: Omorg) -> Self {
-        Self { app }
+    /// Queries over `db`'s read models, kept current by `runner`; each waits up to `patience`.
+    pub fn new(db: Database, runner: ProjectionRunner, patience: Duration) -> Self {
+        Self {
+            db,
+            runner: Some(runner),
+            patience,
+        }
     }
 
-    async fn state(&self, timeline: &str, at: AsOf) -> Result<(OrgState, u64), ApiError> {
-        let t = self.app.load(timeline).await?;
-        let known = at.known_version.unwrap_or(t.version()).min(t.version());
-        Ok((t.state_at_as_known(at.date, known), known))
+    /// Queries over `db`'s read models as they are, without a projector: for the CLI, which
+    /// catches up ([`omorg_projections::Projector::catch_up_to_head`]) before asking.
+    pub fn offline(db: Database) -> Self {
+        Self {
+            db,
+            runner: None,
+            patience: Duration::ZERO,
+        }
+    }
+
+    /// Wakes the projector: the caller just committed events.
+    pub fn nudge(&self) {
+        if let Some(r) = &self.runner {
+            r.nudge();
+        }
+    }
+
+    /// Waits until every event committed before the call is projected (503 after `patience`).
+    pub async fn sync(&self) -> Result<(), ApiError> {
+        match &self.runner {
+            Some(r) => Ok(r.sync(self.patience).await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the projector after its current round (graceful shutdown).
+    pub fn shutdown(&self) {
+        if let Some(r) = &self.runner {
+            r.shutdown();
+        }
+    }
+
+    /// The timeline's version the answer reflects (404 for an unknown timeline).
+    async fn known_version(&self, timeline: &str, at: AsOf) -> Result<u64, ApiError> {
+        let current = pq::timeline(&self.db, timeline).await?.version;
+        let known = match (at.known_version, at.known_at) {
+            (Some(v), _) => i64::try_from(v).unwrap_or(i64::MAX).min(current),
+            (None, Some(t)) => {
+                let before = pq::AsOf::known_at(at.date, t).known_before;
+                match before {
+                    Some(b) => pq::version_known_before(&self.db, timeline, b).await?,
+                    None => current,
+                }
+            }
+            (None, None) => current,
+        };
+        Ok(u64::try_from(known).unwrap_or(0))
     }
 
     /// The org chart of `timeline` on `at`.
     #[tracing::instrument(name = "queries.org_chart", skip(self))]
     pub async fn org_chart(&self, timeline: &str, at: AsOf) -> Result<OrgChart, ApiError> {
-        let (state, known) = self.state(timeline, at).await?;
+        self.sync().await?;
+        let known_version = self.known_version(timeline, at).await?;
+        let p = at.projection();
+        let units = pq::units(&self.db, timeline, p).await?;
+        let areas: BTreeMap<String, String> = pq::areas(&self.db, timeline, p)
+            .await?
+            .into_iter()
+            .map(|a| (a.area_code, a.name))
+            .collect();
+        let mut points: BTreeMap<String, Vec<PointNode>> = BTreeMap::new();
+        for sp in pq::service_points(&self.db, timeline, p).await? {
+            points.entry(sp.unit_id).or_default().push(PointNode {
+                id: sp.point_id,
+                name: sp.name,
+                area: sp.area_code,
+                services: sp.services,
+            });
+        }
+        let mut held: BTreeMap<String, usize> = BTreeMap::new();
+        for r in pq::responsibility_matrix(&self.db, timeline, p).await? {
+            *held.entry(r.unit_id).or_default() += 1;
+        }
         Ok(OrgChart {
             timeline: timeline.to_owned(),
             as_of: at.date,
-            known_version: known,
-            units: org_tree(&state),
+            known_version,
+            units: org_tree(units, &areas, &mut points, &held),
         })
     }
 
@@ -146,92 +364,186 @@ impl Queries {
         timeline: &str,
         at: AsOf,
     ) -> Result<Responsibilities, ApiError> {
-        let (state, known) = self.state(timeline, at).await?;
-        let rows = state
-            .responsibility_rows()
-            .map(|(s, a, u)| ResponsibilityRow {
-                service: s.to_string(),
-                service_name: state
-                    .services
-                    .get(s)
-                    .map(|x| x.name.clone())
-                    .unwrap_or_default(),
-                area: a.to_string(),
-                area_name: state
-                    .areas
-                    .get(a)
-                    .map(|x| x.name.clone())
-                    .unwrap_or_default(),
-                unit: u.to_string(),
-                unit_name: state
-                    .units
-                    .get(u)
-                    .map(|x| x.name.clone())
-                    .unwrap_or_default(),
+        self.sync().await?;
+        let known_version = self.known_version(timeline, at).await?;
+        let rows = pq::responsibility_matrix(&self.db, timeline, at.projection())
+            .await?
+            .into_iter()
+            .map(|r| ResponsibilityRow {
+                service: r.service_code,
+                service_name: r.service_name,
+                area: r.area_code,
+                area_name: r.area_name,
+                unit: r.unit_id,
+                unit_name: r.unit_name,
             })
             .collect();
         Ok(Responsibilities {
             timeline: timeline.to_owned(),
             as_of: at.date,
-            known_version: known,
+            known_version,
             rows,
+        })
+    }
+
+    /// A unit's versions and lineage; 422 on `unit` when the timeline never had it.
+    #[tracing::instrument(name = "queries.unit_history", skip(self))]
+    pub async fn unit_history(&self, timeline: &str, unit: &str) -> Result<UnitHistory, ApiError> {
+        self.sync().await?;
+        let h = pq::unit_history(&self.db, timeline, unit).await?;
+        Ok(UnitHistory {
+            timeline: timeline.to_owned(),
+            unit: h.unit_id,
+            versions: h.versions,
+            predecessors: h.predecessors,
+            successors: h.successors,
+        })
+    }
+
+    /// A service's history; 422 on `service` when the timeline never had it.
+    #[tracing::instrument(name = "queries.service_history", skip(self))]
+    pub async fn service_history(
+        &self,
+        timeline: &str,
+        service: &str,
+    ) -> Result<ServiceHistory, ApiError> {
+        self.sync().await?;
+        let h = pq::service_history(&self.db, timeline, service).await?;
+        Ok(ServiceHistory {
+            timeline: timeline.to_owned(),
+            service: h.service_code,
+            versions: h
+                .versions
+                .into_iter()
+                .map(
+                    |(effective_from, effective_to, name, category)| ServiceVersion {
+                        effective_from,
+                        effective_to,
+                        name,
+                        category,
+                    },
+                )
+                .collect(),
+            responsibilities: h.responsibilities,
+        })
+    }
+
+    /// The decision log, filtered.
+    #[tracing::instrument(name = "queries.decisions", skip(self))]
+    pub async fn decisions(
+        &self,
+        timeline: &str,
+        filter: &DecisionFilter,
+    ) -> Result<DecisionLog, ApiError> {
+        self.sync().await?;
+        Ok(DecisionLog {
+            timeline: timeline.to_owned(),
+            decisions: pq::decision_log(&self.db, timeline, filter).await?,
+        })
+    }
+
+    /// Decisions taking effect in `(from, to]` and the net differences.
+    #[tracing::instrument(name = "queries.changes", skip(self))]
+    pub async fn changes(
+        &self,
+        timeline: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Changes, ApiError> {
+        self.sync().await?;
+        Ok(Changes {
+            timeline: timeline.to_owned(),
+            changes: pq::changes_between(&self.db, timeline, from, to).await?,
+        })
+    }
+
+    /// A page of the change feed after global position `after`.
+    #[tracing::instrument(name = "queries.change_feed", skip(self))]
+    pub async fn change_feed(
+        &self,
+        timeline: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<FeedPage, ApiError> {
+        self.sync().await?;
+        let entries = pq::change_feed(&self.db, timeline, after, limit).await?;
+        Ok(FeedPage {
+            timeline: timeline.to_owned(),
+            next: entries.last().map_or(after, |e| e.position),
+            entries,
+        })
+    }
+
+    /// Timelines `a` and `b` side by side on `date` (as known now).
+    #[tracing::instrument(name = "queries.compare", skip(self))]
+    pub async fn compare(&self, a: &str, b: &str, date: NaiveDate) -> Result<Comparison, ApiError> {
+        self.sync().await?;
+        Ok(Comparison {
+            comparison: pq::compare(&self.db, a, b, pq::AsOf::now(date)).await?,
         })
     }
 }
 
-/// The live units of `state` as a forest: roots are units without a live parent.
-pub fn org_tree(state: &OrgState) -> Vec<UnitNode> {
-    let live = |id: &omorg_domain::UnitId| state.units.get(id).is_some_and(|u| u.is_live());
-    let roots: Vec<_> = state
-        .live_units()
-        .filter(|u| !u.parent.as_ref().is_some_and(live))
-        .map(|u| u.id.clone())
-        .collect();
-    // `ancestors` guards against cycles in data; depth is also bounded by the unit count.
-    roots
-        .iter()
-        .map(|r| node(state, r, state.units.len()))
-        .collect()
-}
-
-fn node(state: &OrgState, id: &omorg_domain::UnitId, budget: usize) -> UnitNode {
-    let unit = &state.units[id];
-    let children = if budget == 0 {
-        Vec::new()
-    } else {
-        state
-            .children_of(id)
-            .iter()
-            .map(|c| node(state, c, budget - 1))
-            .collect()
-    };
-    UnitNode {
-        id: id.to_string(),
-        code: unit.code.clone(),
-        name: unit.name.clone(),
-        kind: unit.kind.to_string(),
-        areas: state
-            .areas_of(id)
-            .iter()
-            .map(|a| AreaRef {
-                code: a.to_string(),
-                name: state.areas[a].name.clone(),
-            })
-            .collect(),
-        responsibilities: state.responsibilities_of(id).len(),
-        service_points: state
-            .points_of(id)
-            .iter()
-            .map(|p| {
-                let point = &state.service_points[p];
-                PointNode {
-                    id: p.to_string(),
-                    name: point.name.clone(),
-                    area: point.area.as_ref().map(ToString::to_string),
-                    services: point.services.iter().map(ToString::to_string).collect(),
+/// Arranges units into a forest ordered by id: roots are units whose parent is not among them.
+fn org_tree(
+    units: Vec<pq::UnitVersion>,
+    areas: &BTreeMap<String, String>,
+    points: &mut BTreeMap<String, Vec<PointNode>>,
+    held: &BTreeMap<String, usize>,
+) -> Vec<UnitNode> {
+    let ids: std::collections::BTreeSet<String> = units.iter().map(|u| u.unit_id.clone()).collect();
+    let mut children: BTreeMap<Option<String>, Vec<pq::UnitVersion>> = BTreeMap::new();
+    for u in units {
+        let parent = u
+            .parent_id
+            .clone()
+            .filter(|p| ids.contains(p) && *p != u.unit_id);
+        children.entry(parent).or_default().push(u);
+    }
+    struct Ctx<'a> {
+        children: BTreeMap<Option<String>, Vec<pq::UnitVersion>>,
+        areas: &'a BTreeMap<String, String>,
+        points: &'a mut BTreeMap<String, Vec<PointNode>>,
+        held: &'a BTreeMap<String, usize>,
+    }
+    fn grow(key: Option<String>, cx: &mut Ctx<'_>, budget: usize) -> Vec<UnitNode> {
+        let mut list = cx.children.remove(&key).unwrap_or_default();
+        list.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
+        list.into_iter()
+            .map(|u| {
+                // Each unit is removed from `children` once, so a cycle in a corrupt table
+                // cannot recurse forever; the budget is a second guard.
+                let kids = if budget == 0 {
+                    Vec::new()
+                } else {
+                    grow(Some(u.unit_id.clone()), cx, budget - 1)
+                };
+                UnitNode {
+                    areas: u
+                        .areas
+                        .iter()
+                        .map(|code| AreaRef {
+                            code: code.clone(),
+                            name: cx.areas.get(code).cloned().unwrap_or_default(),
+                        })
+                        .collect(),
+                    responsibilities: cx.held.get(&u.unit_id).copied().unwrap_or(0),
+                    service_points: cx.points.remove(&u.unit_id).unwrap_or_default(),
+                    children: kids,
+                    id: u.unit_id,
+                    code: u.code,
+                    name: u.name,
+                    kind: u.kind,
                 }
             })
-            .collect(),
-        children,
+            .collect()
     }
+    let budget = ids.len();
+    let mut cx = Ctx {
+        children,
+        areas,
+        points,
+        held,
+    };
+    grow(None, &mut cx, budget)
 }

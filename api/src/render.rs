@@ -1,6 +1,6 @@
 //! Text renderings of query answers: CSV for tables, Graphviz DOT and Mermaid for org charts.
 
-use crate::queries::{OrgChart, Responsibilities, UnitNode};
+use crate::queries::{DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory, UnitNode};
 use std::fmt::Write;
 
 /// An output format of a query.
@@ -100,6 +100,92 @@ pub fn responsibilities_csv(r: &Responsibilities) -> Result<String, csv::Error> 
             &row.area_name,
             &row.unit,
             &row.unit_name,
+        ])?;
+    }
+    into_string(w)
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// A service's responsibility versions as CSV (one row per area and period).
+pub fn service_history_csv(h: &ServiceHistory) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "service",
+        "area",
+        "unit",
+        "effective_from",
+        "effective_to",
+        "recorded_from",
+    ])?;
+    for r in &h.responsibilities {
+        w.write_record([
+            &r.service_code,
+            &r.area_code,
+            &r.unit_id,
+            &r.effective_from.to_string(),
+            &opt(&r.effective_to),
+            &r.recorded_from.to_rfc3339(),
+        ])?;
+    }
+    into_string(w)
+}
+
+/// The decision log as CSV.
+pub fn decisions_csv(log: &DecisionLog) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "stream_version",
+        "case_number",
+        "body",
+        "decision_date",
+        "title",
+        "event_type",
+        "command_id",
+        "effective_from",
+        "recorded_at",
+        "revoked_at",
+    ])?;
+    for d in &log.decisions {
+        w.write_record([
+            &d.stream_version.to_string(),
+            &d.case_number,
+            &d.body,
+            &d.decision_date.to_string(),
+            &d.title,
+            &d.event_type,
+            &d.command_id,
+            &d.effective_from.to_string(),
+            &d.recorded_at.to_rfc3339(),
+            &opt(&d.revoked_at.map(|t| t.to_rfc3339())),
+        ])?;
+    }
+    into_string(w)
+}
+
+/// A page of the change feed as CSV.
+pub fn change_feed_csv(page: &FeedPage) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "position",
+        "stream_version",
+        "event_type",
+        "command_id",
+        "case_number",
+        "effective_from",
+        "summary",
+    ])?;
+    for e in &page.entries {
+        w.write_record([
+            &e.position.to_string(),
+            &e.stream_version.to_string(),
+            &e.event_type,
+            &e.command_id,
+            &e.case_number,
+            &e.effective_from.to_string(),
+            &e.summary,
         ])?;
     }
     into_string(w)

@@ -3,7 +3,10 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::{batch_command_from_value, command_from_value, ApiError, JsonBody, Problem};
-use crate::queries::{AsOf, OrgChart, Responsibilities};
+use crate::queries::{
+    AsOf, Changes, Comparison, DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory,
+    ServiceVersion, UnitHistory,
+};
 use crate::render::{self, Format};
 use crate::service::{
     CommandResult, CreateTimelineRequest, EventPage, ForkRequest, TimelineSummary,
@@ -16,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use omorg_domain::TimelineCommand;
+use omorg_projections::queries::DecisionFilter;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -46,6 +50,15 @@ pub fn app(state: AppState) -> Router {
         .route("/timelines/{id}/batch", post(submit_batch))
         .route("/timelines/{id}/org-chart", get(org_chart))
         .route("/timelines/{id}/responsibilities", get(responsibilities))
+        .route("/timelines/{id}/units/{unit}/history", get(unit_history))
+        .route(
+            "/timelines/{id}/services/{code}/history",
+            get(service_history),
+        )
+        .route("/timelines/{id}/decisions", get(decisions))
+        .route("/timelines/{id}/changes", get(changes))
+        .route("/timelines/{id}/change-feed", get(change_feed))
+        .route("/compare", get(compare))
         .route("/timelines/{id}/events", get(timeline_events))
         .route("/timelines/{id}/verify", get(verify))
         .route("/events", get(all_events))
@@ -68,10 +81,11 @@ pub fn app(state: AppState) -> Router {
     info(title = "omorg", description = "Reorganising which public bodies are responsible for which services: timelines, scenarios, commands, org charts."),
     paths(
         create_timeline, list_timelines, show_timeline, fork_timeline, submit_command,
-        submit_batch, org_chart, responsibilities, timeline_events, all_events, verify, healthz,
+        submit_batch, org_chart, responsibilities, unit_history, service_history, decisions,
+        changes, change_feed, compare, timeline_events, all_events, verify, healthz,
         readyz, metrics
     ),
-    components(schemas(Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, BatchRequest, Created, OrgChart, Responsibilities, EventPage, Format)),
+    components(schemas(Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Comparison, EventPage, Format)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -201,22 +215,34 @@ impl Params {
         }
     }
 
-    async fn as_of(&self, state: &AppState, id: &str) -> Result<AsOf, ApiError> {
+    /// `as_of` (default today) and the recorded axis: `known_at` or `known_version`.
+    fn as_of(&self) -> Result<AsOf, ApiError> {
         let date = self.date("as_of")?.unwrap_or_else(crate::service::today);
-        let known_version = match (self.instant("known_at")?, self.number("known_version")?) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "known_at",
-                    "give known_at or known_version, not both",
-                ))
-            }
-            (Some(t), None) => Some(state.app.version_known_at(id, t).await?),
-            (None, v) => v,
-        };
+        let (known_at, known_version) = (self.instant("known_at")?, self.number("known_version")?);
+        if known_at.is_some() && known_version.is_some() {
+            return Err(ApiError::invalid(
+                "known_at",
+                "give known_at or known_version, not both",
+            ));
+        }
         Ok(AsOf {
             date,
             known_version,
+            known_at,
         })
+    }
+
+    /// A required parameter.
+    fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::invalid(name, "is required"))
+    }
+
+    /// A required date.
+    fn required_date(&self, name: &str) -> Result<NaiveDate, ApiError> {
+        self.required(name)?;
+        self.date(name)?
+            .ok_or_else(|| ApiError::invalid(name, "is required"))
     }
 }
 
@@ -235,6 +261,7 @@ async fn create_timeline(
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     caller.require(Permission::Write)?;
     let (timeline, result) = state.app.create_timeline(req, &caller.name).await?;
+    state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
 }
 
@@ -275,6 +302,7 @@ async fn fork_timeline(
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     caller.require(Permission::Write)?;
     let (timeline, result) = state.app.fork(&id, req, &caller.name).await?;
+    state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
 }
 
@@ -292,12 +320,12 @@ async fn submit_command(
     caller.require(Permission::Write)?;
     let command = command_from_value(body)?;
     tracing::Span::current().record("command_id", command.context.command_id.as_str());
-    Ok(Json(
-        state
-            .app
-            .execute(&id, vec![command], false, &caller.name)
-            .await?,
-    ))
+    let result = state
+        .app
+        .execute(&id, vec![command], false, &caller.name)
+        .await?;
+    state.queries.nudge();
+    Ok(Json(result))
 }
 
 /// Submit several commands, applied all or nothing in one transaction.
@@ -323,9 +351,9 @@ async fn submit_batch(
         .enumerate()
         .map(|(i, c)| batch_command_from_value(c, i))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(
-        state.app.execute(&id, commands, true, &caller.name).await?,
-    ))
+    let result = state.app.execute(&id, commands, true, &caller.name).await?;
+    state.queries.nudge();
+    Ok(Json(result))
 }
 
 /// The org chart on an effective date, optionally as known on a recorded date.
@@ -346,7 +374,7 @@ async fn org_chart(
     caller.require(Permission::Query)?;
     let params = Params::parse(query)?;
     let format = params.format(&[Format::Json, Format::Csv, Format::Dot, Format::Mermaid])?;
-    let at = params.as_of(&state, &id).await?;
+    let at = params.as_of()?;
     let chart = state.queries.org_chart(&id, at).await?;
     Ok(match format {
         Format::Json => Json(chart).into_response(),
@@ -377,7 +405,7 @@ async fn responsibilities(
     caller.require(Permission::Query)?;
     let params = Params::parse(query)?;
     let format = params.format(&[Format::Json, Format::Csv])?;
-    let at = params.as_of(&state, &id).await?;
+    let at = params.as_of()?;
     let r = state.queries.responsibilities(&id, at).await?;
     Ok(match format {
         Format::Csv => text(
@@ -386,6 +414,156 @@ async fn responsibilities(
         ),
         _ => Json(r).into_response(),
     })
+}
+
+/// A unit's versions (as known now) and its lineage through merges and splits, both ways.
+#[utoipa::path(get, path = "/timelines/{id}/units/{unit}/history",
+    params(("id" = String, Path, description = "Timeline id"), ("unit" = String, Path, description = "Unit id")),
+    responses((status = 200, body = UnitHistory), (status = 404, body = Problem, description = "Unknown timeline"),
+        (status = 422, body = Problem, description = "The timeline never had this unit (field `unit`)"), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.unit_history", skip(state, caller))]
+async fn unit_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, unit)): Path<(String, String)>,
+) -> Result<Json<UnitHistory>, ApiError> {
+    caller.require(Permission::Query)?;
+    Ok(Json(state.queries.unit_history(&id, &unit).await?))
+}
+
+/// A service's names over time and who was responsible for it where, when.
+#[utoipa::path(get, path = "/timelines/{id}/services/{code}/history",
+    params(("id" = String, Path, description = "Timeline id"), ("code" = String, Path, description = "Service code"),
+        ("format" = Option<Format>, Query, description = "json (default) or csv (the responsibility versions)")),
+    responses((status = 200, body = ServiceHistory), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "The timeline never had this service (field `service`)"), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.service_history", skip(state, caller, query))]
+async fn service_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, code)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Query)?;
+    let format = Params::parse(query)?.format(&[Format::Json, Format::Csv])?;
+    let h = state.queries.service_history(&id, &code).await?;
+    Ok(match format {
+        Format::Csv => text(
+            format,
+            render::service_history_csv(&h).map_err(ApiError::internal)?,
+        ),
+        _ => Json(h).into_response(),
+    })
+}
+
+/// The decision log: every event with the decision behind it, in recorded order, with
+/// `revoked_at` for decisions a later one revoked.
+#[utoipa::path(get, path = "/timelines/{id}/decisions",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("case_number" = Option<String>, Query, description = "Exact case number"),
+        ("body" = Option<String>, Query, description = "Exact deciding body"),
+        ("decided_from" = Option<String>, Query, description = "Decision date on or after (YYYY-MM-DD)"),
+        ("decided_to" = Option<String>, Query, description = "Decision date on or before (YYYY-MM-DD)"),
+        ("format" = Option<Format>, Query, description = "json (default) or csv")),
+    responses((status = 200, body = DecisionLog), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.decisions", skip(state, caller, query))]
+async fn decisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query)?;
+    let format = params.format(&[Format::Json, Format::Csv])?;
+    let filter = DecisionFilter {
+        case_number: params.get("case_number").map(str::to_owned),
+        body: params.get("body").map(str::to_owned),
+        decided_from: params.date("decided_from")?,
+        decided_to: params.date("decided_to")?,
+    };
+    let log = state.queries.decisions(&id, &filter).await?;
+    Ok(match format {
+        Format::Csv => text(
+            format,
+            render::decisions_csv(&log).map_err(ApiError::internal)?,
+        ),
+        _ => Json(log).into_response(),
+    })
+}
+
+/// What changed between two effective dates (as known now): the decisions taking effect in
+/// `(from, to]` and the net differences in responsibilities and units.
+#[utoipa::path(get, path = "/timelines/{id}/changes",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("from" = String, Query, description = "Exclusive start date (YYYY-MM-DD)"),
+        ("to" = String, Query, description = "Inclusive end date (YYYY-MM-DD), not before `from`")),
+    responses((status = 200, body = Changes), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.changes", skip(state, caller, query))]
+async fn changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Changes>, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query)?;
+    let (from, to) = (params.required_date("from")?, params.required_date("to")?);
+    Ok(Json(state.queries.changes(&id, from, to).await?))
+}
+
+/// A timeline's change feed: every event as projected, with a one-line summary, paged by
+/// global position.
+#[utoipa::path(get, path = "/timelines/{id}/change-feed",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("after_position" = Option<u64>, Query, description = "Entries after this global position (default 0); a page's `next`"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)"),
+        ("format" = Option<Format>, Query, description = "json (default) or csv")),
+    responses((status = 200, body = FeedPage), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.change_feed", skip(state, caller, query))]
+async fn change_feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query)?;
+    let format = params.format(&[Format::Json, Format::Csv])?;
+    let after = params.number("after_position")?.unwrap_or(0);
+    let after =
+        i64::try_from(after).map_err(|_| ApiError::invalid("after_position", "is too large"))?;
+    let page = state
+        .queries
+        .change_feed(&id, after, limit(&params)?)
+        .await?;
+    Ok(match format {
+        Format::Csv => text(
+            format,
+            render::change_feed_csv(&page).map_err(ApiError::internal)?,
+        ),
+        _ => Json(page).into_response(),
+    })
+}
+
+/// Two timelines side by side on a date (typically a baseline and a scenario): the
+/// responsibilities and units that differ.
+#[utoipa::path(get, path = "/compare",
+    params(("a" = String, Query, description = "First timeline id"),
+        ("b" = String, Query, description = "Second timeline id"),
+        ("as_of" = Option<String>, Query, description = "Effective date YYYY-MM-DD (default: today)")),
+    responses((status = 200, body = Comparison), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.compare", skip(state, caller, query))]
+async fn compare(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Comparison>, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query)?;
+    let (a, b) = (params.required("a")?, params.required("b")?);
+    let date = params.date("as_of")?.unwrap_or_else(crate::service::today);
+    Ok(Json(state.queries.compare(a, b, date).await?))
 }
 
 /// A timeline's events after a version, in version order (auditor).

@@ -701,3 +701,274 @@ pub async fn changes_between(
 async fn ensure_timeline(db: &Database, id: &str) -> Result<(), ProjectionError> {
     timeline(db, id).await.map(|_| ())
 }
+
+/// An area as of a date: its name and the unit holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaVersion {
+    /// Stable code.
+    pub area_code: String,
+    /// Name.
+    pub name: String,
+    /// The unit holding it, if any.
+    pub holder_id: Option<String>,
+}
+
+fn area_version<R: RowExt>(r: &R) -> Result<AreaVersion, sqlx::Error> {
+    Ok(AreaVersion {
+        area_code: r.text("area_code")?,
+        name: r.text("name")?,
+        holder_id: r.opt_text("holder_id")?,
+    })
+}
+
+/// Every area that exists as of the date, by code.
+#[tracing::instrument(name = "query.areas", skip(db))]
+pub async fn areas(
+    db: &Database,
+    timeline: &str,
+    at: AsOf,
+) -> Result<Vec<AreaVersion>, ProjectionError> {
+    let sql = format!(
+        "SELECT a.area_code, a.name, a.holder_id FROM area_versions a \
+         WHERE a.timeline_id = $1 AND {} ORDER BY a.area_code",
+        at.predicate("a")
+    );
+    Ok(fetch_as_of!(db, area_version, &sql, timeline, at)?)
+}
+
+/// A service point open as of a date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePointVersion {
+    /// Stable id.
+    pub point_id: String,
+    /// Name.
+    pub name: String,
+    /// The unit running it.
+    pub unit_id: String,
+    /// The area it is in.
+    pub area_code: Option<String>,
+    /// Services offered there, sorted.
+    pub services: Vec<String>,
+}
+
+fn service_point_version<R: RowExt>(r: &R) -> Result<ServicePointVersion, sqlx::Error> {
+    Ok(ServicePointVersion {
+        point_id: r.text("point_id")?,
+        name: r.text("name")?,
+        unit_id: r.text("unit_id")?,
+        area_code: r.opt_text("area_code")?,
+        services: json_as("services", r.json("services")?)?,
+    })
+}
+
+/// Every service point open as of the date, by id.
+#[tracing::instrument(name = "query.service_points", skip(db))]
+pub async fn service_points(
+    db: &Database,
+    timeline: &str,
+    at: AsOf,
+) -> Result<Vec<ServicePointVersion>, ProjectionError> {
+    let sql = format!(
+        "SELECT p.point_id, p.name, p.unit_id, p.area_code, p.services FROM service_point_versions p \
+         WHERE p.timeline_id = $1 AND {} ORDER BY p.point_id",
+        at.predicate("p")
+    );
+    Ok(fetch_as_of!(db, service_point_version, &sql, timeline, at)?)
+}
+
+fn version_of<R: RowExt>(r: &R) -> Result<i64, sqlx::Error> {
+    Ok(r.opt_int("v")?.unwrap_or(0))
+}
+
+/// How many of the timeline's own events were recorded before `known_before` (exclusive): the
+/// stream version an [`AsOf::known_at`] query sees. 404 for an unknown timeline.
+#[tracing::instrument(name = "query.version_known_before", skip(db))]
+pub async fn version_known_before(
+    db: &Database,
+    timeline: &str,
+    known_before: DateTime<Utc>,
+) -> Result<i64, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    let rows = fetch!(
+        db,
+        version_of,
+        "SELECT max(stream_version) AS v FROM decisions WHERE timeline_id = $1 AND recorded_at < $2",
+        timeline,
+        Ts(known_before)
+    )?;
+    Ok(rows.into_iter().next().unwrap_or(0))
+}
+
+/// One entry of the change feed: an event as projected, with a one-line summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// Global position (the paging key).
+    pub position: i64,
+    /// Stream version within the timeline.
+    pub stream_version: i64,
+    /// Event type.
+    pub event_type: String,
+    /// The command that caused it.
+    pub command_id: String,
+    /// The decision's case number.
+    pub case_number: String,
+    /// When it takes effect.
+    pub effective_from: NaiveDate,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// What happened, for a human.
+    pub summary: String,
+}
+
+fn feed_entry<R: RowExt>(r: &R) -> Result<FeedEntry, sqlx::Error> {
+    Ok(FeedEntry {
+        position: r.int("position")?,
+        stream_version: r.int("stream_version")?,
+        event_type: r.text("event_type")?,
+        command_id: r.text("command_id")?,
+        case_number: r.text("case_number")?,
+        effective_from: r.date("effective_from")?,
+        recorded_at: r.ts("recorded_at")?,
+        summary: r.text("summary")?,
+    })
+}
+
+/// Up to `limit` change-feed entries of `timeline` after global position `after`, in position
+/// order. Positions only grow, so a client pages with the last position it saw.
+#[tracing::instrument(name = "query.change_feed", skip(db))]
+pub async fn change_feed(
+    db: &Database,
+    timeline: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<FeedEntry>, ProjectionError> {
+    ensure_timeline(db, timeline).await?;
+    Ok(fetch!(
+        db,
+        feed_entry,
+        "SELECT * FROM change_feed WHERE timeline_id = $1 AND position > $2 ORDER BY position LIMIT $3",
+        timeline,
+        after,
+        i64::from(limit)
+    )?)
+}
+
+/// Who is responsible for one (service, area) on each of two timelines; `None` where nobody is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsibilityDiff {
+    /// Service code.
+    pub service_code: String,
+    /// Service name (from whichever timeline has it, `a` first).
+    pub service_name: String,
+    /// Area code.
+    pub area_code: String,
+    /// Area name.
+    pub area_name: String,
+    /// The responsible unit on timeline `a`.
+    pub a_unit_id: Option<String>,
+    /// Its name on `a`.
+    pub a_unit_name: Option<String>,
+    /// The responsible unit on timeline `b`.
+    pub b_unit_id: Option<String>,
+    /// Its name on `b`.
+    pub b_unit_name: Option<String>,
+}
+
+/// A unit on two timelines; `None` where it does not exist on that date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitDiff {
+    /// The unit.
+    pub unit_id: String,
+    /// As of the date on timeline `a`.
+    pub a: Option<UnitVersion>,
+    /// As of the date on timeline `b`.
+    pub b: Option<UnitVersion>,
+}
+
+/// Two timelines side by side on one date: only what differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The first timeline (typically the baseline).
+    pub a: String,
+    /// The second timeline (typically a scenario).
+    pub b: String,
+    /// The effective date compared.
+    pub as_of: NaiveDate,
+    /// (service, area) pairs whose responsible unit differs, by service then area.
+    pub responsibilities: Vec<ResponsibilityDiff>,
+    /// Units that exist on only one side, or differ in name, code, kind, parent or areas; by id.
+    pub units: Vec<UnitDiff>,
+}
+
+/// Compares two timelines as of `at` (both read on the same axes): which responsibilities and
+/// units differ. Planners use it to see what a scenario changes against the baseline.
+#[tracing::instrument(name = "query.compare", skip(db))]
+pub async fn compare(
+    db: &Database,
+    a: &str,
+    b: &str,
+    at: AsOf,
+) -> Result<Comparison, ProjectionError> {
+    let (ma, mb) = (
+        responsibility_matrix(db, a, at).await?,
+        responsibility_matrix(db, b, at).await?,
+    );
+    let key = |r: &MatrixRow| (r.service_code.clone(), r.area_code.clone());
+    let mut pairs: BTreeMap<(String, String), (Option<MatrixRow>, Option<MatrixRow>)> =
+        BTreeMap::new();
+    for r in ma {
+        let k = key(&r);
+        pairs.entry(k).or_default().0 = Some(r);
+    }
+    for r in mb {
+        let k = key(&r);
+        pairs.entry(k).or_default().1 = Some(r);
+    }
+    let responsibilities = pairs
+        .into_iter()
+        .filter(|(_, (x, y))| x.as_ref().map(|r| &r.unit_id) != y.as_ref().map(|r| &r.unit_id))
+        .filter_map(|((service_code, area_code), (x, y))| {
+            let named = x.as_ref().or(y.as_ref())?;
+            Some(ResponsibilityDiff {
+                service_name: named.service_name.clone(),
+                area_name: named.area_name.clone(),
+                service_code,
+                area_code,
+                a_unit_id: x.as_ref().map(|r| r.unit_id.clone()),
+                a_unit_name: x.as_ref().map(|r| r.unit_name.clone()),
+                b_unit_id: y.as_ref().map(|r| r.unit_id.clone()),
+                b_unit_name: y.as_ref().map(|r| r.unit_name.clone()),
+            })
+        })
+        .collect();
+    let mut sides: BTreeMap<String, (Option<UnitVersion>, Option<UnitVersion>)> = BTreeMap::new();
+    for u in units(db, a, at).await? {
+        let k = u.unit_id.clone();
+        sides.entry(k).or_default().0 = Some(u);
+    }
+    for u in units(db, b, at).await? {
+        let k = u.unit_id.clone();
+        sides.entry(k).or_default().1 = Some(u);
+    }
+    // Versions carry their own effective and recorded periods, which differ between timelines
+    // even for an identical unit; only what the unit *is* counts as a difference.
+    let same = |x: &UnitVersion, y: &UnitVersion| {
+        (&x.code, &x.name, &x.kind, &x.parent_id, &x.areas)
+            == (&y.code, &y.name, &y.kind, &y.parent_id, &y.areas)
+    };
+    let units = sides
+        .into_iter()
+        .filter(|(_, (x, y))| match (x, y) {
+            (Some(x), Some(y)) => !same(x, y),
+            _ => true,
+        })
+        .map(|(unit_id, (a, b))| UnitDiff { unit_id, a, b })
+        .collect();
+    Ok(Comparison {
+        a: a.to_string(),
+        b: b.to_string(),
+        as_of: at.date,
+        responsibilities,
+        units,
+    })
+}

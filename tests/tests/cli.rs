@@ -115,8 +115,14 @@ async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("cannot read"), "{e}");
-    let e = omorg(&app, &["rebuild"]).await.unwrap_err();
-    assert_eq!(e.exit_code(), 2);
+    omorg(&app, &["rebuild"]).await.expect("rebuild");
+    omorg(&app, &["decisions", "--timeline", "oslo", "--case", "21/1"])
+        .await
+        .expect("decisions");
+    let e = omorg(&app, &["decisions", "--timeline", "nope"])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("timeline nope not found"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
