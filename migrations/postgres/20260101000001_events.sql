@@ -19,10 +19,21 @@ CREATE TABLE events (
     -- SHA-256 hex chain within the stream; canonical form in docs/store.md.
     prev_hash      text        NOT NULL,
     hash           text        NOT NULL,
+    -- Exactly once: the first event of each command carries the client's command id and how many
+    -- events the command appended (NULL on the others). The unique index below refuses a second
+    -- application of the id in the same statement that would append it; a retry then reads the
+    -- original events back (see docs/adr/0002).
+    command_id     text,
+    command_events integer,
+    CONSTRAINT events_command_check
+        CHECK ((command_id IS NULL) = (command_events IS NULL) AND command_events >= 1),
     -- The optimistic-concurrency check, and the index for loading a stream.
     CONSTRAINT events_pkey PRIMARY KEY (stream_id, stream_version)
 );
 
--- The catch-up reader's scan order. Deliberately the only other index: each index costs every
--- append (see docs/benchmarks.md); `position` is unique by construction (identity).
+-- The catch-up reader's scan order. Each index costs every append (see docs/benchmarks.md), so
+-- there are only these three; `position` is unique by construction (identity).
 CREATE INDEX events_global_order_idx ON events (tx_id, position);
+
+-- One application per command id. Partial: only first events carry one.
+CREATE UNIQUE INDEX events_command_id_key ON events (command_id) WHERE command_id IS NOT NULL;

@@ -1,5 +1,5 @@
 -- Append-only: the database itself refuses to change history. UPDATE, DELETE and TRUNCATE on
--- events and commands raise an error whatever the client. (A superuser can still disable the
+-- events raise an error whatever the client. (A superuser can still disable the
 -- trigger; the hash chain and verify() catch what is changed that way.)
 CREATE FUNCTION omorg_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -12,8 +12,4 @@ $$;
 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
     FOR EACH ROW EXECUTE FUNCTION omorg_refuse_change();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION omorg_refuse_change();
-CREATE TRIGGER commands_append_only BEFORE UPDATE OR DELETE ON commands
-    FOR EACH ROW EXECUTE FUNCTION omorg_refuse_change();
-CREATE TRIGGER commands_no_truncate BEFORE TRUNCATE ON commands
     FOR EACH STATEMENT EXECUTE FUNCTION omorg_refuse_change();

@@ -18,5 +18,14 @@ CREATE TABLE events (
     recorded_at    TEXT    NOT NULL,
     prev_hash      TEXT    NOT NULL,
     hash           TEXT    NOT NULL,
+    -- Exactly once: on the first event of each command, the command id and how many events the
+    -- command appended (NULL on the others); see docs/adr/0002.
+    command_id     TEXT,
+    command_events INTEGER,
+    CONSTRAINT events_command_check
+        CHECK ((command_id IS NULL) = (command_events IS NULL) AND command_events >= 1),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
 );
+
+-- One application per command id. Partial: only first events carry one.
+CREATE UNIQUE INDEX events_command_id_key ON events (command_id) WHERE command_id IS NOT NULL;

@@ -1,10 +1,6 @@
--- Append-only: UPDATE and DELETE on events and commands are refused. (SQLite has no TRUNCATE;
+-- Append-only: UPDATE and DELETE on events are refused. (SQLite has no TRUNCATE;
 -- `DELETE FROM events` fires the delete trigger.)
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'omorg: UPDATE on events refused: the event log is append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'omorg: DELETE on events refused: the event log is append-only'); END;
-CREATE TRIGGER commands_no_update BEFORE UPDATE ON commands
-BEGIN SELECT RAISE(ABORT, 'omorg: UPDATE on commands refused: the event log is append-only'); END;
-CREATE TRIGGER commands_no_delete BEFORE DELETE ON commands
-BEGIN SELECT RAISE(ABORT, 'omorg: DELETE on commands refused: the event log is append-only'); END;

@@ -198,19 +198,20 @@ impl Database {
         }
     }
 
-    /// Appends one command's events and its `commands` row atomically.
+    /// Appends one command's events atomically; the first carries the command id and size.
     ///
-    /// PostgreSQL: one autocommit statement (two data-modifying CTEs), i.e. one round trip and
-    /// one commit. SQLite: one `BEGIN IMMEDIATE` transaction. Returns the (tx, position) of each
+    /// PostgreSQL: one autocommit statement, i.e. one round trip and one commit. SQLite: one `BEGIN IMMEDIATE` transaction. Returns the (tx, position) of each
     /// event in order.
     pub(crate) async fn append(
         &self,
         batch: &AppendBatch<'_>,
     ) -> Result<Vec<Checkpoint>, AppendError> {
-        let (first, last) = match (batch.events.first(), batch.events.last()) {
-            (Some(f), Some(l)) => (to_i64(f.version)?, to_i64(l.version)?),
-            _ => return Ok(Vec::new()),
+        let first = match batch.events.first() {
+            Some(f) => to_i64(f.version)?,
+            None => return Ok(Vec::new()),
         };
+        let count = i32::try_from(batch.events.len())
+            .map_err(|_| StoreError::Corrupt("more than 2^31 events in one command".into()))?;
         let metadata = batch.metadata.to_string();
         match self {
             Self::Postgres(pool) if batch.events.len() <= PG_VALUES_MAX_EVENTS => {
@@ -221,9 +222,7 @@ impl Database {
                     .bind(batch.stream_id)
                     .bind(metadata)
                     .bind(batch.recorded_at)
-                    .bind(batch.command_id)
-                    .bind(first)
-                    .bind(last);
+                    .bind(batch.command_id);
                 for e in batch.events {
                     query = query
                         .bind(to_i64(e.version)?)
@@ -234,9 +233,7 @@ impl Database {
                         .bind(&e.hash);
                 }
                 let rows = query.fetch_all(pool).await?;
-                rows.iter()
-                    .map(|r| Ok(Checkpoint::new(r.try_get(0)?, r.try_get(1)?)))
-                    .collect()
+                pg_checkpoints(&rows)
             }
             Self::Postgres(pool) => {
                 let mut versions = Vec::with_capacity(batch.events.len());
@@ -258,12 +255,10 @@ impl Database {
                     .bind(column(|e| e.hash.clone()))
                     .bind(batch.command_id)
                     .bind(first)
-                    .bind(last)
+                    .bind(count)
                     .fetch_all(pool)
                     .await?;
-                rows.iter()
-                    .map(|r| Ok(Checkpoint::new(r.try_get(0)?, r.try_get(1)?)))
-                    .collect()
+                pg_checkpoints(&rows)
             }
             Self::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock now, so two appends cannot both read and then
@@ -271,11 +266,18 @@ impl Database {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let recorded_at = canonical_time(&batch.recorded_at);
                 let mut out = Vec::with_capacity(batch.events.len());
-                for e in batch.events {
+                for (i, e) in batch.events.iter().enumerate() {
+                    // The command id and size go on the command's first event only.
+                    let (command_id, command_events) = if i == 0 {
+                        (Some(batch.command_id), Some(count))
+                    } else {
+                        (None, None)
+                    };
                     let position: i64 = sqlx::query_scalar(
                         "INSERT INTO events (stream_id, stream_version, event_type, event_version, \
-                         payload, metadata, recorded_at, prev_hash, hash) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING position",
+                         payload, metadata, recorded_at, prev_hash, hash, command_id, \
+                         command_events) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING position",
                     )
                     .bind(batch.stream_id)
                     .bind(to_i64(e.version)?)
@@ -286,21 +288,12 @@ impl Database {
                     .bind(&recorded_at)
                     .bind(&e.prev_hash)
                     .bind(&e.hash)
+                    .bind(command_id)
+                    .bind(command_events)
                     .fetch_one(&mut *tx)
                     .await?;
                     out.push(Checkpoint::new(0, position));
                 }
-                sqlx::query(
-                    "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
-                     recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(batch.command_id)
-                .bind(batch.stream_id)
-                .bind(first)
-                .bind(last)
-                .bind(&recorded_at)
-                .execute(&mut *tx)
-                .await?;
                 tx.commit().await?;
                 Ok(out)
             }
@@ -312,50 +305,37 @@ impl Database {
         &self,
         command_id: &str,
     ) -> Result<Option<(String, u64, u64)>, StoreError> {
-        let sql = match self {
-            Self::Postgres(_) => {
-                "SELECT stream_id, first_version, last_version FROM commands WHERE command_id = $1"
-            }
-            Self::Sqlite(_) => {
-                "SELECT stream_id, first_version, last_version FROM commands WHERE command_id = ?1"
-            }
-        };
-        let row: Option<(String, i64, i64)> = match self {
+        let row: Option<(String, i64, i32)> = match self {
             Self::Postgres(pool) => {
-                sqlx::query_as(sql)
-                    .bind(command_id)
-                    .fetch_optional(pool)
-                    .await?
+                sqlx::query_as(
+                    "SELECT stream_id, stream_version, command_events FROM events \
+                     WHERE command_id = $1",
+                )
+                .bind(command_id)
+                .fetch_optional(pool)
+                .await?
             }
             Self::Sqlite(pool) => {
-                sqlx::query_as(sql)
-                    .bind(command_id)
-                    .fetch_optional(pool)
-                    .await?
+                sqlx::query_as(
+                    "SELECT stream_id, stream_version, command_events FROM events \
+                     WHERE command_id = ?1",
+                )
+                .bind(command_id)
+                .fetch_optional(pool)
+                .await?
             }
         };
-        row.map(|(s, f, l)| Ok((s, to_u64(f)?, to_u64(l)?)))
-            .transpose()
-    }
-
-    /// The highest version any recorded command claims for a stream (0 if none): verify uses it
-    /// to detect a deleted tail.
-    pub(crate) async fn claimed_version(&self, stream_id: &str) -> Result<u64, StoreError> {
-        let v: Option<i64> = match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar("SELECT max(last_version) FROM commands WHERE stream_id = $1")
-                    .bind(stream_id)
-                    .fetch_one(pool)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT max(last_version) FROM commands WHERE stream_id = ?1")
-                    .bind(stream_id)
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
-        to_u64(v.unwrap_or(0))
+        row.map(|(stream, first, count)| {
+            let first = to_u64(first)?;
+            let count = u64::try_from(count)
+                .ok()
+                .filter(|c| *c >= 1)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("command {command_id}: size {count}"))
+                })?;
+            Ok((stream, first, first + count - 1))
+        })
+        .transpose()
     }
 
     /// The stream's snapshot, if any. The state is raw JSON; the caller decides whether it still
@@ -456,17 +436,21 @@ impl Database {
 /// bind arrays ([`PG_APPEND_UNNEST`]) to stay far below PostgreSQL's 65535 parameters.
 const PG_VALUES_MAX_EVENTS: usize = 32;
 
-/// The one-round-trip append on PostgreSQL for `n` events: both inserts in one autocommit
-/// statement, so there is no BEGIN/COMMIT round trip, and a unique violation on either (stream
-/// version taken, command id used) aborts both. Rows are numbered in VALUES order, i.e. in
-/// stream-version order. Parameters: $1 stream, $2 metadata, $3 recorded_at, $4 command id,
-/// $5/$6 first/last version, then six per event.
+/// The one-round-trip append on PostgreSQL for `n` events: a single autocommit INSERT, so there
+/// is no BEGIN/COMMIT round trip. The first row carries the command id and size; a unique
+/// violation (stream version taken, or command id used) refuses the whole statement.
+/// Parameters: $1 stream, $2 metadata, $3 recorded_at, $4 command id, then six per event.
 fn pg_append_values_sql(n: usize) -> String {
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
-        let p = 7 + i * 6;
+        let p = 5 + i * 6;
+        let command = if i == 0 {
+            format!("$4, {n}")
+        } else {
+            "NULL, NULL".to_owned()
+        };
         rows.push(format!(
-            "($1, ${}, ${}, ${}, ${}::jsonb, $2::jsonb, $3, ${}, ${})",
+            "($1, ${}, ${}, ${}, ${}::jsonb, $2::jsonb, $3, ${}, ${}, {command})",
             p,
             p + 1,
             p + 2,
@@ -476,16 +460,9 @@ fn pg_append_values_sql(n: usize) -> String {
         ));
     }
     format!(
-        "WITH new_events AS (
-    INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, metadata,
-                        recorded_at, prev_hash, hash)
-    VALUES {}
-    RETURNING tx_id, position, stream_version
-), new_command AS (
-    INSERT INTO commands (command_id, stream_id, first_version, last_version, recorded_at)
-    VALUES ($4, $1, $5, $6, $3)
-)
-SELECT tx_id::text::bigint, position FROM new_events ORDER BY stream_version",
+        "INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, \
+         metadata, recorded_at, prev_hash, hash, command_id, command_events) VALUES {} \
+         RETURNING tx_id::text::bigint, position, stream_version",
         rows.join(", ")
     )
 }
@@ -493,19 +470,25 @@ SELECT tx_id::text::bigint, position FROM new_events ORDER BY stream_version",
 /// The same append for large batches, with one array parameter per column;
 /// `unnest` … `ORDER BY` makes positions follow stream versions.
 const PG_APPEND_UNNEST: &str = "\
-WITH new_events AS (
-    INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, metadata,
-                        recorded_at, prev_hash, hash)
-    SELECT $1, u.v, u.t, u.ev, u.p::jsonb, $6::jsonb, $7, u.ph, u.h
-    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $8::text[], $9::text[])
-         AS u(v, t, ev, p, ph, h)
-    ORDER BY u.v
-    RETURNING tx_id, position, stream_version
-), new_command AS (
-    INSERT INTO commands (command_id, stream_id, first_version, last_version, recorded_at)
-    VALUES ($10, $1, $11, $12, $7)
-)
-SELECT tx_id::text::bigint, position FROM new_events ORDER BY stream_version";
+INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, metadata,
+                    recorded_at, prev_hash, hash, command_id, command_events)
+SELECT $1, u.v, u.t, u.ev, u.p::jsonb, $6::jsonb, $7, u.ph, u.h,
+       CASE WHEN u.v = $11 THEN $10 END, CASE WHEN u.v = $11 THEN $12::integer END
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $8::text[], $9::text[])
+     AS u(v, t, ev, p, ph, h)
+ORDER BY u.v
+RETURNING tx_id::text::bigint, position, stream_version";
+
+/// Checkpoints of appended rows in stream-version order (RETURNING promises no order).
+fn pg_checkpoints(rows: &[PgRow]) -> Result<Vec<Checkpoint>, AppendError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let version: i64 = r.try_get(2)?;
+        out.push((version, Checkpoint::new(r.try_get(0)?, r.try_get(1)?)));
+    }
+    out.sort_unstable_by_key(|(version, _)| *version);
+    Ok(out.into_iter().map(|(_, c)| c).collect())
+}
 
 const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, stream_id, stream_version, \
     event_type, event_version, payload, metadata, recorded_at, prev_hash, hash";

@@ -48,11 +48,12 @@ pub enum BreakKind {
     /// The event's content no longer hashes to its stored hash: it was edited in place.
     Altered,
     /// The event's `prev_hash` is not the hash of the event before it: the previous event was
-    /// replaced wholesale (content and hash rewritten), or this one was re-chained.
+    /// replaced wholesale (content and hash rewritten), or this one was re-chained. Against a
+    /// recorded head: the event at the head has another hash than the one recorded.
     Relinked,
     /// The event with this version is absent: `found` is the version that came instead
-    /// (deleted or out-of-sequence rows), or `None` when the stream ends before the last
-    /// version its recorded commands claim (a deleted tail).
+    /// (deleted or out-of-sequence rows), or `None` when the stream ends before a head recorded
+    /// earlier ([`Database::verify_against`]): its tail was deleted.
     Missing {
         /// The version found in its place, if any.
         found: Option<u64>,
@@ -62,11 +63,34 @@ pub enum BreakKind {
 impl Database {
     /// Recomputes every hash of `stream_id` in version order and reports the first event that
     /// does not match. Reads only; safe to run on a live store.
+    ///
+    /// A deleted tail leaves an intact, shorter chain; to catch it, keep the `head` of a
+    /// verification outside the database and pass it to [`Database::verify_against`].
     #[tracing::instrument(name = "store.verify", skip(self))]
     pub async fn verify(&self, stream_id: &str) -> Result<Verification, StoreError> {
+        self.walk(stream_id, None).await
+    }
+
+    /// Like [`Database::verify`], and also checks that the stream still reaches `head` (the
+    /// `(version, hash)` of an earlier verification) with the same hash there.
+    #[tracing::instrument(name = "store.verify_against", skip(self, head))]
+    pub async fn verify_against(
+        &self,
+        stream_id: &str,
+        head: &(u64, String),
+    ) -> Result<Verification, StoreError> {
+        self.walk(stream_id, Some(head)).await
+    }
+
+    async fn walk(
+        &self,
+        stream_id: &str,
+        head: Option<&(u64, String)>,
+    ) -> Result<Verification, StoreError> {
         let mut checked = 0u64;
         let mut expected_version = 1u64;
         let mut prev_hash = GENESIS_HASH.to_owned();
+        let mut head_hash_seen: Option<String> = None;
         let broken = |version, kind, checked| Verification {
             stream_id: stream_id.to_owned(),
             events_checked: checked,
@@ -116,17 +140,24 @@ impl Database {
                 if recomputed != event.hash {
                     return Ok(broken(event.stream_version, BreakKind::Altered, checked));
                 }
+                if head.is_some_and(|(v, _)| *v == event.stream_version) {
+                    head_hash_seen = Some(event.hash.clone());
+                }
                 prev_hash.clone_from(&event.hash);
                 expected_version += 1;
             }
         }
         let last = expected_version - 1;
-        if self.claimed_version(stream_id).await? > last {
-            return Ok(broken(
-                expected_version,
-                BreakKind::Missing { found: None },
-                checked,
-            ));
+        if let Some((head_version, head_hash)) = head {
+            if last < *head_version {
+                let kind = BreakKind::Missing { found: None };
+                return Ok(broken(expected_version, kind, checked));
+            }
+            if head_hash_seen.as_deref() != Some(head_hash.as_str()) {
+                // Every event checks out, yet the one at the recorded head has another hash: the
+                // chain up to it was rewritten consistently.
+                return Ok(broken(*head_version, BreakKind::Relinked, checked));
+            }
         }
         Ok(Verification {
             stream_id: stream_id.to_owned(),

@@ -1,0 +1,260 @@
+//! Projection benchmarks (issue 4): full rebuild rate as a ratio of the raw rate of reading the
+//! log and inserting as many rows in the same run, and p50/p99 latency of the as-of org chart and
+//! responsibility matrix queries on an Oslo-sized timeline and on a large generated one.
+
+use chrono::{Days, NaiveDate};
+use cqrs_es::Aggregate;
+use omorg_api::batch::{Commands, TimelineBatch};
+use omorg_domain::*;
+use omorg_projections::queries::{self, AsOf};
+use omorg_projections::Projector;
+use omorg_store::{CommandMetadata, Database, Store};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The shape of a generated timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Districts, each holding `areas_per_district` areas.
+    pub districts: usize,
+    /// Areas per district.
+    pub areas_per_district: usize,
+    /// Central agencies.
+    pub agencies: usize,
+    /// Total units (the rest are departments under districts).
+    pub units: usize,
+    /// Services, each assigned to every district for its areas.
+    pub services: usize,
+    /// Accepted events to reach (setup included).
+    pub events: usize,
+}
+
+/// Roughly Oslo: 15 districts, 60 units, 100 services.
+pub const OSLO: Shape = Shape { districts: 15, areas_per_district: 1, agencies: 20, units: 60, services: 100, events: 3_000 };
+/// The large timeline of the issue: 2,000 units and 100,000 events.
+pub const LARGE: Shape = Shape { districts: 40, areas_per_district: 5, agencies: 10, units: 2_000, services: 100, events: 100_000 };
+
+fn ctx(n: usize, date: NaiveDate) -> ChangeContext {
+    ChangeContext {
+        command_id: CommandId::new(format!("gen-{n}")).expect("id"),
+        effective_from: date,
+        decision: DecisionRef {
+            case_number: format!("{}/{}", 20 + n / 10_000, n % 10_000),
+            body: "Bystyret".into(),
+            decision_date: date,
+            title: "generated".into(),
+            link: None,
+        },
+        actor: "bench".into(),
+        rationale: String::new(),
+    }
+}
+
+fn unit(i: usize) -> UnitId {
+    UnitId::new(format!("u{i}")).expect("id")
+}
+
+/// Generates commands for `shape`, keeping only those the domain accepts, in order: a baseline
+/// organisation on 2000-01-01, then a stream of renames, moves, centralisations and
+/// decentralisations, about twenty per effective day.
+pub fn generate(shape: Shape) -> Vec<TimelineCommand> {
+    let base = NaiveDate::from_ymd_opt(2000, 1, 1).expect("date");
+    let mut t = Timeline::default();
+    let mut out = Vec::with_capacity(shape.events);
+    let mut n = 0usize;
+    let mut push = |t: &mut Timeline, out: &mut Vec<TimelineCommand>, date: NaiveDate, action: Action| {
+        let cmd = TimelineCommand { context: ctx(n, date), action };
+        n += 1;
+        if let Ok(Some(e)) = t.decide(cmd.clone()) {
+            t.apply(e);
+            out.push(cmd);
+        }
+    };
+    push(&mut t, &mut out, base, Action::CreateTimeline(TimelineDef { name: "generated".into(), description: String::new() }));
+    let def = |id: UnitId, name: String, kind, parent: Option<UnitId>, areas: Vec<AreaDef>| UnitDef { unit: id, code: None, name, kind, parent, areas, attributes: Default::default() };
+    push(&mut t, &mut out, base, Action::EstablishUnit(def(unit(0), "Kommune".into(), UnitKind::Municipality, None, vec![])));
+    let area = |d: usize, a: usize| AreaCode::new(format!("a{d}-{a}")).expect("code");
+    for d in 1..=shape.districts {
+        let areas = (0..shape.areas_per_district).map(|a| AreaDef { code: area(d, a), name: format!("Area {d}-{a}"), carved_from: None }).collect();
+        push(&mut t, &mut out, base, Action::EstablishUnit(def(unit(d), format!("District {d}"), UnitKind::District, Some(unit(0)), areas)));
+    }
+    let first_agency = shape.districts + 1;
+    for i in first_agency..first_agency + shape.agencies {
+        push(&mut t, &mut out, base, Action::EstablishUnit(def(unit(i), format!("Agency {i}"), UnitKind::CentralAgency, Some(unit(0)), vec![])));
+    }
+    let first_dept = first_agency + shape.agencies;
+    for i in first_dept..shape.units {
+        push(&mut t, &mut out, base, Action::EstablishUnit(def(unit(i), format!("Department {i}"), UnitKind::Department, Some(unit(1 + i % shape.districts)), vec![])));
+    }
+    for s in 0..shape.services {
+        let sc = ServiceCode::new(format!("s{s}")).expect("code");
+        push(&mut t, &mut out, base, Action::RegisterService(ServiceDef { service: sc.clone(), name: format!("Service {s}"), category: "generated".into() }));
+        for d in 1..=shape.districts {
+            let areas = (0..shape.areas_per_district).map(|a| area(d, a)).collect();
+            push(&mut t, &mut out, base, Action::AssignResponsibility(Assignment { service: sc.clone(), unit: unit(d), areas }));
+        }
+    }
+    let depts = shape.units.saturating_sub(first_dept).max(1);
+    let mut k = 0usize;
+    while out.len() < shape.events {
+        let date = base + Days::new(1 + (k / 20) as u64);
+        let s = ServiceCode::new(format!("s{}", k % shape.services)).expect("code");
+        let action = match k % 4 {
+            0 => Action::RenameUnit(Rename { unit: unit(first_dept + k % depts), name: Some(format!("Department v{k}")), code: None }),
+            1 => Action::CentraliseService(Centralisation { service: s, agency: unit(first_agency + k % shape.agencies) }),
+            2 => Action::DecentraliseService(Decentralisation { service: s, agency: None }),
+            _ => Action::MoveUnit(Move { unit: unit(first_dept + k % depts), new_parent: Some(unit(1 + (k / 7) % shape.districts)) }),
+        };
+        push(&mut t, &mut out, date, action);
+        k += 1;
+    }
+    out
+}
+
+/// Loads commands into `stream`, 1,000 per transaction.
+pub async fn load(db: &Database, stream: &str, commands: Vec<TimelineCommand>) -> Result<(), BoxError> {
+    let store: Store<TimelineBatch> = Store::new(db.clone(), ());
+    for (i, chunk) in commands.chunks(1_000).enumerate() {
+        store
+            .execute(stream, Commands { commands: chunk.to_vec(), is_batch: true }, CommandMetadata::new(format!("{stream}-load-{i}")))
+            .await
+            .map_err(|e| format!("loading {stream}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// p50 and p99 of `n` runs of a query at dates spread over the timeline.
+async fn latency<F, Fut>(n: usize, days: u64, mut query: F) -> Result<(Duration, Duration), BoxError>
+where
+    F: FnMut(NaiveDate) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, BoxError>>,
+{
+    let base = NaiveDate::from_ymd_opt(2000, 1, 1).expect("date");
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let date = base + Days::new((i as u64 * 7919) % days.max(1));
+        let start = Instant::now();
+        let rows = query(date).await?;
+        times.push(start.elapsed());
+        if rows == 0 {
+            return Err(format!("query on {date} returned nothing").into());
+        }
+    }
+    times.sort();
+    Ok((percentile(&times, 0.5), percentile(&times, 0.99)))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Measures query latency on one timeline and prints it against the target.
+async fn queries_on(db: &Database, stream: &str, shape: Shape, target: Duration) -> Result<(), BoxError> {
+    let days = (shape.events / 20) as u64 + 1;
+    let (p50, p99) = latency(200, days, |d| async move {
+        Ok(queries::org_chart(db, stream, AsOf::now(d)).await.map_err(|e| e.to_string())?.len())
+    })
+    .await?;
+    println!("  org chart as of D      ({stream}): p50 {}  p99 {}  (target p99 <= {})  {}", ms(p50), ms(p99), ms(target), verdict(p99 <= target));
+    let (p50, p99) = latency(200, days, |d| async move {
+        Ok(queries::responsibility_matrix(db, stream, AsOf::now(d)).await.map_err(|e| e.to_string())?.len())
+    })
+    .await?;
+    println!("  responsibility matrix  ({stream}): p50 {}  p99 {}  (target p99 <= {})  {}", ms(p50), ms(p99), ms(target), verdict(p99 <= target));
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// The raw limit for a rebuild: read the whole log in pages of 500 and insert `rows` rows of a
+/// read-model shape, one INSERT statement each, one transaction per page; returns events/s.
+async fn raw_rebuild_rate(pool: &PgPool, events: usize, rows: usize) -> Result<f64, BoxError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw_rows (timeline_id text, unit_id text, name text, areas jsonb, effective_from date, effective_to date, recorded_from timestamptz, recorded_from_version bigint)")
+        .execute(pool)
+        .await?;
+    sqlx::query("TRUNCATE bench_raw_rows").execute(pool).await?;
+    let per_event = rows as f64 / events.max(1) as f64;
+    let start = Instant::now();
+    let mut after = 0i64;
+    let mut written = 0usize;
+    let mut seen = 0usize;
+    loop {
+        let page: Vec<(i64, serde_json::Value)> = sqlx::query_as("SELECT position, payload FROM events WHERE position > $1 ORDER BY position LIMIT 500")
+            .bind(after)
+            .fetch_all(pool)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        seen += page.len();
+        let target = ((seen as f64) * per_event).round() as usize;
+        let mut tx = pool.begin().await?;
+        while written < target {
+            sqlx::query("INSERT INTO bench_raw_rows VALUES ($1, $2, $3, $4, $5, NULL, now(), $6)")
+                .bind("t")
+                .bind(format!("u{written}"))
+                .bind("Department name")
+                .bind(serde_json::json!(["a1-0"]))
+                .bind(NaiveDate::from_ymd_opt(2000, 1, 1))
+                .bind(written as i64)
+                .execute(&mut *tx)
+                .await?;
+            written += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(seen as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn read_model_rows(pool: &PgPool) -> Result<usize, BoxError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM unit_versions) + (SELECT count(*) FROM area_versions) + (SELECT count(*) FROM service_versions) \
+         + (SELECT count(*) FROM responsibility_versions) + (SELECT count(*) FROM service_point_versions) + (SELECT count(*) FROM lineage_edges) \
+         + (SELECT count(*) FROM decisions) + (SELECT count(*) FROM change_feed)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(n as usize)
+}
+
+/// Runs the projection benchmarks on the (fresh, migrated) PostgreSQL database `db`.
+pub async fn run(db: &Database, large: Shape) -> Result<(), BoxError> {
+    let Database::Postgres(pool) = db else {
+        return Err("the projection benchmark runs on PostgreSQL".into());
+    };
+    println!("\n== projections ==");
+    let t = Instant::now();
+    load(db, "oslo-sized", generate(OSLO)).await?;
+    let big = generate(large);
+    let events = big.len() + OSLO.events;
+    load(db, "large", big).await?;
+    println!("  loaded {events} events ({} + {}) in {:.1} s", OSLO.events, large.events, t.elapsed().as_secs_f64());
+
+    let mut projector = Projector::new(db.clone());
+    let start = Instant::now();
+    let done = projector.rebuild(|_| {}).await?;
+    let ours = done.applied as f64 / start.elapsed().as_secs_f64();
+    let rows = read_model_rows(pool).await?;
+    let raw = raw_rebuild_rate(pool, done.applied as usize, rows).await?;
+    println!("  full rebuild: {} events -> {rows} rows, {ours:.0} events/s; raw read+insert of as many rows {raw:.0} events/s; ratio {:.2} (target >= 0.50)  {}",
+        done.applied, ours / raw, verdict(ours / raw >= 0.5));
+
+    queries_on(db, "oslo-sized", OSLO, Duration::from_millis(5)).await?;
+    queries_on(db, "large", large, Duration::from_millis(50)).await?;
+    Ok(())
+}
