@@ -11,9 +11,12 @@
 #![forbid(unsafe_code)]
 
 use omorg_api::auth::AuthConfig;
+use omorg_api::queries::Queries;
 use omorg_api::{AppState, Omorg};
+use omorg_projections::ProjectionRunner;
 use omorg_store::testing::fresh_database;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 pub use omorg_store::Backend;
 
@@ -37,23 +40,37 @@ pub struct TestApp {
     pub database_url: String,
     /// A plain client.
     pub client: reqwest::Client,
+    /// The server's read side (to stop its projector, e.g. before an `omorg rebuild`).
+    pub queries: Queries,
 }
 
 impl TestApp {
     /// Serves the API on `backend` with tokens for every role.
     pub async fn spawn(backend: Backend) -> Self {
-        let auth = AuthConfig::parse(&format!(
-            "{PLANNER}:planner:planner@test,{AUDITOR}:auditor,{READER}:reader,{ADMIN}:admin"
-        ))
-        .expect("test tokens");
-        Self::spawn_with(backend, auth).await
+        Self::spawn_with(backend, test_auth()).await
     }
 
     /// Serves the API on `backend` with the given authentication.
     pub async fn spawn_with(backend: Backend, auth: AuthConfig) -> Self {
+        Self::serve(backend, auth, true).await
+    }
+
+    /// Serves the API on `backend` with a projector that is stopped before the first request,
+    /// and a short patience: every query that needs an event projected answers 503.
+    pub async fn spawn_stalled(backend: Backend) -> Self {
+        Self::serve(backend, test_auth(), false).await
+    }
+
+    async fn serve(backend: Backend, auth: AuthConfig, projecting: bool) -> Self {
         let (db, database_url) = fresh_database(backend).await;
-        let app = Omorg::new(db);
-        let router = omorg_api::app(AppState::new(app.clone(), auth));
+        let app = Omorg::new(db.clone());
+        let (runner, patience) = if projecting {
+            (ProjectionRunner::spawn(db.clone()).0, PATIENCE)
+        } else {
+            (stalled_runner(db.clone()), Duration::from_millis(200))
+        };
+        let queries = Queries::new(db, runner, patience);
+        let router = omorg_api::app(AppState::with_queries(app.clone(), auth, queries.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -66,6 +83,7 @@ impl TestApp {
             app,
             database_url,
             client: reqwest::Client::new(),
+            queries,
         }
     }
 
@@ -128,6 +146,35 @@ impl TestApp {
             .await
     }
 }
+
+/// A projector handle whose task never runs: it is spawned on a runtime dropped at once, so
+/// nothing is ever projected (the runner's own `shutdown` cannot promise that: it may be called
+/// before the task starts listening).
+fn stalled_runner(db: omorg_store::Database) -> ProjectionRunner {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (runner, _task) = rt.block_on(async { ProjectionRunner::spawn(db) });
+        drop(rt);
+        runner
+    })
+    .join()
+    .expect("runner thread")
+}
+
+/// Tokens for every role.
+fn test_auth() -> AuthConfig {
+    AuthConfig::parse(&format!(
+        "{PLANNER}:planner:planner@test,{AUDITOR}:auditor,{READER}:reader,{ADMIN}:admin"
+    ))
+    .expect("test tokens")
+}
+
+/// How long a test query waits for the projector: long, because on a PostgreSQL server shared
+/// with concurrent tests another test's open transaction can hold back the catch-up reader.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A command's JSON: `action` (with its `type`) wrapped in a context with a decision reference.
 pub fn command(id: &str, effective_from: &str, action: Value) -> Value {
