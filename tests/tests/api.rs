@@ -605,6 +605,13 @@ async fn metrics_and_openapi_are_served(app: TestApp) {
         "/timelines/{id}/commands",
         "/timelines/{id}/batch",
         "/timelines/{id}/org-chart",
+        "/timelines/{id}/responsibilities",
+        "/timelines/{id}/units/{unit}/history",
+        "/timelines/{id}/services/{code}/history",
+        "/timelines/{id}/decisions",
+        "/timelines/{id}/changes",
+        "/timelines/{id}/change-feed",
+        "/compare",
         "/events",
     ] {
         assert!(
