@@ -70,10 +70,11 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         text: TEXT.to_owned(),
     })?;
     println!(
-        "payload {} bytes; each measurement {} s\n",
+        "payload {} bytes; each measurement {} s per side, in {ROUNDS} alternating rounds",
         payload.len(),
         window.as_secs()
     );
+    println!("ratio: median over rounds of store rate / raw rate of the round just before\n");
     println!(
         "{:<56} {:>10} {:<8} {:>6}",
         "measurement", "rate", "", "ratio"
@@ -104,7 +105,7 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
             let (store, stream, run_id) = (store_.clone(), streams[w].clone(), run_id_.clone());
             async move { command(&store, &stream, 1, &run_id).await.map(|()| 1) }
         };
-        let (raw, ours) = paired(window, n, raw_op(pool, &payload), store_op).await?;
+        let (raw, ours, ratio) = paired(window, n, raw_op(pool, &payload), store_op).await?;
         report(
             &format!("raw INSERT commit, {n} connection(s)"),
             raw,
@@ -115,7 +116,7 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
             &format!("store, {n} writer(s), distinct streams"),
             ours,
             "cmds/s",
-            Some(ours / raw),
+            Some(ratio),
         );
     }
     println!();
@@ -130,12 +131,12 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
             let (store, stream, run_id) = (store_.clone(), stream.clone(), run_id_.clone());
             async move { command(&store, &stream, 1, &run_id).await.map(|()| 1) }
         };
-        let (raw, ours) = paired(window, n, raw_op(pool, &payload), store_op).await?;
+        let (raw, ours, ratio) = paired(window, n, raw_op(pool, &payload), store_op).await?;
         report(
             &format!("store, {n} writer(s), one stream (raw: {raw:.0}/s)"),
             ours,
             "cmds/s",
-            Some(ours / raw),
+            Some(ratio),
         );
     }
 
@@ -165,13 +166,13 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
                 }
             }
         };
-        let (raw, ours) = paired(window, n, raw_op(pool, &payload), store_op).await?;
+        let (raw, ours, ratio) = paired(window, n, raw_op(pool, &payload), store_op).await?;
         let lost = conflicts.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
         report(
-            &format!("{n} stores racing on one stream ({lost:.0} conflicts/s)"),
+            &format!("{n} stores racing on one stream ({lost:.0} conflicts/s, raw: {raw:.0}/s)"),
             ours,
             "cmds/s",
-            Some(ours / raw),
+            Some(ratio),
         );
     }
     println!();
@@ -196,7 +197,7 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
                 .map(|()| BATCH as u64)
         }
     };
-    let (raw, ours) = paired(window, 1, raw_batch_op, store_batch_op).await?;
+    let (raw, ours, ratio) = paired(window, 1, raw_batch_op, store_batch_op).await?;
     report(
         &format!("raw batch INSERT ({BATCH} rows), 1 connection"),
         raw,
@@ -207,7 +208,7 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         &format!("store, batch append ({BATCH} events/command), 1 writer"),
         ours,
         "events/s",
-        Some(ours / raw),
+        Some(ratio),
     );
     let verified = db.verify("distinct-8-0").await?;
     println!(
@@ -220,16 +221,18 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
 }
 
 /// Rounds in which [`paired`] alternates the raw and the store measurement.
-const ROUNDS: u32 = 10;
+const ROUNDS: u32 = 20;
 
 /// Measures `raw` and `ours` with `n` tasks each, alternating in [`ROUNDS`] rounds that together
-/// last `window` per side; returns (raw rate, store rate) in operations per second.
+/// last `window` per side. Returns (raw rate, store rate, ratio): the rates over all rounds, and
+/// the median over rounds of the store's rate divided by the raw rate of the round just before
+/// it — robust to the commit latency of a shared disk changing during the run.
 async fn paired<R, RF, S, SF>(
     window: Duration,
     n: usize,
     raw: R,
     ours: S,
-) -> Result<(f64, f64), BoxError>
+) -> Result<(f64, f64, f64), BoxError>
 where
     R: Fn(usize) -> RF + Send + Sync + Clone + 'static,
     RF: Future<Output = Result<u64, BoxError>> + Send + 'static,
@@ -238,15 +241,21 @@ where
 {
     let round = window / ROUNDS;
     let (mut raw_ops, mut raw_secs, mut our_ops, mut our_secs) = (0, 0.0, 0, 0.0);
+    let mut ratios = Vec::with_capacity(ROUNDS as usize);
     for _ in 0..ROUNDS {
-        let (ops, secs) = measure(round, n, raw.clone()).await?;
-        raw_ops += ops;
-        raw_secs += secs;
-        let (ops, secs) = measure(round, n, ours.clone()).await?;
-        our_ops += ops;
-        our_secs += secs;
+        let (r_ops, r_secs) = measure(round, n, raw.clone()).await?;
+        let (o_ops, o_secs) = measure(round, n, ours.clone()).await?;
+        raw_ops += r_ops;
+        raw_secs += r_secs;
+        our_ops += o_ops;
+        our_secs += o_secs;
+        if r_ops > 0 {
+            ratios.push((o_ops as f64 / o_secs) / (r_ops as f64 / r_secs));
+        }
     }
-    Ok((raw_ops as f64 / raw_secs, our_ops as f64 / our_secs))
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+    Ok((raw_ops as f64 / raw_secs, our_ops as f64 / our_secs, median))
 }
 
 /// Runs `n` tasks, each awaiting `op(task)` in a loop until `window` has passed; returns the
