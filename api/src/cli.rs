@@ -300,10 +300,22 @@ const CLI_PATIENCE: Duration = Duration::from_secs(30);
 /// Brings the read models up to date with the log, so that a one-off command sees every event
 /// committed before it (a server, if one runs, may have done most of the work already).
 async fn caught_up(app: &Omorg) -> Result<Queries, CliError> {
-    Projector::new(app.db().clone())
-        .catch_up_to_head(CLI_PATIENCE, |_| {})
-        .await?;
-    Ok(Queries::offline(app.db().clone()))
+    let mut projector = Projector::new(app.db().clone());
+    let mut attempt = 0;
+    loop {
+        match projector.catch_up_to_head(CLI_PATIENCE, |_| {}).await {
+            Ok(_) => return Ok(Queries::offline(app.db().clone())),
+            // A server projecting the same SQLite file can make a batch fail with "database is
+            // locked" (SQLite refuses a lock upgrade without waiting). A failed batch wrote
+            // nothing and the projector is exactly-once, so trying again is safe.
+            Err(ProjectionError::Database(e)) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "catching up failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// `omorg rebuild`: a progress bar on a terminal, plain lines otherwise (logs, CI).
