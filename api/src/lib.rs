@@ -1,7 +1,7 @@
 //! # omorg-api
 //!
 //! What users touch: the HTTP API (axum) and the `omorg` command line, on top of the domain
-//! (`omorg-domain`) and the event store (`omorg-store`).
+//! (`omorg-domain`), the event store (`omorg-store`) and the read models (`omorg-projections`).
 //!
 //! # Layout
 //! - [`routes`]: [`app`], the router, one handler per route, and the OpenAPI document.
@@ -9,15 +9,16 @@
 //!   timelines, run commands (a batch is all or nothing), read the event log, verify.
 //! - [`batch`]: the timeline aggregate commanded with a *list* of commands, which is how a batch
 //!   is appended in one transaction.
-//! - [`queries`]: org chart and responsibility matrix on a date (today from the aggregate; the one
-//!   place to switch to projections).
+//! - [`queries`]: every read query (org chart, responsibilities, histories, decisions, changes,
+//!   change feed, compare), answered from the projections after a read-your-writes sync.
 //! - [`render`]: CSV, Graphviz DOT and Mermaid renderings.
 //! - [`error`]: [`ApiError`], one HTTP status per variant, as `application/problem+json`; the
 //!   JSON body extractor whose rejections are problems too.
 //! - [`auth`]: bearer tokens and roles (planner, auditor, reader, admin).
 //! - [`metrics`]: Prometheus counters.
 //! - [`config`]: the command line and environment ([`config::Cli`]).
-//! - [`cli`]: the `omorg` subcommands (serve, migrate, import, export, org-chart, verify, demo).
+//! - [`cli`]: the `omorg` subcommands (serve, migrate, import, export, org-chart, decisions,
+//!   verify, demo, rebuild).
 //! - [`import`]: reading command files (YAML/JSON) and CSV tables into commands.
 //! - [`demo`]: the demo data set (Oslo's districts, the new Asker) as commands.
 //! - [`state`]: [`AppState`], what every handler gets.
