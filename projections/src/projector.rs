@@ -171,11 +171,7 @@ impl Projector {
 
     async fn try_batch(&mut self) -> Result<(u64, i64), ProjectionError> {
         let mut tx = begin(&self.db).await?;
-        if let Tx::Pg(t) = &mut tx {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('omorg-projector'))")
-                .execute(&mut **t)
-                .await?;
-        }
+        lock(&mut tx).await?;
         let (checkpoint, _) = read_checkpoint(&mut tx).await?;
         let events = self.db.read_all_after(&checkpoint, self.batch).await?;
         let Some(last) = events.last() else {
@@ -345,6 +341,8 @@ impl Projector {
         progress: impl FnMut(Progress),
     ) -> Result<Progress, ProjectionError> {
         let mut tx = begin(&self.db).await?;
+        // Under the projector lock, so a server's projector never interleaves with the reset.
+        lock(&mut tx).await?;
         let (_, rebuilding) = read_checkpoint(&mut tx).await?;
         if !rebuilding {
             for table in READ_MODEL_TABLES {
@@ -376,6 +374,7 @@ impl Projector {
     /// interrupted after its reset).
     pub async fn start_rebuild_only(&mut self) -> Result<(), ProjectionError> {
         let mut tx = begin(&self.db).await?;
+        lock(&mut tx).await?;
         for table in READ_MODEL_TABLES {
             exec!(&mut tx, &format!("DELETE FROM {table}"))?;
         }
@@ -414,8 +413,21 @@ pub const READ_MODEL_TABLES: [&str; 10] = [
 async fn begin(db: &Database) -> Result<Tx, sqlx::Error> {
     Ok(match db {
         Database::Postgres(p) => Tx::Pg(p.begin().await?),
-        Database::Sqlite(p) => Tx::Lite(p.begin().await?),
+        // IMMEDIATE takes SQLite's write lock up front (waiting on the busy timeout). A deferred
+        // transaction that reads and then writes fails at once with "database is locked" if
+        // another writer committed in between, and the busy timeout does not help there.
+        Database::Sqlite(p) => Tx::Lite(p.begin_with("BEGIN IMMEDIATE").await?),
     })
+}
+
+/// Takes the projector lock (PostgreSQL; SQLite's write lock already serialises projectors).
+async fn lock(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    if let Tx::Pg(t) = tx {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('omorg-projector'))")
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn commit(tx: Tx) -> Result<(), sqlx::Error> {
@@ -657,17 +669,50 @@ pub async fn log_head(db: &Database) -> Result<i64, ProjectionError> {
     })
 }
 
-/// True when every event at or below `head` has been applied (positions are not read in
-/// order on PostgreSQL, so the checkpoint alone cannot tell; the change feed has one row per
-/// applied event).
+/// True when every event at or below `head` has been applied: no such event lies after the
+/// checkpoint in the reading order. One index probe, cheap enough to run before every query.
 pub async fn applied_up_to(db: &Database, head: i64) -> Result<bool, ProjectionError> {
-    let (logged, applied): (i64, i64) = match db {
-        Database::Postgres(p) => sqlx::query_as(
-            "SELECT (SELECT count(*) FROM events WHERE position <= $1), (SELECT count(*) FROM change_feed WHERE position <= $1)",
-        ).bind(head).fetch_one(p).await?,
-        Database::Sqlite(p) => sqlx::query_as(
-            "SELECT (SELECT count(*) FROM events WHERE position <= ?1), (SELECT count(*) FROM change_feed WHERE position <= ?1)",
-        ).bind(head).fetch_one(p).await?,
+    let stored: Option<String> = match db {
+        Database::Postgres(p) => {
+            sqlx::query_scalar("SELECT checkpoint FROM projection_checkpoints WHERE projector = $1")
+                .bind(PROJECTOR)
+                .fetch_optional(p)
+                .await?
+        }
+        Database::Sqlite(p) => {
+            sqlx::query_scalar("SELECT checkpoint FROM projection_checkpoints WHERE projector = ?1")
+                .bind(PROJECTOR)
+                .fetch_optional(p)
+                .await?
+        }
     };
-    Ok(applied >= logged)
+    // The checkpoint's text form is "tx-position" (omorg_store::Checkpoint's Display).
+    let (tx, position) = match stored.as_deref().map(|c| c.split_once('-')) {
+        None => (0i64, 0i64),
+        Some(Some((tx, pos))) => (
+            tx.parse()
+                .map_err(|_| ProjectionError::BadCheckpoint(tx.to_string()))?,
+            pos.parse()
+                .map_err(|_| ProjectionError::BadCheckpoint(pos.to_string()))?,
+        ),
+        Some(None) => return Err(ProjectionError::BadCheckpoint(stored.unwrap_or_default())),
+    };
+    let pending: bool = match db {
+        Database::Postgres(p) => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) AND position <= $3)",
+        )
+        .bind(tx)
+        .bind(position)
+        .bind(head)
+        .fetch_one(p)
+        .await?,
+        Database::Sqlite(p) => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE position > ?1 AND position <= ?2)",
+        )
+        .bind(position)
+        .bind(head)
+        .fetch_one(p)
+        .await?,
+    };
+    Ok(!pending)
 }

@@ -156,3 +156,57 @@ async fn rebuild_resumes_postgres() {
 async fn rebuild_resumes_sqlite() {
     rebuild_resumes(Backend::Sqlite).await;
 }
+
+/// A rebuild run while a server's runner is projecting and commands keep arriving ends with the
+/// same rows as a clean rebuild afterwards.
+async fn rebuild_beside_a_running_runner(backend: Backend) {
+    use omorg_domain::*;
+    let (db, store, _) = oslo_until_merge(backend).await;
+    let (runner, task) = omorg_projections::ProjectionRunner::spawn(db.clone());
+    runner.sync(PATIENCE).await.unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                run(
+                    &store,
+                    cmd(
+                        &format!("rn{i}"),
+                        "2027-01-01",
+                        "26/9",
+                        Action::RenameUnit(Rename {
+                            unit: UnitId::new("alna").unwrap(),
+                            name: Some(format!("Bydel Alna {i}")),
+                            code: None,
+                        }),
+                    ),
+                )
+                .await;
+            }
+        })
+    };
+    Projector::new(db.clone())
+        .with_batch_size(3)
+        .rebuild(|_| {})
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    runner.sync(PATIENCE).await.unwrap();
+    runner.shutdown();
+    task.await.unwrap();
+    let live = dump(&db).await;
+    assert_eq!(
+        live.iter().filter(|r| r.starts_with("decisions:")).count(),
+        32
+    );
+    assert_eq!(live, clean_rebuild(&db).await);
+}
+
+#[tokio::test]
+async fn rebuild_beside_a_running_runner_postgres() {
+    rebuild_beside_a_running_runner(Backend::Postgres).await;
+}
+#[tokio::test]
+async fn rebuild_beside_a_running_runner_sqlite() {
+    rebuild_beside_a_running_runner(Backend::Sqlite).await;
+}
