@@ -235,7 +235,8 @@ impl<A: Aggregate> Store<A> {
     }
 
     /// Loads the aggregate of `stream_id` as of its last event (cache, else snapshot + tail,
-    /// else full replay). The entry is taken out of the cache while a command runs on it.
+    /// else full replay), handing it over: its cache entry, if any, is taken out (the caller may
+    /// change the aggregate). To only read, use [`Store::with_aggregate`], which keeps the entry.
     #[tracing::instrument(name = "store.load", skip(self), fields(aggregate = A::TYPE))]
     pub async fn load_context(&self, stream_id: &str) -> Result<StoreContext<A>, StoreError> {
         if let Some(context) = self.cache_take(stream_id) {
@@ -286,6 +287,23 @@ impl<A: Aggregate> Store<A> {
             self.snapshot(&mut context).await;
         }
         Ok(context)
+    }
+
+    /// Runs `read` on the aggregate of `stream_id` as of its last event, with that version (0 for
+    /// an empty stream), and keeps the aggregate in the cache for the next command. Waits for a
+    /// command running on the stream through this `Store` to finish.
+    #[tracing::instrument(name = "store.with_aggregate", skip(self, read), fields(aggregate = A::TYPE))]
+    pub async fn with_aggregate<R>(
+        &self,
+        stream_id: &str,
+        read: impl FnOnce(&A, u64) -> R,
+    ) -> Result<R, StoreError> {
+        let lock = self.stream_lock(stream_id);
+        let _serialised = lock.lock().await;
+        let context = self.load_context(stream_id).await?;
+        let result = read(&context.aggregate, context.version);
+        self.cache_put(context);
+        Ok(result)
     }
 
     /// Every event of `stream_id`, decoded, in version order.
@@ -619,5 +637,35 @@ fn envelope<A: Aggregate>(committed: Committed<A::Event>) -> EventEnvelope<A> {
         sequence: usize::try_from(committed.record.stream_version).unwrap_or(usize::MAX),
         metadata: committed.record.command_metadata().to_map(),
         payload: committed.event,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cache, StoreContext};
+
+    fn context(stream: &str, version: u64) -> StoreContext<u64> {
+        StoreContext {
+            stream_id: stream.to_owned(),
+            aggregate: version,
+            version,
+            last_hash: String::new(),
+            snapshot_version: 0,
+        }
+    }
+
+    #[test]
+    fn the_cache_evicts_the_least_recently_used_and_keeps_the_newest_version() {
+        let mut cache = Cache::default();
+        cache.put(context("a", 1), 2);
+        cache.put(context("b", 1), 2);
+        cache.put(context("a", 2), 2); // a is now the most recently used
+        cache.put(context("c", 1), 2); // evicts b
+        assert!(cache.entries.contains_key("a"));
+        assert!(!cache.entries.contains_key("b"));
+        assert!(cache.entries.contains_key("c"));
+        // A command that finished later with an older state does not overwrite a newer one.
+        cache.put(context("a", 1), 2);
+        assert_eq!(cache.entries["a"].0.version, 2);
     }
 }

@@ -840,11 +840,29 @@ async fn the_cache_spares_the_reload(backend: Backend) {
         .await
         .expect("deposit");
     assert_eq!(store.cache_stats().misses, 2);
+    // Reading through with_aggregate keeps the entry: the next command still hits the cache.
+    let (balance, version) = store
+        .with_aggregate("acc", |ledger, version| (ledger.balance, version))
+        .await
+        .expect("read");
+    assert_eq!((balance, version), (6, 7));
+    store
+        .execute("acc", deposit(1), meta("d10"))
+        .await
+        .expect("deposit");
+    assert_eq!(store.cache_stats().misses, 2);
+    // load_context hands the aggregate over, so the next command reloads.
     let mut context = store.load_context("acc").await.expect("load");
     assert_eq!(
         cqrs_es::AggregateContext::aggregate(&mut context).balance,
-        6
+        7
     );
+    store
+        .execute("acc", deposit(1), meta("d11"))
+        .await
+        .expect("deposit");
+    // (The load itself was a hit; the command after it is the third miss.)
+    assert_eq!(store.cache_stats().misses, 3);
 }
 
 async fn a_stale_cache_yields_a_conflict_not_a_lost_event(backend: Backend) {
