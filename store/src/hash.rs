@@ -78,6 +78,8 @@ fn write_canonical(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // Negative zero as zero: PostgreSQL's numeric (behind jsonb) has no negative zero.
+        Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
         Value::Number(n) => {
             let _ = write!(out, "{n}");
         }
@@ -149,6 +151,11 @@ mod tests {
         // without objects agrees with the canonical form.
         let s = json!(["x\"\n\u{1}\u{7f}é\\", 1e-7, 3.0, -4, u64::MAX]);
         assert_eq!(canonical_json(&s), s.to_string());
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        assert_eq!(canonical_json(&json!([-0.0, 0.0, 0])), "[0.0,0.0,0]");
     }
 
     #[test]

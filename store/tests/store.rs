@@ -62,6 +62,7 @@ on_both_databases!(
     an_upcaster_loads_an_old_event_version,
     a_large_command_appends_every_event_in_order,
     commands_on_one_stream_through_one_store_queue_instead_of_conflicting,
+    hashes_survive_what_the_database_does_to_json,
 );
 
 async fn execute_commits_events_with_positions_and_metadata(backend: Backend) {
@@ -1046,4 +1047,48 @@ async fn commands_on_one_stream_through_one_store_queue_instead_of_conflicting(b
     assert_eq!(Ledger::replay(events.iter().map(|c| &c.event)).balance, 28);
     // One database read for the whole queue: the rest came from the cache.
     assert!(store.cache_stats().misses <= 2, "{:?}", store.cache_stats());
+}
+
+async fn hashes_survive_what_the_database_does_to_json(backend: Backend) {
+    let (db, _) = fresh_database(backend).await;
+    let store: omorg_store::Store<Notebook> = omorg_store::Store::new(db.clone(), ());
+    // jsonb reorders keys (shorter first), rewrites numbers (1e-7 → 0.0000001, -0.0 → 0.0) and
+    // drops whitespace; the canonical form must not care.
+    let values = [
+        json!({"zz": 1, "a": 2, "mm": {"b": [3, {"y": null, "x": true}]}}),
+        json!([
+            1e-7,
+            0.1,
+            1e20,
+            -0.0,
+            2.5,
+            3.0,
+            1e300,
+            5e-324,
+            123456.789e-300
+        ]),
+        json!([u64::MAX, i64::MIN, 0, -1]),
+        json!("quote \" backslash \\ tab \t newline \n control \u{1f} del \u{7f}"),
+        json!({"é": "ø", "日本": "語", "emoji": "🦀", "sep": "\u{2028}\u{2029}", "/": "</script>"}),
+        json!({"": "", "a b": [[], {}], "nested": {"deeper": {"deepest": [1, [2, [3]]]}}}),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        store
+            .execute("notes", value.clone(), meta(&format!("n{i}")))
+            .await
+            .unwrap_or_else(|e| panic!("{value}: {e:?}"));
+    }
+    let report = db.verify("notes").await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events_checked, values.len() as u64);
+    // The values come back equal (numbers as numbers), through a fresh store.
+    let fresh: omorg_store::Store<Notebook> = omorg_store::Store::new(db.clone(), ());
+    let stored = fresh.load_stream("notes").await.expect("load");
+    for (c, value) in stored.iter().zip(&values) {
+        let NoteEvent::Noted { value: got } = &c.event;
+        assert_eq!(
+            omorg_store::hash::canonical_json(got),
+            omorg_store::hash::canonical_json(value)
+        );
+    }
 }

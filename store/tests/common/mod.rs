@@ -192,6 +192,48 @@ impl Aggregate for OldLedger {
     }
 }
 
+/// An aggregate whose events carry arbitrary JSON, to test what the databases do to it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Notebook {
+    pub notes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NoteEvent {
+    Noted { value: serde_json::Value },
+}
+
+impl DomainEvent for NoteEvent {
+    fn event_type(&self) -> String {
+        "Noted".to_owned()
+    }
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+impl Aggregate for Notebook {
+    const TYPE: &'static str = "notebook";
+    type Command = serde_json::Value;
+    type Event = NoteEvent;
+    type Error = LedgerError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        value: serde_json::Value,
+        _services: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), LedgerError> {
+        sink.write(NoteEvent::Noted { value }, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, _event: NoteEvent) {
+        self.notes += 1;
+    }
+}
+
 /// A ledger store with default settings.
 pub fn ledger_store(db: &Database) -> Store<Ledger> {
     Store::new(db.clone(), ())
