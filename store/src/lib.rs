@@ -10,12 +10,14 @@
 //! - [`db`]: [`Database`], the connection pool of either backend, with [`Database::migrate`]
 //!   and every SQL statement the store runs (one arm per dialect), including the catch-up reader.
 //! - [`store`]: [`Store`], which loads aggregates (in-process cache → snapshot + tail → full
-//!   replay), runs commands ([`Store::execute`]) and implements [`cqrs_es::EventStore`] so that
-//!   `CqrsFramework` runs on it.
+//!   replay), runs commands ([`Store::execute`], one at a time per stream), reads state
+//!   ([`Store::with_aggregate`]) and implements [`cqrs_es::EventStore`] so that `CqrsFramework`
+//!   runs on it.
 //! - [`model`]: the values handed out: [`CommandMetadata`], [`RecordedEvent`], [`Committed`],
 //!   [`Outcome`], [`Checkpoint`].
 //! - [`hash`]: the canonical form of an event and its SHA-256 (the chain).
-//! - [`verify`]: [`Database::verify`], which walks a chain and names the first broken event.
+//! - [`verify`]: [`Database::verify`] and [`Database::verify_against`], which walk a chain and
+//!   name the first event that does not match.
 //! - [`upcast`]: [`Upcasters`], which rewrite old payload versions before deserialising.
 //! - [`error`]: [`StoreError`] (with the HTTP status of each variant) and [`CommandError`].
 //! - `testing` (feature `testing`): a fresh PostgreSQL database or SQLite file per test.
@@ -30,6 +32,8 @@
 //! let outcome = store
 //!     .execute("oslo", command, CommandMetadata::new("cmd-42").with_actor("planner"))
 //!     .await?;
+//! let units = store.with_aggregate("oslo", |timeline, _version| timeline.unit_count()).await?;
+//! let page = store.database().read_all_after(&Checkpoint::START, 500).await?;
 //! ```
 #![forbid(unsafe_code)]
 
