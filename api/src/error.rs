@@ -5,7 +5,10 @@
 //! here, once, inside the request's span, and never echoed: the client sees a generic detail.
 
 use crate::auth::Role;
-use axum::extract::{FromRequest, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{PathRejection, RawPathParamsRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use omorg_domain::{Action, ChangeContext, DomainError, TimelineCommand};
@@ -64,6 +67,20 @@ pub enum ApiError {
         source: DomainError,
         /// For a batch: the 0-based index of the refused command.
         index: Option<usize>,
+    },
+    /// The request body is larger than the server accepts. **413.**
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The route exists but not with this HTTP method. **405** (with `Allow`).
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The request path.
+        path: String,
     },
     /// A value is well-formed but invalid (an empty id, an impossible date, …). **422.**
     #[error("invalid {field}: {reason}")]
@@ -163,6 +180,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::Lagging { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -178,6 +197,8 @@ impl ApiError {
             Self::Unauthorized => ("unauthorized", "Authentication required"),
             Self::Forbidden { .. } => ("forbidden", "Not allowed for this role"),
             Self::NotFound { .. } => ("not-found", "Not found"),
+            Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             Self::Conflict { .. } => ("conflict", "Conflict"),
             Self::Refused { .. } => ("rule-refused", "Refused by a domain rule"),
             Self::Invalid { .. } => ("invalid-value", "Invalid value"),
@@ -272,11 +293,27 @@ impl From<CommandError<crate::batch::BatchRefusal>> for ApiError {
 ///
 /// Not JSON, wrong content type, or a syntax error → 400. Valid JSON of the wrong shape (missing
 /// field, wrong type, unknown command `type`) → 400 with the `field` path. Valid shape but an
-/// invalid value (an empty id, an impossible date) → 422 with the `field` path.
+/// invalid value (an empty id, an impossible date, a string holding U+0000) → 422 with the
+/// `field` path. A body over the server's limit → 413.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawJson(value) = RawJson::from_request(req, state).await?;
+        from_value(value).map(JsonBody)
+    }
+}
+
+/// A request body that is syntactically JSON, not yet checked against any shape: for handlers
+/// that read its parts separately (commands, batches) so that errors name the command and
+/// field. Rejections are those of [`JsonBody`] for content type, syntax and size.
+#[derive(Debug, Clone)]
+pub struct RawJson(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for RawJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -295,9 +332,128 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
-        parse_json(&bytes).map(JsonBody)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit: crate::routes::BODY_LIMIT,
+                    }
+                } else {
+                    ApiError::bad_request(format!("could not read the body: {e}"))
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(RawJson)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
     }
+}
+
+/// Path parameters whose every rejection is a problem document: a segment that is not UTF-8
+/// → 400, a segment holding U+0000 (which PostgreSQL cannot store or compare) → 422, both with
+/// the parameter's name as `field`.
+#[derive(Debug, Clone)]
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(path_rejection)?;
+        for (key, value) in &raw {
+            if value.contains('\0') {
+                return Err(ApiError::invalid(key, NUL_REASON));
+            }
+        }
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| PathParams(t))
+            .map_err(path_rejection)
+    }
+}
+
+/// A path rejection as a 400 problem naming the parameter when axum knows it.
+fn path_rejection(e: impl Into<PathRejectionAny>) -> ApiError {
+    let PathRejectionAny(detail, field) = e.into();
+    ApiError::BadRequest {
+        detail: format!("malformed path: {detail}"),
+        field,
+    }
+}
+
+/// A path rejection of either extractor, reduced to its text and the parameter it names.
+struct PathRejectionAny(String, Option<String>);
+
+impl From<PathRejection> for PathRejectionAny {
+    fn from(e: PathRejection) -> Self {
+        let field = match &e {
+            PathRejection::FailedToDeserializePathParams(d) => error_kind_key(d.kind()),
+            _ => None,
+        };
+        Self(e.body_text(), field)
+    }
+}
+
+impl From<RawPathParamsRejection> for PathRejectionAny {
+    fn from(e: RawPathParamsRejection) -> Self {
+        let field = match &e {
+            RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
+                // axum's text is "Invalid URL: Invalid UTF-8 in `key`".
+                let text = e.body_text();
+                text.split('`').nth(1).map(str::to_owned)
+            }
+            _ => None,
+        };
+        Self(e.body_text(), field)
+    }
+}
+
+/// The parameter an axum path error names, if any.
+fn error_kind_key(kind: &ErrorKind) -> Option<String> {
+    match kind {
+        ErrorKind::InvalidUtf8InPathParam { key }
+        | ErrorKind::ParseErrorAtKey { key, .. }
+        | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+        _ => None,
+    }
+}
+
+/// Why a string holding U+0000 is refused.
+pub const NUL_REASON: &str =
+    "must not contain the NUL character (U+0000), which the database cannot store";
+
+/// The JSON path (serde_path_to_error style, e.g. `action.areas[0].name`) of the first string
+/// or object key in `value` that holds U+0000, if any.
+pub fn find_nul(value: &serde_json::Value) -> Option<String> {
+    fn walk(value: &serde_json::Value, path: &mut String) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().enumerate().any(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                let found = k.contains('\0') || walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(value, &mut path).then_some(path)
 }
 
 /// Parses JSON text into `T`, classifying failures as [`JsonBody`] documents.
@@ -318,6 +474,15 @@ pub fn from_value_at<T: DeserializeOwned>(
     value: serde_json::Value,
     prefix: &str,
 ) -> Result<T, ApiError> {
+    if let Some(path) = find_nul(&value) {
+        let field = match (prefix.is_empty(), path.is_empty()) {
+            (true, true) => "body".to_owned(),
+            (true, false) => path,
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{path}"),
+        };
+        return Err(ApiError::invalid(field, NUL_REASON));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = match (prefix.is_empty(), path == ".") {

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod queries;
 pub mod render;
 pub mod routes;
+pub mod schemas;
 pub mod service;
 pub mod state;
 

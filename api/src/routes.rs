@@ -2,7 +2,10 @@
 //! permission it needs. Handlers only translate HTTP to [`crate::service::Omorg`] calls and back.
 
 use crate::auth::{Caller, Permission};
-use crate::error::{batch_command_from_value, command_from_value, ApiError, JsonBody, Problem};
+use crate::error::{
+    batch_command_from_value, command_from_value, ApiError, JsonBody, PathParams, Problem, RawJson,
+    NUL_REASON,
+};
 use crate::queries::{
     AsOf, Changes, Comparison, DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory,
     ServiceVersion, UnitHistory,
@@ -12,7 +15,7 @@ use crate::service::{
     CommandResult, CreateTimelineRequest, EventPage, ForkRequest, TimelineSummary,
 };
 use crate::state::AppState;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,7 +30,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::{OpenApi, ToSchema};
 
 /// Largest request body accepted (a large batch or a fork request is well below this).
-const BODY_LIMIT: usize = 16 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The `x-request-id` header, set on every request and response.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -85,8 +89,8 @@ pub fn app(state: AppState) -> Router {
         changes, change_feed, compare, timeline_events, all_events, verify, healthz,
         readyz, metrics
     ),
-    components(schemas(Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Comparison, EventPage, Format)),
-    modifiers(&BearerAuth),
+    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Comparison, EventPage, Format)),
+    modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -105,6 +109,98 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Makes every error response of the description say what the server does: every status of
+/// 400 and above is `application/problem+json` with a [`Problem`] body, and every operation
+/// lists the errors any request to it can meet:
+///
+/// - 401 and 403 where a token is needed; 500 everywhere but `/healthz` and `/metrics`, and 503
+///   (database unreachable, read models lagging) there too;
+/// - 400 (a path segment that is not UTF-8) and 422 (a value with U+0000, an invalid id) for
+///   operations with path parameters; 422 for operations with query parameters;
+/// - 400, 413 and 422 for operations with a request body.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = matches!(path.as_str(), "/healthz" | "/metrics" | "/readyz");
+            let infallible = matches!(path.as_str(), "/healthz" | "/metrics");
+            for op in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has_path = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let has_query = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+                let mut wanted: Vec<(&str, &str)> = Vec::new();
+                if has_path || op.request_body.is_some() {
+                    wanted.push((
+                        "400",
+                        "Malformed request (path not UTF-8, body not JSON or of the wrong shape)",
+                    ));
+                }
+                if !public {
+                    wanted.push(("401", "No token or an unknown token"));
+                    wanted.push(("403", "The token's role may not do this"));
+                }
+                if op.request_body.is_some() {
+                    wanted.push(("413", "The request body is over the size limit (16 MiB)"));
+                }
+                if has_path || has_query || op.request_body.is_some() {
+                    wanted.push(("422", "An invalid value (named in `field`)"));
+                }
+                if !infallible {
+                    wanted.push(("500", "The server's fault (the cause is in the server log)"));
+                    wanted.push((
+                        "503",
+                        "The database is unreachable or the read models lag (`Retry-After`)",
+                    ));
+                }
+                for (code, description) in wanted {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| {
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(description)
+                                    .content("application/problem+json", problem())
+                                    .build(),
+                            )
+                        });
+                }
+                for (code, response) in op.responses.responses.iter_mut() {
+                    let is_error = code.parse::<u16>().is_ok_and(|c| c >= 400);
+                    if let (true, RefOr::T(response)) = (is_error, response) {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response
+                                .content
+                                .insert("application/problem+json".to_owned(), content);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A batch of commands, applied all or nothing.
 ///
 /// Documentation only: the handler reads each command separately so that errors name the
@@ -112,7 +208,7 @@ impl utoipa::Modify for BearerAuth {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BatchRequest {
     /// The commands, in order; each is decided against the state the earlier ones leave.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schemas::Command>)]
     pub commands: Vec<TimelineCommand>,
 }
 
@@ -134,6 +230,12 @@ impl Params {
         let raw = raw.unwrap_or_default();
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw)
             .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+        if let Some((k, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid(k.replace('\0', "\\0"), NUL_REASON));
+        }
         Ok(Self(pairs.into_iter().collect()))
     }
 
@@ -147,9 +249,10 @@ impl Params {
     fn date(&self, name: &str) -> Result<Option<NaiveDate>, ApiError> {
         self.get(name)
             .map(|s| {
-                s.parse::<NaiveDate>().map_err(|e| {
+                let d = s.parse::<NaiveDate>().map_err(|e| {
                     ApiError::invalid(name, format!("{s:?} is not a date (YYYY-MM-DD): {e}"))
-                })
+                })?;
+                crate::service::check_date_range(name, d)
             })
             .transpose()
     }
@@ -170,19 +273,22 @@ impl Params {
             return Ok(None);
         };
         if let Ok(d) = s.parse::<NaiveDate>() {
+            let d = crate::service::check_date_range(name, d)?;
             return Ok(Some(
                 d.and_time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or_default())
                     .and_utc(),
             ));
         }
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.with_timezone(&Utc)))
+        let t = DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
             .map_err(|_| {
                 ApiError::invalid(
                     name,
                     format!("{s:?} is neither a date nor an RFC 3339 time"),
                 )
-            })
+            })?;
+        crate::service::check_date_range(name, t.date_naive())?;
+        Ok(Some(t))
     }
 
     fn format(&self, allowed: &[Format]) -> Result<Format, ApiError> {
@@ -283,7 +389,7 @@ async fn list_timelines(
 async fn show_timeline(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<TimelineSummary>, ApiError> {
     caller.require(Permission::Query)?;
     Ok(Json(state.app.summary(&id).await?))
@@ -297,7 +403,7 @@ async fn show_timeline(
 async fn fork_timeline(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<ForkRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     caller.require(Permission::Write)?;
@@ -307,15 +413,15 @@ async fn fork_timeline(
 }
 
 /// Submit one command (JSON shape: `TimelineCommand` of the domain; see docs/api.md).
-#[utoipa::path(post, path = "/timelines/{id}/commands", request_body(content = Object, description = "A command: command_id, effective_from, decision, actor, rationale, action {type, …}"),
+#[utoipa::path(post, path = "/timelines/{id}/commands", request_body(content = crate::schemas::Command, description = "A command: command_id, effective_from, decision, actor, rationale, action {type, …}"),
     params(("id" = String, Path, description = "Timeline id")),
     responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[tracing::instrument(name = "http.submit_command", skip(state, caller, body), fields(command_id = tracing::field::Empty))]
 async fn submit_command(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    PathParams(id): PathParams<String>,
+    RawJson(body): RawJson,
 ) -> Result<Json<CommandResult>, ApiError> {
     caller.require(Permission::Write)?;
     let command = command_from_value(body)?;
@@ -336,8 +442,8 @@ async fn submit_command(
 async fn submit_batch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    PathParams(id): PathParams<String>,
+    RawJson(body): RawJson,
 ) -> Result<Json<CommandResult>, ApiError> {
     caller.require(Permission::Write)?;
     let Some(serde_json::Value::Array(items)) = body.get("commands").cloned() else {
@@ -363,12 +469,12 @@ async fn submit_batch(
         ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: what was known then"),
         ("known_version" = Option<u64>, Query, description = "Alternatively: only the first N events"),
         ("format" = Option<Format>, Query, description = "json (default), csv, dot or mermaid")),
-    responses((status = 200, body = OrgChart), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "The org chart in the requested format", content((OrgChart = "application/json"), (String = "text/csv"), (String = "text/vnd.graphviz"), (String = "text/plain"))), (status = 404, body = Problem), (status = 422, body = Problem)))]
 #[tracing::instrument(name = "http.org_chart", skip(state, caller, query))]
 async fn org_chart(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
@@ -394,12 +500,12 @@ async fn org_chart(
         ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: what was known then"),
         ("known_version" = Option<u64>, Query, description = "Alternatively: only the first N events"),
         ("format" = Option<Format>, Query, description = "json (default) or csv")),
-    responses((status = 200, body = Responsibilities), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "The responsibility matrix in the requested format", content((Responsibilities = "application/json"), (String = "text/csv"))), (status = 404, body = Problem), (status = 422, body = Problem)))]
 #[tracing::instrument(name = "http.responsibilities", skip(state, caller, query))]
 async fn responsibilities(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
@@ -425,7 +531,7 @@ async fn responsibilities(
 async fn unit_history(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, unit)): Path<(String, String)>,
+    PathParams((id, unit)): PathParams<(String, String)>,
 ) -> Result<Json<UnitHistory>, ApiError> {
     caller.require(Permission::Query)?;
     Ok(Json(state.queries.unit_history(&id, &unit).await?))
@@ -435,13 +541,13 @@ async fn unit_history(
 #[utoipa::path(get, path = "/timelines/{id}/services/{code}/history",
     params(("id" = String, Path, description = "Timeline id"), ("code" = String, Path, description = "Service code"),
         ("format" = Option<Format>, Query, description = "json (default) or csv (the responsibility versions)")),
-    responses((status = 200, body = ServiceHistory), (status = 404, body = Problem),
+    responses((status = 200, description = "The service history in the requested format", content((ServiceHistory = "application/json"), (String = "text/csv"))), (status = 404, body = Problem),
         (status = 422, body = Problem, description = "The timeline never had this service (field `service`)"), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.service_history", skip(state, caller, query))]
 async fn service_history(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, code)): Path<(String, String)>,
+    PathParams((id, code)): PathParams<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
@@ -465,12 +571,12 @@ async fn service_history(
         ("decided_from" = Option<String>, Query, description = "Decision date on or after (YYYY-MM-DD)"),
         ("decided_to" = Option<String>, Query, description = "Decision date on or before (YYYY-MM-DD)"),
         ("format" = Option<Format>, Query, description = "json (default) or csv")),
-    responses((status = 200, body = DecisionLog), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, description = "The decision log in the requested format", content((DecisionLog = "application/json"), (String = "text/csv"))), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.decisions", skip(state, caller, query))]
 async fn decisions(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
@@ -503,7 +609,7 @@ async fn decisions(
 async fn changes(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Changes>, ApiError> {
     caller.require(Permission::Query)?;
@@ -519,12 +625,12 @@ async fn changes(
         ("after_position" = Option<u64>, Query, description = "Entries after this global position (default 0); a page's `next`"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)"),
         ("format" = Option<Format>, Query, description = "json (default) or csv")),
-    responses((status = 200, body = FeedPage), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, description = "A page of the change feed in the requested format", content((FeedPage = "application/json"), (String = "text/csv"))), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.change_feed", skip(state, caller, query))]
 async fn change_feed(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
@@ -576,7 +682,7 @@ async fn compare(
 async fn timeline_events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Permission::Audit)?;
@@ -617,12 +723,12 @@ fn limit(params: &Params) -> Result<u32, ApiError> {
 
 /// Walk a timeline's hash chain and report the first altered or missing event (auditor).
 #[utoipa::path(get, path = "/timelines/{id}/verify", params(("id" = String, Path, description = "Timeline id")),
-    responses((status = 200, description = "Verification: events_checked, head, first_break (null when intact)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = crate::schemas::VerifyReport, description = "Verification: events_checked, head, first_break (null when intact)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
 #[tracing::instrument(name = "http.verify", skip(state, caller))]
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Audit)?;
     let v = state.app.verify(&id).await?;
@@ -675,6 +781,14 @@ async fn metrics() -> Response {
 #[tracing::instrument(name = "http.openapi")]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// A known route with the wrong method: 405 as a problem document (axum adds `Allow`).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 /// Unknown routes answer a problem document too.

@@ -5,7 +5,7 @@
 
 use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use cqrs_es::AggregateContext;
 use omorg_domain::{
     Action, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline, TimelineCommand,
@@ -75,7 +75,7 @@ pub struct CreateTimelineRequest {
     pub effective_from: Option<NaiveDate>,
     /// The decision behind it; a neutral "omorg" reference when absent.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::schemas::Decision>)]
     pub decision: Option<DecisionRef>,
     /// Free text: why.
     #[serde(default)]
@@ -103,7 +103,7 @@ pub struct ForkRequest {
     pub effective_from: Option<NaiveDate>,
     /// The decision behind it; a neutral "omorg" reference when absent.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::schemas::Decision>)]
     pub decision: Option<DecisionRef>,
     /// Free text: why.
     #[serde(default)]
@@ -179,7 +179,7 @@ impl CommandResult {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventPage {
     /// The events, oldest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schemas::RecordedEvent>)]
     pub events: Vec<RecordedEvent>,
     /// Where to continue: pass as `after` (for the global log) or `after_version` (for a
     /// stream). Equal to the request's when the page is empty.
@@ -338,6 +338,26 @@ impl Omorg {
         is_batch: bool,
         actor: &str,
     ) -> Result<CommandResult, ApiError> {
+        for (i, c) in commands.iter().enumerate() {
+            let index = is_batch.then_some(i);
+            let field = |f: &str| match index {
+                Some(i) => format!("commands[{i}].{f}"),
+                None => f.to_owned(),
+            };
+            for (name, date) in [
+                ("effective_from", c.context.effective_from),
+                ("decision.decision_date", c.context.decision.decision_date),
+            ] {
+                check_date_range(&field(name), date).map_err(|e| match e {
+                    ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
+                        field,
+                        reason,
+                        index,
+                    },
+                    other => other,
+                })?;
+            }
+        }
         let command_id = if is_batch {
             batch_command_id(&commands)
         } else {
@@ -552,6 +572,22 @@ fn generated_id() -> TimelineId {
     // A UUID's text is always a valid id.
     TimelineId::new(uuid::Uuid::now_v7().simple().to_string())
         .unwrap_or_else(|_| unreachable!("a uuid is a valid id"))
+}
+
+/// Returns `date` when it lies within 0001-01-01..=9999-12-31; otherwise a 422 on `field`.
+///
+/// Dates outside that range cannot be stored or compared alike on both backends: PostgreSQL's
+/// `date` ends before 4714 BC (such an event would stop the projector), and SQLite compares
+/// ISO text, which breaks for years beyond 9999.
+pub fn check_date_range(field: &str, date: NaiveDate) -> Result<NaiveDate, ApiError> {
+    if (1..=9999).contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{date} is outside the supported range 0001-01-01 to 9999-12-31"),
+        ))
+    }
 }
 
 /// Today's date (UTC): the default effective date of timeline creation and forks.
