@@ -11,6 +11,8 @@
 //! `BENCH_SECONDS` (default 3) seconds. Run with `cargo run --release -p omorg-bench`.
 //! Results are recorded in docs/benchmarks.md.
 
+mod projections;
+
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use omorg_store::{CommandError, CommandMetadata, Database, Store, StoreConfig, StoreError};
@@ -216,6 +218,35 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         verified.events_checked,
         verified.is_intact()
     );
+    // The read side (issue 4): rebuild rate and query latency. BENCH_PROJECTIONS=0 skips it;
+    // BENCH_LARGE_EVENTS sets the size of the large timeline (default 100 000).
+    if std::env::var("BENCH_PROJECTIONS").as_deref() != Ok("0") {
+        let mut large = projections::LARGE;
+        if let Some(n) = std::env::var("BENCH_LARGE_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            large.events = n;
+        }
+        // Its own database: the projector reads every stream as a timeline, and the store
+        // measurements above wrote streams of another aggregate.
+        let server = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("omorg_bench_proj_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let proj_db =
+            Database::connect_with_max_connections(&with_database_name(&server, &name), 4).await?;
+        proj_db.migrate().await?;
+        let result = projections::run(&proj_db, large).await;
+        proj_db.close().await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+        result?;
+    }
     db.close().await;
     Ok(())
 }
