@@ -14,9 +14,39 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Longest accepted name or title.
 pub const MAX_NAME_LEN: usize = 300;
 
+/// The earliest and latest dates accepted anywhere: what both databases (and the ISO format)
+/// can store. A date outside them would be stored as an event no read model can hold.
+pub const MIN_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(d) => d,
+    None => panic!("year 1 is a valid date"),
+};
+/// See [`MIN_DATE`].
+pub const MAX_DATE: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(d) => d,
+    None => panic!("year 9999 is a valid date"),
+};
+
+pub(crate) fn check_date(field: &str, d: NaiveDate) -> Result<(), DomainError> {
+    if d < MIN_DATE || d > MAX_DATE {
+        return Err(DomainError::invalid(
+            field,
+            format!("{d} is outside the years 1 to 9999"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_text(field: &str, s: &str) -> Result<(), DomainError> {
     if s.trim().is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if s.contains('\0') {
+        // PostgreSQL text cannot hold NUL; refusing it here keeps every stored event storable
+        // in every read model.
+        return Err(DomainError::invalid(
+            field,
+            "must not contain the NUL character",
+        ));
     }
     if s.chars().count() > MAX_NAME_LEN {
         return Err(DomainError::invalid(

@@ -11,7 +11,7 @@ use crate::change::*;
 use crate::error::DomainError;
 use crate::ids::{CommandId, TimelineId, UnitId};
 use crate::model::OrgState;
-use crate::rules::check_text;
+use crate::rules::{check_date, check_text};
 use chrono::NaiveDate;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -271,12 +271,20 @@ impl Timeline {
     }
 
     fn check_context(ctx: &ChangeContext) -> Result<(), DomainError> {
+        check_date("effective_from", ctx.effective_from)?;
+        check_date("decision.decision_date", ctx.decision.decision_date)?;
         check_text("actor", &ctx.actor)?;
         check_text("decision.case_number", &ctx.decision.case_number)?;
         check_text("decision.body", &ctx.decision.body)?;
         check_text("decision.title", &ctx.decision.title)?;
         if let Some(link) = &ctx.decision.link {
             check_text("decision.link", link)?;
+        }
+        if ctx.rationale.contains('\0') {
+            return Err(DomainError::invalid(
+                "rationale",
+                "must not contain the NUL character",
+            ));
         }
         if ctx.rationale.chars().count() > 10_000 {
             return Err(DomainError::invalid(

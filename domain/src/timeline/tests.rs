@@ -1756,3 +1756,43 @@ fn a_split_that_ends_the_source_cannot_orphan_its_other_responsibilities() {
         },
     );
 }
+
+#[test]
+fn dates_outside_years_1_to_9999_and_nul_characters_are_invalid_input() {
+    let mut c = cmd(
+        "e",
+        "2021-01-01",
+        Action::EstablishUnit(unit("bjerke", District, None, &[])),
+    );
+    c.context.effective_from = NaiveDate::from_ymd_opt(-4714, 1, 1).unwrap();
+    refuses(
+        oslo(),
+        c.clone(),
+        DomainError::InvalidInput {
+            field: "effective_from".into(),
+            reason: "-4714-01-01 is outside the years 1 to 9999".into(),
+        },
+    );
+    c.context.effective_from = d("2021-01-01");
+    c.context.decision.decision_date = NaiveDate::from_ymd_opt(10000, 1, 1).unwrap();
+    refuses(
+        oslo(),
+        c.clone(),
+        DomainError::InvalidInput {
+            field: "decision.decision_date".into(),
+            reason: "+10000-01-01 is outside the years 1 to 9999".into(),
+        },
+    );
+    c.context.decision.decision_date = d("2020-06-01");
+    c.context.decision.title = "Vedtak\0".into();
+    refuses(
+        oslo(),
+        c.clone(),
+        DomainError::InvalidInput {
+            field: "decision.title".into(),
+            reason: "must not contain the NUL character".into(),
+        },
+    );
+    // Ids refuse control characters (NUL among them) when they are parsed.
+    assert!(UnitId::new("a\0b").is_err());
+}
