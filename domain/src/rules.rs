@@ -57,6 +57,17 @@ pub(crate) fn check_text(field: &str, s: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// Free text that may be empty, but must be storable (no NUL).
+pub(crate) fn check_free_text(field: &str, s: &str) -> Result<(), DomainError> {
+    if s.contains('\0') {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain the NUL character",
+        ));
+    }
+    Ok(())
+}
+
 fn no_duplicates<T: Ord + std::fmt::Display>(field: &str, items: &[T]) -> Result<(), DomainError> {
     let mut seen = BTreeSet::new();
     for i in items {
@@ -145,6 +156,10 @@ impl OrgState {
         allow_areas: bool,
     ) -> Result<(), DomainError> {
         check_text(&format!("{field}.name"), &def.name)?;
+        for (k, v) in &def.attributes {
+            check_text(&format!("{field}.attributes"), k)?;
+            check_free_text(&format!("{field}.attributes.{k}"), v)?;
+        }
         if self.units.contains_key(&def.unit) {
             return Err(DomainError::DuplicateUnit {
                 unit: def.unit.clone(),
@@ -270,6 +285,7 @@ impl OrgState {
             Change::AreaTransferred(t) => self.transfer_area(t),
             Change::ServiceRegistered(s) => {
                 check_text("action.name", &s.name)?;
+                check_free_text("action.category", &s.category)?;
                 if self.services.contains_key(&s.service) {
                     return Err(DomainError::DuplicateService {
                         service: s.service.clone(),

@@ -324,6 +324,7 @@ impl Timeline {
         let change = match cmd.action {
             Action::CreateTimeline(def) => {
                 check_text("action.name", &def.name)?;
+                crate::rules::check_free_text("action.description", &def.description)?;
                 Change::TimelineCreated(def)
             }
             Action::ForkTimeline(fork) => {

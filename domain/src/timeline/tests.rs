@@ -1796,3 +1796,33 @@ fn dates_outside_years_1_to_9999_and_nul_characters_are_invalid_input() {
     // Ids refuse control characters (NUL among them) when they are parsed.
     assert!(UnitId::new("a\0b").is_err());
 }
+
+#[test]
+fn free_text_fields_refuse_nul_too() {
+    let mut u = unit("bjerke", District, None, &[]);
+    u.attributes.insert("population".into(), "33\0000".into());
+    refuses(
+        oslo(),
+        cmd("e", "2021-01-01", Action::EstablishUnit(u)),
+        DomainError::InvalidInput {
+            field: "action.attributes.population".into(),
+            reason: "must not contain the NUL character".into(),
+        },
+    );
+    refuses(
+        oslo(),
+        cmd(
+            "r",
+            "2021-01-01",
+            Action::RegisterService(ServiceDef {
+                service: sc("x"),
+                name: "X".into(),
+                category: "a\0".into(),
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action.category".into(),
+            reason: "must not contain the NUL character".into(),
+        },
+    );
+}
