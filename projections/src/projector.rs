@@ -178,6 +178,8 @@ impl Projector {
             return Ok((0, checkpoint.position()));
         };
         let (last_cp, last_pos) = (last.checkpoint, last.position);
+        // Each timeline's row is updated once per batch, with its last version.
+        let mut versions: HashMap<String, (i64, Ts)> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             if self.fail_after.take_if(|n| *n == i).is_some() {
                 return Err(ProjectionError::InvalidQuery {
@@ -186,6 +188,19 @@ impl Projector {
                 });
             }
             self.apply(&mut tx, e).await?;
+            versions.insert(
+                e.stream_id.clone(),
+                (e.stream_version as i64, Ts(e.recorded_at)),
+            );
+        }
+        for (stream, (version, at)) in &versions {
+            exec!(
+                &mut tx,
+                "UPDATE timelines SET version = $1, updated_at = $2 WHERE timeline_id = $3",
+                *version,
+                *at,
+                stream
+            )?;
         }
         write_checkpoint(&mut tx, &last_cp).await?;
         commit(tx).await?;
@@ -315,21 +330,34 @@ impl Projector {
             }
             _ => {}
         }
-        exec!(tx, "INSERT INTO decisions (timeline_id, stream_version, position, command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            &stream, version, rec.position, ctx.command_id.as_str(), event.change.type_name(), &ctx.decision.case_number, &ctx.decision.body,
-            ctx.decision.decision_date, &ctx.decision.title, ctx.decision.link.as_deref(), &ctx.actor, &ctx.rationale, ctx.effective_from, at)?;
-        exec!(tx, "INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            rec.position, &stream, version, event.change.type_name(), ctx.command_id.as_str(), &ctx.decision.case_number, ctx.effective_from, at, summary(&event))?;
+        // The decision-log row and the change-feed row: one round trip on PostgreSQL.
+        let (feed_summary, event_type) = (summary(&event), event.change.type_name());
+        match &mut *tx {
+            Tx::Pg(t) => {
+                sqlx::query(
+                    "WITH d AS (INSERT INTO decisions (timeline_id, stream_version, position, command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, recorded_at) \
+                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)) \
+                     INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) \
+                     VALUES ($3, $1, $2, $5, $4, $6, $13, $14, $15)",
+                )
+                .bind(&stream).bind(version).bind(rec.position).bind(ctx.command_id.as_str()).bind(event_type)
+                .bind(&ctx.decision.case_number).bind(&ctx.decision.body).bind(ctx.decision.decision_date)
+                .bind(&ctx.decision.title).bind(ctx.decision.link.as_deref()).bind(&ctx.actor).bind(&ctx.rationale)
+                .bind(ctx.effective_from).bind(at).bind(&feed_summary)
+                .execute(&mut **t)
+                .await?;
+            }
+            Tx::Lite(_) => {
+                exec!(tx, "INSERT INTO decisions (timeline_id, stream_version, position, command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    &stream, version, rec.position, ctx.command_id.as_str(), event_type, &ctx.decision.case_number, &ctx.decision.body,
+                    ctx.decision.decision_date, &ctx.decision.title, ctx.decision.link.as_deref(), &ctx.actor, &ctx.rationale, ctx.effective_from, at)?;
+                exec!(tx, "INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    rec.position, &stream, version, event_type, ctx.command_id.as_str(), &ctx.decision.case_number, ctx.effective_from, at, &feed_summary)?;
+            }
+        }
 
         let diff = p.advance(event);
         write_diff(tx, &stream, &diff, at, version).await?;
-        exec!(
-            tx,
-            "UPDATE timelines SET version = $1, updated_at = $2 WHERE timeline_id = $3",
-            version,
-            at,
-            &stream
-        )?;
         Ok(())
     }
 

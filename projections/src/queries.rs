@@ -326,14 +326,20 @@ pub async fn responsibility_matrix(
     at: AsOf,
 ) -> Result<Vec<MatrixRow>, ProjectionError> {
     ensure_timeline(db, timeline).await?;
+    // Each table is cut down to its rows as of the date first (materialised, so the planner
+    // cannot fold the conditions into a nested loop over every version), then the small sets
+    // are joined.
     let sql = format!(
-        "SELECT r.service_code, s.name AS service_name, r.area_code, a.name AS area_name, \
+        "WITH r AS MATERIALIZED (SELECT service_code, area_code, unit_id FROM responsibility_versions r WHERE r.timeline_id = $1 AND {r}), \
+              s AS MATERIALIZED (SELECT service_code, name FROM service_versions s WHERE s.timeline_id = $1 AND {s}), \
+              a AS MATERIALIZED (SELECT area_code, name FROM area_versions a WHERE a.timeline_id = $1 AND {a}), \
+              u AS MATERIALIZED (SELECT unit_id, name, kind FROM unit_versions u WHERE u.timeline_id = $1 AND {u}) \
+         SELECT r.service_code, s.name AS service_name, r.area_code, a.name AS area_name, \
                 r.unit_id, u.name AS unit_name, u.kind AS unit_kind \
-         FROM responsibility_versions r \
-         JOIN service_versions s ON s.timeline_id = r.timeline_id AND s.service_code = r.service_code AND {s} \
-         JOIN area_versions a ON a.timeline_id = r.timeline_id AND a.area_code = r.area_code AND {a} \
-         JOIN unit_versions u ON u.timeline_id = r.timeline_id AND u.unit_id = r.unit_id AND {u} \
-         WHERE r.timeline_id = $1 AND {r} ORDER BY r.service_code, r.area_code",
+         FROM r JOIN s ON s.service_code = r.service_code \
+                JOIN a ON a.area_code = r.area_code \
+                JOIN u ON u.unit_id = r.unit_id \
+         ORDER BY r.service_code, r.area_code",
         s = at.predicate("s"),
         a = at.predicate("a"),
         u = at.predicate("u"),
