@@ -1800,7 +1800,8 @@ fn dates_outside_years_1_to_9999_and_nul_characters_are_invalid_input() {
 #[test]
 fn free_text_fields_refuse_nul_too() {
     let mut u = unit("bjerke", District, None, &[]);
-    u.attributes.insert("population".into(), "33\u{0}000".into());
+    u.attributes
+        .insert("population".into(), "33\u{0}000".into());
     refuses(
         oslo(),
         cmd("e", "2021-01-01", Action::EstablishUnit(u)),
