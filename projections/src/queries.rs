@@ -65,17 +65,6 @@ impl AsOf {
     /// The SQL condition for table alias `t`, with the effective date as `$2` and the recorded
     /// bound as `$3` (bound only when `known_before` is set).
     fn predicate(&self, t: &str) -> String {
-        self.predicate_on(false, t)
-    }
-
-    /// As [`AsOf::predicate`]; on PostgreSQL, "as known now" is phrased as a range containment
-    /// that the `*_during` GiST indexes answer.
-    fn predicate_on(&self, postgres: bool, t: &str) -> String {
-        if postgres && self.known_version.is_none() && self.known_before.is_none() {
-            return format!(
-                "daterange({t}.effective_from, {t}.effective_to, '[)') @> $2::date AND {t}.recorded_to IS NULL"
-            );
-        }
         let eff = format!(
             "{t}.effective_from <= $2 AND ({t}.effective_to IS NULL OR {t}.effective_to > $2)"
         );
@@ -235,7 +224,7 @@ pub async fn units(
 ) -> Result<Vec<UnitVersion>, ProjectionError> {
     let sql = format!(
         "SELECT * FROM unit_versions u WHERE u.timeline_id = $1 AND {} ORDER BY u.unit_id",
-        at.predicate_on(matches!(db, Database::Postgres(_)), "u")
+        at.predicate("u")
     );
     Ok(fetch_as_of!(db, unit_version, &sql, timeline, at)?)
 }
@@ -337,7 +326,6 @@ pub async fn responsibility_matrix(
     at: AsOf,
 ) -> Result<Vec<MatrixRow>, ProjectionError> {
     ensure_timeline(db, timeline).await?;
-    let pg = matches!(db, Database::Postgres(_));
     // Each table is cut down to its rows as of the date first (materialised, so the planner
     // cannot fold the conditions into a nested loop over every version), then the small sets
     // are joined.
@@ -352,10 +340,10 @@ pub async fn responsibility_matrix(
                 JOIN a ON a.area_code = r.area_code \
                 JOIN u ON u.unit_id = r.unit_id \
          ORDER BY r.service_code, r.area_code",
-        s = at.predicate_on(pg, "s"),
-        a = at.predicate_on(pg, "a"),
-        u = at.predicate_on(pg, "u"),
-        r = at.predicate_on(pg, "r"),
+        s = at.predicate("s"),
+        a = at.predicate("a"),
+        u = at.predicate("u"),
+        r = at.predicate("r"),
     );
     Ok(fetch_as_of!(db, matrix_row, &sql, timeline, at)?)
 }
