@@ -11,6 +11,7 @@
 //! `BENCH_SECONDS` (default 3) seconds. Run with `cargo run --release -p omorg-bench`.
 //! Results are recorded in docs/benchmarks.md.
 
+mod http;
 mod projections;
 
 use cqrs_es::event_sink::EventSink;
@@ -218,6 +219,10 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         verified.events_checked,
         verified.is_intact()
     );
+    // Commands through HTTP (issue 5), in a database of its own; BENCH_HTTP=0 skips it.
+    if std::env::var("BENCH_HTTP").as_deref() != Ok("0") {
+        http::run(window).await?;
+    }
     // The read side (issue 4): rebuild rate and query latency. BENCH_PROJECTIONS=0 skips it;
     // BENCH_LARGE_EVENTS sets the size of the large timeline (default 100 000).
     if std::env::var("BENCH_PROJECTIONS").as_deref() != Ok("0") {

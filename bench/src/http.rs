@@ -1,0 +1,296 @@
+//! Commands through HTTP (issue 5, item 9): how close `POST /timelines/{id}/commands` on the real
+//! server comes to PostgreSQL's raw single-row commit rate.
+//!
+//! The server is the one `omorg serve` runs — [`omorg_api::app`] with bearer-token auth on, and
+//! its [`ProjectionRunner`] projecting every accepted command — started in this process on
+//! 127.0.0.1 port 0, on a fresh database of its own (the projector reads every stream as a
+//! timeline, so it cannot share the store bench's database). N = 1, 2, 8 clients, each with its
+//! own keep-alive connection and its own timeline, send single `RenameUnit` commands with unique
+//! command ids. The raw side is the same single-row INSERT as the store bench, into a table of
+//! the same database, with N connections; the two alternate in rounds ([`crate::paired`]).
+
+use crate::{paired, raw_insert, report, with_database_name, BoxError, RAW_TABLE, WRITERS};
+use omorg_api::auth::AuthConfig;
+use omorg_api::queries::Queries;
+use omorg_api::{AppState, Omorg};
+use omorg_projections::ProjectionRunner;
+use omorg_store::Database;
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The planner token the bench configures and presents (auth is on, as users run the server).
+const TOKEN: &str = "bench-planner-token-0123456789";
+
+/// Districts established on every timeline (each client renames the first one).
+const DISTRICTS: [(&str, &str, &str); 3] = [
+    ("alna", "030112", "Bydel Alna"),
+    ("grorud", "030110", "Bydel Grorud"),
+    ("stovner", "030111", "Bydel Stovner"),
+];
+
+/// Read-your-writes patience of the server's queries: `omorg serve`'s default
+/// (`OMORG_SYNC_PATIENCE_MS`).
+const SYNC_PATIENCE: Duration = Duration::from_millis(5000);
+
+/// Runs the HTTP section in its own database on the server named by `DATABASE_URL`, dropping
+/// the database afterwards whatever happened. `window` is the time per side per measurement.
+pub async fn run(window: Duration) -> Result<(), BoxError> {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("omorg_bench_http_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&server).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let result = measure_all(&with_database_name(&server, &name), window).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    result
+}
+
+/// The running in-process server and what it takes to stop it.
+struct Server {
+    base: String,
+    db: Database,
+    runner: ProjectionRunner,
+    queries: Queries,
+    projector: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Builds the server state as `omorg serve` does (cli.rs `serve`): default pool, migrations,
+/// one projector caught up before serving, queries with the default patience, tokens.
+async fn start(url: &str) -> Result<Server, BoxError> {
+    let db = Database::connect(url).await?;
+    db.migrate().await?;
+    let app = Omorg::new(db.clone());
+    let auth = AuthConfig::parse(&format!("{TOKEN}:planner:bench"))?;
+    let (runner, projector) = ProjectionRunner::spawn(db.clone());
+    runner.sync(Duration::from_secs(30)).await?;
+    let queries = Queries::new(db.clone(), runner.clone(), SYNC_PATIENCE);
+    let router = omorg_api::app(AppState::with_queries(app, auth, queries.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Server {
+        base,
+        db,
+        runner,
+        queries,
+        projector,
+        stop,
+        served,
+    })
+}
+
+impl Server {
+    /// Stops serving, then the projector after its current round, as `omorg serve` does.
+    async fn stop(self) -> Result<(), BoxError> {
+        let _ = self.stop.send(());
+        self.served.await??;
+        self.queries.shutdown();
+        self.projector.await?;
+        self.db.close().await;
+        Ok(())
+    }
+}
+
+/// A client: its own connection pool (so its own keep-alive connection), never a proxy (the
+/// traffic stays on 127.0.0.1 whatever the environment says).
+fn client() -> Result<reqwest::Client, BoxError> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// POSTs `body` (JSON text) to `url` with the planner token; any status but 2xx is an error
+/// carrying the response body.
+async fn post(client: &reqwest::Client, url: &str, body: String) -> Result<(), BoxError> {
+    let response = client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    if status.is_success() {
+        // Read the body: the connection is only reused once the response is consumed.
+        response.bytes().await?;
+        Ok(())
+    } else {
+        let text = response.text().await.unwrap_or_default();
+        Err(format!("POST {url}: {status}: {text}").into())
+    }
+}
+
+/// The decision every bench command carries.
+fn decision() -> serde_json::Value {
+    json!({"case_number": "25/17", "body": "Bystyret", "decision_date": "2025-06-18",
+           "title": "Navneendring"})
+}
+
+/// Creates timeline `id` with a small organisation: a municipality, its districts, a service
+/// the districts are responsible for.
+async fn create_timeline(client: &reqwest::Client, base: &str, id: &str) -> Result<(), BoxError> {
+    let created = json!({"id": id, "name": "Oslo kommune (bench)", "effective_from": "2004-01-01",
+        "decision": {"case_number": "04/1", "body": "Bystyret", "decision_date": "2003-06-18",
+                     "title": "Bydelsreformen"}});
+    post(client, &format!("{base}/timelines"), created.to_string()).await?;
+    // Command ids are unique across timelines: prefix them with the timeline's.
+    let context = |command_id: &str| {
+        json!({"command_id": format!("{id}-{command_id}"), "effective_from": "2004-01-01", "actor": "bench",
+               "decision": {"case_number": "04/1", "body": "Bystyret",
+                            "decision_date": "2003-06-18", "title": "Bydelsreformen"}})
+    };
+    let with_action = |command_id: &str, action: serde_json::Value| {
+        let mut c = context(command_id);
+        c["action"] = action;
+        c
+    };
+    let mut commands = vec![with_action(
+        "est-oslo",
+        json!({"type": "EstablishUnit", "unit": "oslo", "code": "0301", "name": "Oslo kommune",
+               "kind": "municipality"}),
+    )];
+    for (unit, code, name) in DISTRICTS {
+        commands.push(with_action(
+            &format!("est-{unit}"),
+            json!({"type": "EstablishUnit", "unit": unit, "code": code, "name": name,
+                   "kind": "district", "parent": "oslo",
+                   "areas": [{"code": code, "name": name}]}),
+        ));
+    }
+    commands.push(with_action(
+        "reg-home-care",
+        json!({"type": "RegisterService", "service": "home-care", "name": "Hjemmetjenester",
+               "category": "home care"}),
+    ));
+    for (unit, code, _) in DISTRICTS {
+        commands.push(with_action(
+            &format!("assign-home-care-{unit}"),
+            json!({"type": "AssignResponsibility", "service": "home-care", "unit": unit,
+                   "areas": [code]}),
+        ));
+    }
+    post(
+        client,
+        &format!("{base}/timelines/{id}/batch"),
+        json!({ "commands": commands }).to_string(),
+    )
+    .await
+}
+
+/// One client's next command: renames its timeline's first district, alternating between two
+/// names (a rename to the current name would be a no-op), under a fresh command id.
+fn rename_body(timeline: &str, seq: u64, decision: &str) -> String {
+    let (unit, _, name) = DISTRICTS[0];
+    let name = if seq % 2 == 0 {
+        name.to_owned()
+    } else {
+        format!("{name} (nytt navn)")
+    };
+    format!(
+        r#"{{"command_id":"{timeline}-rename-{seq}","effective_from":"2026-01-01","actor":"bench","decision":{decision},"rationale":"benchmark","action":{{"type":"RenameUnit","unit":"{unit}","name":"{name}"}}}}"#
+    )
+}
+
+async fn measure_all(url: &str, window: Duration) -> Result<(), BoxError> {
+    let server = start(url).await?;
+    let result = measure_with(&server, url, window).await;
+    let stopped = server.stop().await;
+    result.and(stopped)
+}
+
+async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<(), BoxError> {
+    // The raw side: its own pool on the same database, like the store bench's raw side.
+    let raw_db = Database::connect_with_max_connections(url, 16).await?;
+    let Database::Postgres(pool) = &raw_db else {
+        return Err("the bench needs PostgreSQL".into());
+    };
+    sqlx::raw_sql(RAW_TABLE).execute(pool).await?;
+    let payload = serde_json::to_string(&crate::BenchEvent::Recorded {
+        text: crate::TEXT.to_owned(),
+    })?;
+    println!(
+        "\ncommands through HTTP: POST /timelines/{{id}}/commands (RenameUnit), bearer auth, \
+         projector running; one client per timeline, keep-alive"
+    );
+    let decision = decision().to_string();
+    for n in WRITERS {
+        let clients: Vec<reqwest::Client> = (0..n).map(|_| client()).collect::<Result<_, _>>()?;
+        let (mut ids, mut urls) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (w, c) in clients.iter().enumerate() {
+            let id = format!("bench-{n}-{w}");
+            create_timeline(c, &server.base, &id).await?;
+            urls.push(format!("{}/timelines/{id}/commands", server.base));
+            ids.push(id);
+        }
+        let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+        let (clients, urls, ids) = (Arc::new(clients), Arc::new(urls), Arc::new(ids));
+        let decision = decision.clone();
+        let seqs_ = seqs.clone();
+        let http_op = move |w: usize| {
+            let (clients, urls) = (clients.clone(), urls.clone());
+            let body = rename_body(&ids[w], seqs[w].fetch_add(1, Ordering::Relaxed), &decision);
+            async move { post(&clients[w], &urls[w], body).await.map(|()| 1) }
+        };
+        // Warm each client's connection and the server's aggregate cache, as in production.
+        for w in 0..n {
+            http_op.clone()(w).await?;
+        }
+        let (pool_, payload_) = (pool.clone(), payload.clone());
+        let raw_op = move |_: usize| {
+            let (pool, payload) = (pool_.clone(), payload_.clone());
+            async move { raw_insert(&pool, &payload).await.map(|()| 1) }
+        };
+        let (raw, ours, ratio) = paired(window, n, raw_op, http_op).await?;
+        let Database::Postgres(server_pool) = &server.db else {
+            return Err("the bench needs PostgreSQL".into());
+        };
+        let written: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE stream_id LIKE $1 AND event_type = 'UnitRenamed'",
+        )
+        .bind(format!("bench-{n}-%"))
+        .fetch_one(server_pool)
+        .await?;
+        // Every 2xx must have written its event (a no-op answer would flatter the rate).
+        let sent: u64 = seqs_.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+        if u64::try_from(written).ok() != Some(sent) {
+            return Err(format!("{sent} renames answered 2xx, {written} events written").into());
+        }
+        // How far the projector is behind when the clients stop.
+        let start = Instant::now();
+        server.runner.sync(Duration::from_secs(60)).await?;
+        let lag = start.elapsed().as_millis();
+        report(
+            &format!("raw INSERT commit, {n} connection(s)"),
+            raw,
+            "rows/s",
+            None,
+        );
+        report(
+            &format!("HTTP, {n} client(s), own timelines (projected +{lag} ms)"),
+            ours,
+            "cmds/s",
+            Some(ratio),
+        );
+    }
+    raw_db.close().await;
+    Ok(())
+}
