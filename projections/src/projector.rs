@@ -373,16 +373,7 @@ impl Projector {
         lock(&mut tx).await?;
         let (_, rebuilding) = read_checkpoint(&mut tx).await?;
         if !rebuilding {
-            for table in READ_MODEL_TABLES {
-                exec!(&mut tx, &format!("DELETE FROM {table}"))?;
-            }
-            exec!(
-                &mut tx,
-                "DELETE FROM projection_checkpoints WHERE projector = $1",
-                PROJECTOR
-            )?;
-            exec!(&mut tx, "INSERT INTO projection_checkpoints (projector, checkpoint, position, rebuilding, updated_at) VALUES ($1, $2, 0, $3, $4)",
-                PROJECTOR, Checkpoint::START.to_string(), true, Ts(Utc::now()))?;
+            reset(&mut tx).await?;
         }
         commit(tx).await?;
         self.timelines.clear();
@@ -403,16 +394,7 @@ impl Projector {
     pub async fn start_rebuild_only(&mut self) -> Result<(), ProjectionError> {
         let mut tx = begin(&self.db).await?;
         lock(&mut tx).await?;
-        for table in READ_MODEL_TABLES {
-            exec!(&mut tx, &format!("DELETE FROM {table}"))?;
-        }
-        exec!(
-            &mut tx,
-            "DELETE FROM projection_checkpoints WHERE projector = $1",
-            PROJECTOR
-        )?;
-        exec!(&mut tx, "INSERT INTO projection_checkpoints (projector, checkpoint, position, rebuilding, updated_at) VALUES ($1, $2, 0, $3, $4)",
-            PROJECTOR, Checkpoint::START.to_string(), true, Ts(Utc::now()))?;
+        reset(&mut tx).await?;
         commit(tx).await?;
         self.timelines.clear();
         Ok(())
@@ -437,6 +419,16 @@ pub const READ_MODEL_TABLES: [&str; 10] = [
     "change_feed",
     "projection_checkpoints",
 ];
+
+/// Empties every read model and marks a rebuild as started from the beginning of the log.
+async fn reset(tx: &mut Tx) -> Result<(), ProjectionError> {
+    for table in READ_MODEL_TABLES {
+        exec!(&mut *tx, &format!("DELETE FROM {table}"))?;
+    }
+    exec!(&mut *tx, "INSERT INTO projection_checkpoints (projector, checkpoint, position, rebuilding, updated_at) VALUES ($1, $2, 0, $3, $4)",
+        PROJECTOR, Checkpoint::START.to_string(), true, Ts(Utc::now()))?;
+    Ok(())
+}
 
 async fn begin(db: &Database) -> Result<Tx, sqlx::Error> {
     Ok(match db {
