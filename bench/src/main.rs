@@ -8,7 +8,9 @@
 //!   and batch appends (one command producing many events),
 //!
 //! and prints each store figure as a ratio of the matching raw one. Each measurement lasts
-//! `BENCH_SECONDS` (default 3) seconds. Run with `cargo run --release -p omorg-bench`.
+//! `BENCH_SECONDS` (default 3) seconds. Run with `cargo run --release -p omorg-bench`;
+//! `BENCH_STORE=0`, `BENCH_HTTP=0` and `BENCH_PROJECTIONS=0` skip a section; `BENCH_KEEP=1` keeps
+//! the projection database and `BENCH_QUERIES_ON=<name>` measures only the queries on it.
 //! Results are recorded in docs/benchmarks.md.
 
 mod http;
@@ -68,6 +70,62 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         return Err("the bench needs PostgreSQL".into());
     };
     describe(pool).await?;
+    // The write side (issue 3); BENCH_STORE=0 skips it.
+    if std::env::var("BENCH_STORE").as_deref() != Ok("0") {
+        store_section(&db, pool, window).await?;
+    }
+    // Commands through HTTP (issue 5), in a database of its own; BENCH_HTTP=0 skips it.
+    if std::env::var("BENCH_HTTP").as_deref() != Ok("0") {
+        http::run(window).await?;
+    }
+    // The read side (issue 4): rebuild rate and query latency. BENCH_PROJECTIONS=0 skips it;
+    // BENCH_LARGE_EVENTS sets the size of the large timeline (default 100 000).
+    if let Ok(kept) = std::env::var("BENCH_QUERIES_ON") {
+        // Only the query latencies, on a database kept by an earlier BENCH_KEEP=1 run.
+        let server = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let proj_db =
+            Database::connect_with_max_connections(&with_database_name(&server, &kept), 4).await?;
+        projections::queries_only(&proj_db).await?;
+        proj_db.close().await;
+    } else if std::env::var("BENCH_PROJECTIONS").as_deref() != Ok("0") {
+        let mut large = projections::LARGE;
+        if let Some(n) = std::env::var("BENCH_LARGE_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            large.events = n;
+        }
+        // Its own database: the projector reads every stream as a timeline, and the store
+        // measurements above wrote streams of another aggregate.
+        let server = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("omorg_bench_proj_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let proj_db =
+            Database::connect_with_max_connections(&with_database_name(&server, &name), 4).await?;
+        proj_db.migrate().await?;
+        let result = projections::run(&proj_db, large).await;
+        proj_db.close().await;
+        // BENCH_KEEP=1 keeps the loaded database for EXPLAIN work on the queries.
+        if std::env::var("BENCH_KEEP").as_deref() == Ok("1") {
+            println!("  kept database {name}");
+        } else {
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+        }
+        result?;
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// The event store against raw single-row and batch commits.
+async fn store_section(db: &Database, pool: &PgPool, window: Duration) -> Result<(), BoxError> {
     sqlx::raw_sql(RAW_TABLE).execute(pool).await?;
     let payload = serde_json::to_string(&BenchEvent::Recorded {
         text: TEXT.to_owned(),
@@ -219,40 +277,6 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         verified.events_checked,
         verified.is_intact()
     );
-    // Commands through HTTP (issue 5), in a database of its own; BENCH_HTTP=0 skips it.
-    if std::env::var("BENCH_HTTP").as_deref() != Ok("0") {
-        http::run(window).await?;
-    }
-    // The read side (issue 4): rebuild rate and query latency. BENCH_PROJECTIONS=0 skips it;
-    // BENCH_LARGE_EVENTS sets the size of the large timeline (default 100 000).
-    if std::env::var("BENCH_PROJECTIONS").as_deref() != Ok("0") {
-        let mut large = projections::LARGE;
-        if let Some(n) = std::env::var("BENCH_LARGE_EVENTS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
-            large.events = n;
-        }
-        // Its own database: the projector reads every stream as a timeline, and the store
-        // measurements above wrote streams of another aggregate.
-        let server = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("omorg_bench_proj_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&server).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
-        let proj_db =
-            Database::connect_with_max_connections(&with_database_name(&server, &name), 4).await?;
-        proj_db.migrate().await?;
-        let result = projections::run(&proj_db, large).await;
-        proj_db.close().await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
-        result?;
-    }
-    db.close().await;
     Ok(())
 }
 

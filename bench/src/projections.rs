@@ -424,3 +424,12 @@ pub async fn run(db: &Database, large: Shape) -> Result<(), BoxError> {
     queries_on(db, "large", large, Duration::from_millis(50)).await?;
     Ok(())
 }
+
+/// Only the query latencies, on a database an earlier run loaded and kept (`BENCH_KEEP=1`,
+/// then `BENCH_QUERIES_ON=<name>`): for iterating on the queries without reloading.
+pub async fn queries_only(db: &Database) -> Result<(), BoxError> {
+    println!("\n== projection queries (kept database) ==");
+    queries_on(db, "oslo-sized", OSLO, Duration::from_millis(5)).await?;
+    queries_on(db, "large", LARGE, Duration::from_millis(50)).await?;
+    Ok(())
+}

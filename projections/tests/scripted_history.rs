@@ -155,6 +155,40 @@ async fn scripted_history(backend: Backend) {
         districts(&db, AsOf::known_at_version(after, 14)).await,
         ["grorud-alna", "stovner", "helseetaten"]
     );
+    // The matrix by stream version: before event 11 (the centralisation) the districts still
+    // ran home care in 2025, named as they were then.
+    assert_eq!(
+        home_care(&db, AsOf::known_at_version(between, 10)).await,
+        ["030110=grorud", "030111=stovner", "030112=alna"]
+    );
+    assert_eq!(
+        home_care(&db, AsOf::known_at_version(between, 11)).await,
+        [
+            "030110=helseetaten",
+            "030111=helseetaten",
+            "030112=helseetaten"
+        ]
+    );
+    let cells = queries::responsibility_matrix(&db, T, AsOf::known_at_version(between, 10))
+        .await
+        .unwrap();
+    let grorud = cells.iter().find(|c| c.area_code == "030110").unwrap();
+    assert_eq!(
+        (grorud.unit_name.as_str(), grorud.unit_kind.as_str()),
+        ("Bydel Grorud", "district")
+    );
+    assert_eq!(grorud.area_name, "Grorud");
+    // By recorded instant: right after the merge was recorded, and before anything was.
+    assert_eq!(
+        home_care(&db, AsOf::known_at(before, merged_at)).await,
+        ["030110=grorud", "030111=stovner", "030112=alna"]
+    );
+    assert!(home_care(
+        &db,
+        AsOf::known_at(before, "2000-01-01T00:00:00Z".parse().unwrap())
+    )
+    .await
+    .is_empty());
     // And before it was recorded at all, nobody had heard of a merge.
     let earlier = AsOf::known_at(after, merged_at - chrono::Duration::microseconds(1));
     assert_eq!(

@@ -9,7 +9,7 @@ use crate::hash::canonical_time;
 use crate::model::{Checkpoint, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
@@ -61,9 +61,12 @@ impl Database {
         max_connections: u32,
     ) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // JIT off: every statement omorg runs is short, and when the planner overestimates
+            // a query (fresh tables without statistics) JIT compilation alone cost ~200 ms.
+            let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .connect(url)
+                .connect_with(options)
                 .await?;
             Ok(Self::Postgres(pool))
         } else if url.starts_with("sqlite:") {

@@ -1092,3 +1092,18 @@ async fn hashes_survive_what_the_database_does_to_json(backend: Backend) {
         );
     }
 }
+
+/// omorg's statements are all short; JIT compilation on an overestimated plan cost far more than
+/// the query itself (about 200 ms on the benchmark's matrix), so the pool turns it off.
+#[tokio::test]
+async fn postgres_connections_run_without_jit() {
+    let (db, _) = fresh_database(Backend::Postgres).await;
+    let Database::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(jit, "off");
+}
