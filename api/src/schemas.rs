@@ -5,6 +5,12 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, NaiveDate, Utc};
+use omorg_domain::{
+    AreaTransfer, Assignment, Centralisation, Decentralisation, Dissolve, Merge, Move, Rename,
+    ResponsibilityTransfer, Revocation, ServiceDef, ServicePointClosure, ServicePointDef,
+    ServicePointServices, ServiceRetirement, Split, UnitDef, Withdrawal,
+};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 /// The decision a change rests on (mirrors `omorg_domain::DecisionRef`).
@@ -22,52 +28,48 @@ pub struct Decision {
     pub link: Option<String>,
 }
 
-/// The kind of change a command asks for (the `type` of its `action`).
-#[derive(ToSchema)]
-pub enum ActionType {
+/// The change a command asks for: `type` names it, the other fields are that change's (the
+/// domain's own types). Timelines are started with `POST /timelines` and forked with
+/// `POST /timelines/{id}/fork`, so `CreateTimeline` and `ForkTimeline` are not accepted here.
+#[derive(ToSchema, Serialize)]
+#[serde(tag = "type")]
+pub enum CommandAction {
     /// Establish a unit.
-    EstablishUnit,
+    EstablishUnit(UnitDef),
     /// Rename a unit or change its code.
-    RenameUnit,
+    RenameUnit(Rename),
     /// Move a unit under another parent.
-    MoveUnit,
+    MoveUnit(Move),
     /// Dissolve a unit.
-    DissolveUnit,
+    DissolveUnit(Dissolve),
     /// Merge units into one.
-    MergeUnits,
+    MergeUnits(Merge),
     /// Split a unit.
-    SplitUnit,
+    SplitUnit(Split),
     /// Move an area between units.
-    TransferArea,
+    TransferArea(AreaTransfer),
     /// Register a service.
-    RegisterService,
+    RegisterService(ServiceDef),
     /// Retire a service.
-    RetireService,
+    RetireService(ServiceRetirement),
     /// Make a unit responsible for a service in areas.
-    AssignResponsibility,
+    AssignResponsibility(Assignment),
     /// Move a responsibility between units.
-    TransferResponsibility,
+    TransferResponsibility(ResponsibilityTransfer),
     /// Withdraw a responsibility.
-    WithdrawResponsibility,
+    WithdrawResponsibility(Withdrawal),
     /// Centralise a service to an agency.
-    CentraliseService,
+    CentraliseService(Centralisation),
     /// Hand a centralised service back to the districts.
-    DecentraliseService,
+    DecentraliseService(Decentralisation),
     /// Open a service point.
-    OpenServicePoint,
+    OpenServicePoint(ServicePointDef),
     /// Close a service point.
-    CloseServicePoint,
+    CloseServicePoint(ServicePointClosure),
     /// Set the services of a service point.
-    SetServicePointServices,
+    SetServicePointServices(ServicePointServices),
     /// Revoke an earlier decision.
-    RevokeDecision,
-}
-
-/// The change a command asks for: `type` plus that type's fields (see docs/api.md).
-#[derive(ToSchema)]
-pub struct CommandAction {
-    /// Which change.
-    pub r#type: ActionType,
+    RevokeDecision(Revocation),
 }
 
 /// A command on a timeline (mirrors `omorg_domain::TimelineCommand`).

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 /// The decision a change rests on (*vedtak*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRef {
     /// Case number (*saksnummer*), e.g. `17/6` or `08/03021-26`.
     pub case_number: String,
@@ -70,6 +71,7 @@ pub struct TimelineEvent {
 
 /// A new area, given whole to a unit or carved from an area being divided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AreaDef {
     /// Stable code.
     pub code: AreaCode,
@@ -83,6 +85,7 @@ pub struct AreaDef {
 
 /// A unit to establish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitDef {
     /// Stable id chosen by the client.
     pub unit: UnitId,
@@ -106,6 +109,7 @@ pub struct UnitDef {
 
 /// Rename a unit: its name, its official code, or both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rename {
     /// The unit.
     pub unit: UnitId,
@@ -119,6 +123,7 @@ pub struct Rename {
 
 /// Re-parent a unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Move {
     /// The unit.
     pub unit: UnitId,
@@ -128,6 +133,7 @@ pub struct Move {
 
 /// Dissolve a unit that no longer holds anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Dissolve {
     /// The unit.
     pub unit: UnitId,
@@ -135,6 +141,7 @@ pub struct Dissolve {
 
 /// Who receives a merge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Successor {
     /// An existing unit (may be one of the sources, which then absorbs the others).
@@ -148,6 +155,7 @@ pub enum Successor {
 
 /// Merge units into a successor that inherits their areas, children, responsibilities and points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Merge {
     /// The units merged.
     pub sources: Vec<UnitId>,
@@ -157,6 +165,7 @@ pub struct Merge {
 
 /// Who receives one part of a split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PartTarget {
     /// The source itself, which continues with this part.
@@ -172,6 +181,7 @@ pub enum PartTarget {
 
 /// One part of a split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SplitPart {
     /// Who receives the part.
     pub target: PartTarget,
@@ -188,6 +198,7 @@ pub struct SplitPart {
 
 /// Split a unit into parts; responsibilities follow the areas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Split {
     /// The unit split.
     pub source: UnitId,
@@ -197,6 +208,7 @@ pub struct Split {
 
 /// Move one area from one unit to another (a boundary adjustment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AreaTransfer {
     /// The area.
     pub area: AreaCode,
@@ -208,6 +220,7 @@ pub struct AreaTransfer {
 
 /// Register a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceDef {
     /// Stable code.
     pub service: ServiceCode,
@@ -220,6 +233,7 @@ pub struct ServiceDef {
 
 /// Retire a service; its responsibilities end and service points stop offering it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceRetirement {
     /// The service.
     pub service: ServiceCode,
@@ -227,6 +241,7 @@ pub struct ServiceRetirement {
 
 /// Make a unit responsible for a service in some areas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignment {
     /// The service.
     pub service: ServiceCode,
@@ -238,6 +253,7 @@ pub struct Assignment {
 
 /// Move responsibility for a service from one unit to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponsibilityTransfer {
     /// The service.
     pub service: ServiceCode,
@@ -252,6 +268,7 @@ pub struct ResponsibilityTransfer {
 
 /// End a unit's responsibility for a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Withdrawal {
     /// The service.
     pub service: ServiceCode,
@@ -264,6 +281,7 @@ pub struct Withdrawal {
 
 /// Move a service from every district that holds it to one central agency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Centralisation {
     /// The service.
     pub service: ServiceCode,
@@ -273,6 +291,7 @@ pub struct Centralisation {
 
 /// Hand a service back to each district for its own areas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decentralisation {
     /// The service.
     pub service: ServiceCode,
@@ -283,6 +302,7 @@ pub struct Decentralisation {
 
 /// Open a service point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServicePointDef {
     /// Stable id.
     pub point: ServicePointId,
@@ -300,6 +320,7 @@ pub struct ServicePointDef {
 
 /// Close a service point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServicePointClosure {
     /// The service point.
     pub point: ServicePointId,
@@ -307,6 +328,7 @@ pub struct ServicePointClosure {
 
 /// Replace the set of services a point offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServicePointServices {
     /// The service point.
     pub point: ServicePointId,
@@ -316,6 +338,7 @@ pub struct ServicePointServices {
 
 /// Withdraw the changes of an earlier decision as if never made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revocation {
     /// The decision whose changes are withdrawn.
     pub case_number: String,

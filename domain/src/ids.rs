@@ -43,6 +43,10 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        // 1 to MAX_ID_LEN characters, no control characters, no whitespace at either end.
+        #[cfg_attr(feature = "openapi", schema(value_type = String,
+            pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,118}[^\s\x00-\x1f\x7f-\x9f])?$"))]
         pub struct $name(String);
 
         impl $name {

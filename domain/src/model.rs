@@ -9,6 +9,7 @@ use std::fmt;
 
 /// What kind of public body a unit is (DESIGN.md's domain model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnitKind {
     /// A municipality (*kommune*).
