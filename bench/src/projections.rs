@@ -265,7 +265,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// p50 and p99 of `n` runs of a query at dates spread over the timeline.
+/// Unmeasured queries before each latency measurement.
+const WARM_UP: usize = 10;
+
+/// p50 and p99 of `n` runs of a query at dates spread over the timeline (after [`WARM_UP`]).
 async fn latency<F, Fut>(
     n: usize,
     days: u64,
@@ -276,6 +279,11 @@ where
     Fut: std::future::Future<Output = Result<usize, BoxError>>,
 {
     let base = NaiveDate::from_ymd_opt(2000, 1, 1).expect("date");
+    // Warm-up, not measured: every pooled connection prepares each statement once, and a
+    // server would have done so long before.
+    for i in 0..WARM_UP {
+        query(base + Days::new((i as u64 * 104_729) % days.max(1))).await?;
+    }
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let date = base + Days::new((i as u64 * 7919) % days.max(1));
@@ -411,6 +419,8 @@ pub async fn run(db: &Database, large: Shape) -> Result<(), BoxError> {
         t.elapsed().as_secs_f64()
     );
 
+    cold_load(db, "large").await?;
+
     let mut projector = Projector::new(db.clone());
     let start = Instant::now();
     let done = projector.rebuild(|_| {}).await?;
@@ -422,6 +432,69 @@ pub async fn run(db: &Database, large: Shape) -> Result<(), BoxError> {
 
     queries_on(db, "oslo-sized", OSLO, Duration::from_millis(5)).await?;
     queries_on(db, "large", large, Duration::from_millis(50)).await?;
+    Ok(())
+}
+
+/// What a snapshot buys for a timeline: the aggregate holds the whole history (every as-of
+/// question needs it), so a snapshot is as large as the log it replaces. Measures a cold load
+/// from the log, the cost of writing one snapshot (one command with `snapshot_every: 1`), and a
+/// cold load from that snapshot.
+async fn cold_load(db: &Database, stream: &str) -> Result<(), BoxError> {
+    let fresh = |every| {
+        Store::<TimelineBatch>::new(db.clone(), ()).with_config(StoreConfig {
+            snapshot_every: every,
+            ..StoreConfig::default()
+        })
+    };
+    let start = Instant::now();
+    let version = fresh(0).with_aggregate(stream, |_, v| v).await?;
+    let from_log = start.elapsed();
+    // One more command through a store that snapshots after every event.
+    let store = fresh(1);
+    store.with_aggregate(stream, |_, _| ()).await?;
+    let unit = UnitId::new("u1").expect("id");
+    let start = Instant::now();
+    store
+        .execute(
+            stream,
+            Commands {
+                commands: vec![TimelineCommand {
+                    context: ctx(
+                        9_000_000,
+                        NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"),
+                    ),
+                    action: Action::RenameUnit(Rename {
+                        unit,
+                        name: Some("Renamed for the snapshot".into()),
+                        code: None,
+                    }),
+                }],
+                is_batch: false,
+            },
+            CommandMetadata::new(format!("{stream}-snapshot")),
+        )
+        .await
+        .map_err(|e| format!("snapshot command: {e:?}"))?;
+    let with_snapshot = start.elapsed();
+    let start = Instant::now();
+    fresh(0).with_aggregate(stream, |_, _| ()).await?;
+    let from_snapshot = start.elapsed();
+    let Database::Postgres(pool) = db else {
+        return Err("PostgreSQL only".into());
+    };
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT pg_column_size(state)::bigint FROM snapshots WHERE stream_id = $1",
+    )
+    .bind(stream)
+    .fetch_one(pool)
+    .await?;
+    println!(
+        "  cold load of {stream} ({version} events): from the log {}; one command writing a snapshot ({:.1} MB stored) {}; from the snapshot {}",
+        ms(from_log),
+        bytes as f64 / 1e6,
+        ms(with_snapshot),
+        ms(from_snapshot)
+    );
     Ok(())
 }
 

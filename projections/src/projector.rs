@@ -455,7 +455,14 @@ async fn reset(tx: &mut Tx) -> Result<(), ProjectionError> {
 
 async fn begin(db: &Database) -> Result<Tx, sqlx::Error> {
     Ok(match db {
-        Database::Postgres(p) => Tx::Pg(p.begin().await?),
+        // Asynchronous commit: the read models and the checkpoint commit together, so a crash
+        // can only lose whole projector transactions (the last few, at most ~3 × wal_writer_delay
+        // old), which are then projected again from the older checkpoint. Nothing the projector
+        // writes needs its own fsync; the events it reads were committed durably by the store.
+        Database::Postgres(p) => Tx::Pg(
+            p.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                .await?,
+        ),
         // IMMEDIATE takes SQLite's write lock up front (waiting on the busy timeout). A deferred
         // transaction that reads and then writes fails at once with "database is locked" if
         // another writer committed in between, and the busy timeout does not help there.

@@ -201,9 +201,16 @@ impl<A: Aggregate> Store<A> {
         let events = sink.collect().await;
         match handled {
             Err(rejection) => {
-                // The handler may have applied some events before failing, so `context` is
-                // dropped, not cached. A retry of an applied command is often refused by the
-                // domain ("already exists"): answer it with its original outcome instead.
+                // A handler changes its aggregate only through the sink (cqrs-es applies what
+                // it writes), so a refusal that wrote nothing left the aggregate as loaded and
+                // it stays cached: a mistyped command on a long timeline must not cost the next
+                // command a full reload. If events were written before the failure, the
+                // aggregate holds changes that were never stored, and it is dropped.
+                if events.is_empty() {
+                    self.cache_put(context);
+                }
+                // A retry of an applied command is often refused by the domain ("already
+                // exists"): answer it with its original outcome instead.
                 match self
                     .original_outcome(stream_id, &metadata.command_id)
                     .await?

@@ -832,10 +832,28 @@ async fn the_cache_spares_the_reload(backend: Backend) {
         (1, 5),
         "only the first command read the stream"
     );
-    // A refused command drops the entry (its aggregate may be half-changed): next one reloads.
-    let _ = store
+    // A command refused before writing anything keeps the entry: the next one is a hit.
+    store
         .execute("acc", LedgerCommand::Withdraw { amount: 99 }, meta("w"))
-        .await;
+        .await
+        .expect_err("insufficient funds");
+    store
+        .execute("acc", deposit(1), meta("d8"))
+        .await
+        .expect("deposit");
+    assert_eq!(store.cache_stats().misses, 1);
+    // One refused after writing an event drops it (the aggregate holds a deposit that was
+    // never stored): the next command reloads, and the unstored deposit is not there.
+    store
+        .execute(
+            "acc",
+            LedgerCommand::DepositMany {
+                amounts: vec![100, -1],
+            },
+            meta("dm"),
+        )
+        .await
+        .expect_err("not positive");
     store
         .execute("acc", deposit(1), meta("d9"))
         .await
@@ -846,7 +864,7 @@ async fn the_cache_spares_the_reload(backend: Backend) {
         .with_aggregate("acc", |ledger, version| (ledger.balance, version))
         .await
         .expect("read");
-    assert_eq!((balance, version), (6, 7));
+    assert_eq!((balance, version), (7, 8));
     store
         .execute("acc", deposit(1), meta("d10"))
         .await
@@ -856,7 +874,7 @@ async fn the_cache_spares_the_reload(backend: Backend) {
     let mut context = store.load_context("acc").await.expect("load");
     assert_eq!(
         cqrs_es::AggregateContext::aggregate(&mut context).balance,
-        7
+        8
     );
     store
         .execute("acc", deposit(1), meta("d11"))

@@ -621,7 +621,46 @@ async fn metrics_and_openapi_are_served(app: TestApp) {
     }
 }
 
+/// The service keeps no snapshots (`TIMELINE_STORE`): a timeline's snapshot is its whole
+/// history, as costly to write as the log is to read. 150 events, past the store's default
+/// interval of 100, leave the snapshots table empty.
+async fn long_timelines_are_not_snapshotted(app: TestApp) {
+    seeded(&app).await;
+    let renames: Vec<Value> = (0..150)
+        .map(|i| {
+            command(
+                &format!("rename-{i}"),
+                "2021-01-01",
+                json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": format!("Bydel Gamle Oslo {i}")}),
+            )
+        })
+        .collect();
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/batch",
+            &json!({"commands": renames}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let snapshots: i64 = match app.app.db() {
+        omorg_store::Database::Postgres(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM snapshots")
+                .fetch_one(pool)
+                .await
+        }
+        omorg_store::Database::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM snapshots")
+                .fetch_one(pool)
+                .await
+        }
+    }
+    .expect("count");
+    assert_eq!(snapshots, 0);
+}
+
 on_both_backends!(
+    long_timelines_are_not_snapshotted,
     timelines_are_created_listed_and_shown,
     a_command_changes_the_org_chart_and_a_retry_is_a_no_op,
     org_chart_in_every_format,

@@ -74,6 +74,8 @@ pub enum LedgerError {
     NotOpen,
     #[error("insufficient funds")]
     InsufficientFunds,
+    #[error("a deposit must be positive")]
+    NotPositive,
 }
 
 impl Aggregate for Ledger {
@@ -102,7 +104,12 @@ impl Aggregate for Ledger {
             }
             LedgerCommand::DepositMany { amounts } => {
                 self.require_open()?;
+                // Checked as it goes, so a bad amount fails after earlier ones were written
+                // (the store must then drop the half-changed aggregate).
                 for amount in amounts {
+                    if amount <= 0 {
+                        return Err(LedgerError::NotPositive);
+                    }
                     sink.write(LedgerEvent::Deposited { amount }, self).await;
                 }
             }
