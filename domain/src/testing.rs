@@ -350,8 +350,17 @@ pub fn pick_holder(state: &OrgState, s: usize, i: usize) -> UnitId {
 
 /// Runs the operations; returns the timeline and the events it accepted.
 pub fn build(ops: &[(Op, u64)]) -> Result<(Timeline, Vec<TimelineEvent>), TestCaseError> {
+    build_commands(ops).map(|(t, events, _)| (t, events))
+}
+
+/// Like [`build`], also returning the accepted commands (to run them through a store).
+#[allow(clippy::type_complexity)]
+pub fn build_commands(
+    ops: &[(Op, u64)],
+) -> Result<(Timeline, Vec<TimelineEvent>, Vec<TimelineCommand>), TestCaseError> {
     let mut t = Timeline::default();
     let mut events = Vec::new();
+    let mut commands = Vec::new();
     let create = TimelineCommand {
         context: ctx(usize::MAX, 0),
         action: Action::CreateTimeline(TimelineDef {
@@ -359,9 +368,10 @@ pub fn build(ops: &[(Op, u64)]) -> Result<(Timeline, Vec<TimelineEvent>), TestCa
             description: String::new(),
         }),
     };
-    let e = t.decide(create).expect("create").expect("event");
+    let e = t.decide(create.clone()).expect("create").expect("event");
     t.apply(e.clone());
     events.push(e);
+    commands.push(create);
     // Services are registered up front so that responsibility operations have something to act on;
     // `Register` operations later still exercise the duplicate refusal.
     for i in 0..SERVICES {
@@ -373,9 +383,10 @@ pub fn build(ops: &[(Op, u64)]) -> Result<(Timeline, Vec<TimelineEvent>), TestCa
                 category: "c".into(),
             }),
         };
-        let e = t.decide(reg).expect("register").expect("event");
+        let e = t.decide(reg.clone()).expect("register").expect("event");
         t.apply(e.clone());
         events.push(e);
+        commands.push(reg);
     }
     // A small organisation to start from: a municipality, three districts with one area each, a
     // central agency, and s0 run by each district for its own area.
@@ -422,15 +433,14 @@ pub fn build(ops: &[(Op, u64)]) -> Result<(Timeline, Vec<TimelineEvent>), TestCa
         }),
     ];
     for (i, a) in setup.into_iter().enumerate() {
-        let e = t
-            .decide(TimelineCommand {
-                context: ctx(20_000 + i, 0),
-                action: a,
-            })
-            .expect("setup")
-            .expect("event");
+        let cmd = TimelineCommand {
+            context: ctx(20_000 + i, 0),
+            action: a,
+        };
+        let e = t.decide(cmd.clone()).expect("setup").expect("event");
         t.apply(e.clone());
         events.push(e);
+        commands.push(cmd);
     }
     for (n, (op, k)) in ops.iter().enumerate() {
         let state = t.state_at(date(*k));
@@ -439,16 +449,17 @@ pub fn build(ops: &[(Op, u64)]) -> Result<(Timeline, Vec<TimelineEvent>), TestCa
             action: action(op, n, &state),
         };
         let before = t.clone();
-        match t.decide(cmd) {
+        match t.decide(cmd.clone()) {
             Ok(Some(e)) => {
                 t.apply(e.clone());
                 events.push(e);
+                commands.push(cmd);
             }
             Ok(None) => prop_assert!(false, "a fresh command id was treated as a retry"),
             Err(_) => prop_assert_eq!(&t, &before, "a refused command changed the timeline"),
         }
     }
-    Ok((t, events))
+    Ok((t, events, commands))
 }
 
 pub fn ops() -> impl Strategy<Value = Vec<(Op, u64)>> {

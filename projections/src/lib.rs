@@ -11,6 +11,7 @@
 //! - [`projector`]: follows the log from a checkpoint and writes the rows, exactly once.
 //! - [`runner`]: the projector as a background task, and read-your-writes for queries.
 //! - [`queries`]: org chart, responsibility matrix, histories, lineage, decision log, changes.
+//! - [`writes`]: a batch's row writes, sent at its end in a few statements.
 //! - [`sql`]: one SQL text for both databases.
 //! - [`error`]: what can go wrong ([`ProjectionError`]).
 
@@ -24,6 +25,7 @@ pub mod queries;
 pub mod runner;
 pub mod sql;
 pub mod touched;
+pub mod writes;
 
 pub use error::ProjectionError;
 pub use projector::{Progress, Projector};

@@ -13,12 +13,12 @@ use crate::advance::Projected;
 use crate::error::ProjectionError;
 use crate::history::{HistoryDiff, SegmentChange};
 use crate::sql::{Ts, Tx};
+use crate::writes::{Cell, Pending};
 use crate::{exec, fetch_tx};
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es_shim::apply as apply_event;
 use omorg_domain::{Change, PartTarget, Successor, Timeline, TimelineEvent};
 use omorg_store::{Checkpoint, Database, RecordedEvent, Store, Upcasters};
-use sqlx::types::Json;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -180,6 +180,7 @@ impl Projector {
         let (last_cp, last_pos) = (last.checkpoint, last.position);
         // Each timeline's row is updated once per batch, with its last version.
         let mut versions: HashMap<String, (i64, Ts)> = HashMap::new();
+        let mut pending = Pending::default();
         for (i, e) in events.iter().enumerate() {
             if self.fail_after.take_if(|n| *n == i).is_some() {
                 return Err(ProjectionError::InvalidQuery {
@@ -187,12 +188,13 @@ impl Projector {
                     reason: "injected failure".into(),
                 });
             }
-            self.apply(&mut tx, e).await?;
+            self.apply(&mut tx, &mut pending, e).await?;
             versions.insert(
                 e.stream_id.clone(),
                 (e.stream_version as i64, Ts(e.recorded_at)),
             );
         }
+        pending.flush(&mut tx).await?;
         for (stream, (version, at)) in &versions {
             exec!(
                 &mut tx,
@@ -235,7 +237,12 @@ impl Projector {
     }
 
     #[tracing::instrument(name = "projector.apply", skip_all, fields(stream = %rec.stream_id, version = rec.stream_version))]
-    async fn apply(&mut self, tx: &mut Tx, rec: &RecordedEvent) -> Result<(), ProjectionError> {
+    async fn apply(
+        &mut self,
+        tx: &mut Tx,
+        pending: &mut Pending,
+        rec: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
         let event: TimelineEvent = rec.decode(self.store.upcasters())?;
         let stream = rec.stream_id.clone();
         let version = rec.stream_version as i64;
@@ -280,6 +287,8 @@ impl Projector {
                 .await?;
             }
             Change::DecisionRevoked(r) => {
+                // The revoked decisions' rows may still be buffered.
+                pending.flush(tx).await?;
                 for id in &r.revoked {
                     exec!(tx, "UPDATE decisions SET revoked_at = $1, revoked_by_version = $2 WHERE timeline_id = $3 AND command_id = $4 AND revoked_at IS NULL",
                         at, version, &stream, id.as_str())?;
@@ -330,34 +339,47 @@ impl Projector {
             }
             _ => {}
         }
-        // The decision-log row and the change-feed row: one round trip on PostgreSQL.
+        // The decision-log row and the change-feed row.
         let (feed_summary, event_type) = (summary(&event), event.change.type_name());
-        match &mut *tx {
-            Tx::Pg(t) => {
-                sqlx::query(
-                    "WITH d AS (INSERT INTO decisions (timeline_id, stream_version, position, command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, recorded_at) \
-                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)) \
-                     INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) \
-                     VALUES ($3, $1, $2, $5, $4, $6, $13, $14, $15)",
-                )
-                .bind(&stream).bind(version).bind(rec.position).bind(ctx.command_id.as_str()).bind(event_type)
-                .bind(&ctx.decision.case_number).bind(&ctx.decision.body).bind(ctx.decision.decision_date)
-                .bind(&ctx.decision.title).bind(ctx.decision.link.as_deref()).bind(&ctx.actor).bind(&ctx.rationale)
-                .bind(ctx.effective_from).bind(at).bind(&feed_summary)
-                .execute(&mut **t)
-                .await?;
-            }
-            Tx::Lite(_) => {
-                exec!(tx, "INSERT INTO decisions (timeline_id, stream_version, position, command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                    &stream, version, rec.position, ctx.command_id.as_str(), event_type, &ctx.decision.case_number, &ctx.decision.body,
-                    ctx.decision.decision_date, &ctx.decision.title, ctx.decision.link.as_deref(), &ctx.actor, &ctx.rationale, ctx.effective_from, at)?;
-                exec!(tx, "INSERT INTO change_feed (position, timeline_id, stream_version, event_type, command_id, case_number, effective_from, recorded_at, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    rec.position, &stream, version, event_type, ctx.command_id.as_str(), &ctx.decision.case_number, ctx.effective_from, at, &feed_summary)?;
-            }
-        }
+        let text = |s: &str| Cell::text(s);
+        pending.insert(
+            "decisions",
+            DECISION_COLUMNS,
+            vec![
+                text(&stream),
+                Cell::Int(Some(version)),
+                Cell::Int(Some(rec.position)),
+                text(ctx.command_id.as_str()),
+                text(event_type),
+                text(&ctx.decision.case_number),
+                text(&ctx.decision.body),
+                Cell::Date(Some(ctx.decision.decision_date)),
+                text(&ctx.decision.title),
+                Cell::Text(ctx.decision.link.clone()),
+                text(&ctx.actor),
+                text(&ctx.rationale),
+                Cell::Date(Some(ctx.effective_from)),
+                Cell::Ts(Some(rec.recorded_at)),
+            ],
+        );
+        pending.insert(
+            "change_feed",
+            FEED_COLUMNS,
+            vec![
+                Cell::Int(Some(rec.position)),
+                text(&stream),
+                Cell::Int(Some(version)),
+                text(event_type),
+                text(ctx.command_id.as_str()),
+                text(&ctx.decision.case_number),
+                Cell::Date(Some(ctx.effective_from)),
+                Cell::Ts(Some(rec.recorded_at)),
+                text(&feed_summary),
+            ],
+        );
 
         let diff = p.advance(event);
-        write_diff(tx, &stream, &diff, at, version).await?;
+        write_diff(pending, &stream, &diff, rec.recorded_at, version);
         Ok(())
     }
 
@@ -629,78 +651,208 @@ pub fn summary(e: &TimelineEvent) -> String {
     }
 }
 
-async fn write_diff(
-    tx: &mut Tx,
+const UNIT_COLUMNS: &[&str] = &[
+    "timeline_id",
+    "unit_id",
+    "code",
+    "name",
+    "kind",
+    "parent_id",
+    "areas",
+    "attributes",
+    "effective_from",
+    "effective_to",
+    "recorded_from",
+    "recorded_from_version",
+    "recorded_to",
+    "recorded_to_version",
+];
+const AREA_COLUMNS: &[&str] = &[
+    "timeline_id",
+    "area_code",
+    "name",
+    "holder_id",
+    "carved_from",
+    "effective_from",
+    "effective_to",
+    "recorded_from",
+    "recorded_from_version",
+    "recorded_to",
+    "recorded_to_version",
+];
+const SERVICE_COLUMNS: &[&str] = &[
+    "timeline_id",
+    "service_code",
+    "name",
+    "category",
+    "effective_from",
+    "effective_to",
+    "recorded_from",
+    "recorded_from_version",
+    "recorded_to",
+    "recorded_to_version",
+];
+const RESPONSIBILITY_COLUMNS: &[&str] = &[
+    "timeline_id",
+    "service_code",
+    "area_code",
+    "unit_id",
+    "effective_from",
+    "effective_to",
+    "recorded_from",
+    "recorded_from_version",
+    "recorded_to",
+    "recorded_to_version",
+];
+const POINT_COLUMNS: &[&str] = &[
+    "timeline_id",
+    "point_id",
+    "name",
+    "unit_id",
+    "area_code",
+    "services",
+    "effective_from",
+    "effective_to",
+    "recorded_from",
+    "recorded_from_version",
+    "recorded_to",
+    "recorded_to_version",
+];
+const DECISION_COLUMNS: &[&str] = &[
+    "timeline_id",
+    "stream_version",
+    "position",
+    "command_id",
+    "event_type",
+    "case_number",
+    "body",
+    "decision_date",
+    "title",
+    "link",
+    "actor",
+    "rationale",
+    "effective_from",
+    "recorded_at",
+];
+const FEED_COLUMNS: &[&str] = &[
+    "position",
+    "timeline_id",
+    "stream_version",
+    "event_type",
+    "command_id",
+    "case_number",
+    "effective_from",
+    "recorded_at",
+    "summary",
+];
+
+/// Buffers one table's segment changes: closes, and new versions whose table-specific columns
+/// `cells` gives (between the key and the period).
+fn buffer_changes<K, V>(
+    pending: &mut Pending,
+    (table, columns): (&'static str, &'static [&'static str]),
     t: &str,
-    diff: &HistoryDiff,
-    at: Ts,
-    v: i64,
-) -> Result<(), ProjectionError> {
-    for c in &diff.units {
+    changes: &[SegmentChange<K, V>],
+    keys: impl Fn(&K) -> Vec<String>,
+    cells: impl Fn(&V) -> Vec<Cell>,
+    (at, v): (DateTime<Utc>, i64),
+) {
+    for c in changes {
         match c {
             SegmentChange::Closed { key, from } => {
-                exec!(tx, "UPDATE unit_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND unit_id = $4 AND effective_from = $5 AND recorded_to IS NULL",
-                    at, v, t, key.as_str(), *from)?;
+                pending.close_version(table, t, keys(key), *from, at, v);
             }
             SegmentChange::Opened { key, segment: s } => {
-                exec!(tx, "INSERT INTO unit_versions (timeline_id, unit_id, code, name, kind, parent_id, areas, attributes, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    t, key.as_str(), s.value.code.as_deref(), &s.value.name, s.value.kind.as_str(), s.value.parent.as_ref().map(|p| p.as_str()),
-                    Json(&s.value.areas), Json(&s.value.attributes), s.from, s.to, at, v)?;
+                let keys = keys(key);
+                let mut row = vec![Cell::text(t)];
+                row.extend(keys.iter().map(|k| Cell::text(k.clone())));
+                row.extend(cells(&s.value));
+                row.extend([
+                    Cell::Date(Some(s.from)),
+                    Cell::Date(s.to),
+                    Cell::Ts(Some(at)),
+                    Cell::Int(Some(v)),
+                ]);
+                pending.open_version(table, columns, t, keys, s.from, row);
             }
         }
     }
-    for c in &diff.areas {
-        match c {
-            SegmentChange::Closed { key, from } => {
-                exec!(tx, "UPDATE area_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND area_code = $4 AND effective_from = $5 AND recorded_to IS NULL",
-                    at, v, t, key.as_str(), *from)?;
-            }
-            SegmentChange::Opened { key, segment: s } => {
-                exec!(tx, "INSERT INTO area_versions (timeline_id, area_code, name, holder_id, carved_from, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    t, key.as_str(), &s.value.name, s.value.holder.as_ref().map(|h| h.as_str()), s.value.carved_from.as_ref().map(|c| c.as_str()), s.from, s.to, at, v)?;
-            }
-        }
-    }
-    for c in &diff.services {
-        match c {
-            SegmentChange::Closed { key, from } => {
-                exec!(tx, "UPDATE service_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND service_code = $4 AND effective_from = $5 AND recorded_to IS NULL",
-                    at, v, t, key.as_str(), *from)?;
-            }
-            SegmentChange::Opened { key, segment: s } => {
-                exec!(tx, "INSERT INTO service_versions (timeline_id, service_code, name, category, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    t, key.as_str(), &s.value.name, &s.value.category, s.from, s.to, at, v)?;
-            }
-        }
-    }
-    for c in &diff.responsibilities {
-        match c {
-            SegmentChange::Closed { key: (s, a), from } => {
-                exec!(tx, "UPDATE responsibility_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND service_code = $4 AND area_code = $5 AND effective_from = $6 AND recorded_to IS NULL",
-                    at, v, t, s.as_str(), a.as_str(), *from)?;
-            }
-            SegmentChange::Opened {
-                key: (svc, a),
-                segment: s,
-            } => {
-                exec!(tx, "INSERT INTO responsibility_versions (timeline_id, service_code, area_code, unit_id, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    t, svc.as_str(), a.as_str(), s.value.as_str(), s.from, s.to, at, v)?;
-            }
-        }
-    }
-    for c in &diff.points {
-        match c {
-            SegmentChange::Closed { key, from } => {
-                exec!(tx, "UPDATE service_point_versions SET recorded_to = $1, recorded_to_version = $2 WHERE timeline_id = $3 AND point_id = $4 AND effective_from = $5 AND recorded_to IS NULL",
-                    at, v, t, key.as_str(), *from)?;
-            }
-            SegmentChange::Opened { key, segment: s } => {
-                exec!(tx, "INSERT INTO service_point_versions (timeline_id, point_id, name, unit_id, area_code, services, effective_from, effective_to, recorded_from, recorded_from_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    t, key.as_str(), &s.value.name, s.value.unit.as_str(), s.value.area.as_ref().map(|a| a.as_str()), Json(&s.value.services), s.from, s.to, at, v)?;
-            }
-        }
-    }
-    Ok(())
+}
+
+/// Buffers the row changes of one event's history diff.
+fn write_diff(pending: &mut Pending, t: &str, diff: &HistoryDiff, at: DateTime<Utc>, v: i64) {
+    buffer_changes(
+        pending,
+        ("unit_versions", UNIT_COLUMNS),
+        t,
+        &diff.units,
+        |k| vec![k.to_string()],
+        |u| {
+            vec![
+                Cell::Text(u.code.clone()),
+                Cell::text(u.name.clone()),
+                Cell::text(u.kind.as_str()),
+                Cell::Text(u.parent.as_ref().map(|p| p.to_string())),
+                json(&u.areas),
+                json(&u.attributes),
+            ]
+        },
+        (at, v),
+    );
+    buffer_changes(
+        pending,
+        ("area_versions", AREA_COLUMNS),
+        t,
+        &diff.areas,
+        |k| vec![k.to_string()],
+        |a| {
+            vec![
+                Cell::text(a.name.clone()),
+                Cell::Text(a.holder.as_ref().map(|h| h.to_string())),
+                Cell::Text(a.carved_from.as_ref().map(|c| c.to_string())),
+            ]
+        },
+        (at, v),
+    );
+    buffer_changes(
+        pending,
+        ("service_versions", SERVICE_COLUMNS),
+        t,
+        &diff.services,
+        |k| vec![k.to_string()],
+        |s| vec![Cell::text(s.name.clone()), Cell::text(s.category.clone())],
+        (at, v),
+    );
+    buffer_changes(
+        pending,
+        ("responsibility_versions", RESPONSIBILITY_COLUMNS),
+        t,
+        &diff.responsibilities,
+        |(s, a)| vec![s.to_string(), a.to_string()],
+        |u| vec![Cell::text(u.to_string())],
+        (at, v),
+    );
+    buffer_changes(
+        pending,
+        ("service_point_versions", POINT_COLUMNS),
+        t,
+        &diff.points,
+        |k| vec![k.to_string()],
+        |p| {
+            vec![
+                Cell::text(p.name.clone()),
+                Cell::text(p.unit.to_string()),
+                Cell::Text(p.area.as_ref().map(|a| a.to_string())),
+                json(&p.services),
+            ]
+        },
+        (at, v),
+    );
+}
+
+/// A JSON cell from a read-model value.
+fn json<T: serde::Serialize>(value: &T) -> Cell {
+    Cell::Json(serde_json::to_value(value).expect("read-model values serialise"))
 }
 
 /// The highest global position committed so far.

@@ -265,3 +265,51 @@ pub async fn wait_readable(db: &Database, n: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Every read-model row as text, sorted (recorded instants included: they come from the events).
+pub async fn dump(db: &Database) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in [
+        "unit_versions",
+        "area_versions",
+        "service_versions",
+        "responsibility_versions",
+        "service_point_versions",
+        "lineage_edges",
+        "decisions",
+        "change_feed",
+    ] {
+        let mut rows: Vec<String> = match db {
+            Database::Postgres(p) => sqlx::query_scalar::<_, serde_json::Value>(&format!(
+                "SELECT to_jsonb(t) FROM {table} t"
+            ))
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect(),
+            Database::Sqlite(p) => {
+                let cols: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .fetch_all(p)
+                        .await
+                        .unwrap();
+                let sql = format!(
+                    "SELECT {} FROM {table}",
+                    cols.iter()
+                        .map(|c| format!("quote({c})"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ")
+                );
+                sqlx::query_scalar::<_, String>(&sql)
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+            }
+        };
+        rows.sort();
+        out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
+    }
+    out
+}
