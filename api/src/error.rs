@@ -348,8 +348,9 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
 }
 
 /// Path parameters whose every rejection is a problem document: a segment that is not UTF-8
-/// → 400, a segment holding U+0000 (which PostgreSQL cannot store or compare) → 422, both with
-/// the parameter's name as `field`.
+/// → 400; a segment holding U+0000 (which PostgreSQL cannot store or compare) or breaking the
+/// id rules (empty, longer than 120 characters, control characters, surrounding spaces) → 422;
+/// each with the parameter's name as `field`.
 #[derive(Debug, Clone)]
 pub struct PathParams<T>(pub T);
 
@@ -363,6 +364,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
         for (key, value) in &raw {
             if value.contains('\0') {
                 return Err(ApiError::invalid(key, NUL_REASON));
+            }
+            // Every path parameter is an id (timeline, unit, service code): one that breaks the
+            // id rules could never name anything, so it is invalid (422) on every route rather
+            // than unknown (404) on some.
+            if let Err(e) = omorg_domain::UnitId::new(value) {
+                return Err(ApiError::invalid(key, e.to_string()));
             }
         }
         Path::<T>::from_request_parts(parts, state)

@@ -256,6 +256,7 @@ impl From<ProjectionError> for ApiError {
     fn from(e: ProjectionError) -> Self {
         match e {
             ProjectionError::UnknownTimeline(id) => ApiError::timeline_not_found(&id),
+            ProjectionError::NotFound { what, id, .. } => ApiError::NotFound { what, id },
             ProjectionError::InvalidQuery { field, reason } => ApiError::invalid(field, reason),
             ProjectionError::Lagging { waited, .. } => ApiError::Lagging { waited },
             ProjectionError::Store(s) => s.into(),

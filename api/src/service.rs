@@ -6,7 +6,6 @@
 use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use cqrs_es::AggregateContext;
 use omorg_domain::{
     Action, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline, TimelineCommand,
     TimelineDef, TimelineEvent, TimelineId,
@@ -406,21 +405,37 @@ impl Omorg {
         }
     }
 
-    /// The timeline's aggregate as of its last event; 404 when it has no events.
+    /// The timeline's aggregate as of its last event (a copy); 404 when it has no events.
     #[tracing::instrument(name = "omorg.load", skip(self))]
     pub async fn load(&self, timeline: &str) -> Result<Timeline, ApiError> {
+        self.read(timeline, |t| t.0.clone()).await
+    }
+
+    /// Runs `read` on the timeline's aggregate as of its last event, leaving it cached for the
+    /// next command (taking it out would cost that command a reload of the whole history);
+    /// 404 when the timeline has no events.
+    async fn read<R>(
+        &self,
+        timeline: &str,
+        read: impl FnOnce(&TimelineBatch) -> R,
+    ) -> Result<R, ApiError> {
         timeline_id(timeline)?;
-        let mut context = self.store.load_context(timeline).await?;
-        if context.version() == 0 {
+        let (result, version) = self
+            .store
+            .with_aggregate(timeline, |t, version| (read(t), version))
+            .await?;
+        if version == 0 {
             return Err(ApiError::timeline_not_found(timeline));
         }
-        Ok(std::mem::take(&mut context.aggregate().0))
+        Ok(result)
     }
 
     /// One timeline's summary; 404 when unknown.
+    #[tracing::instrument(name = "omorg.summary", skip(self))]
     pub async fn summary(&self, timeline: &str) -> Result<TimelineSummary, ApiError> {
-        let t = self.load(timeline).await?;
-        let info = t.info().cloned();
+        let (info, version) = self
+            .read(timeline, |t| (t.0.info().cloned(), t.0.version()))
+            .await?;
         let forked = info.as_ref().and_then(|i| i.forked_from.clone());
         Ok(TimelineSummary {
             id: timeline.to_owned(),
@@ -433,7 +448,7 @@ impl Omorg {
             .into(),
             forked_from: forked.as_ref().map(|(p, _)| p.to_string()),
             forked_at_version: forked.map(|(_, v)| v),
-            version: t.version(),
+            version,
         })
     }
 

@@ -1,8 +1,8 @@
 //! What can go wrong while projecting or querying.
 
-/// A projection or query failure. None of these is the client's fault: the API maps every variant
-/// to 500 except [`ProjectionError::UnknownTimeline`] (404) and [`ProjectionError::InvalidQuery`]
-/// (422).
+/// A projection or query failure. The API maps [`ProjectionError::UnknownTimeline`] and
+/// [`ProjectionError::NotFound`] to 404, [`ProjectionError::InvalidQuery`] to 422,
+/// [`ProjectionError::Lagging`] to 503, and the rest (not the client's fault) to 500.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     /// The event store failed (reading the log, decoding an event).
@@ -26,6 +26,16 @@ pub enum ProjectionError {
     /// No timeline with this id has been projected.
     #[error("unknown timeline {0}")]
     UnknownTimeline(String),
+    /// The timeline exists but has never had this unit or service.
+    #[error("no {what} {id} on timeline {timeline}")]
+    NotFound {
+        /// `unit` or `service`.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+        /// The timeline.
+        timeline: String,
+    },
     /// A query parameter is out of range (e.g. `from` after `to`).
     #[error("invalid {field}: {reason}")]
     InvalidQuery {

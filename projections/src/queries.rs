@@ -502,9 +502,10 @@ pub async fn unit_history(
         "SELECT * FROM lineage_edges WHERE timeline_id = $1 AND kind <> 'forked_from' AND recorded_to IS NULL ORDER BY effective_on, from_id, to_id",
         timeline)?;
     if versions.is_empty() && !edges.iter().any(|e| e.from_id == unit || e.to_id == unit) {
-        return Err(ProjectionError::InvalidQuery {
-            field: "unit",
-            reason: format!("no unit {unit} on timeline {timeline}"),
+        return Err(ProjectionError::NotFound {
+            what: "unit",
+            id: unit.to_owned(),
+            timeline: timeline.to_owned(),
         });
     }
     let walk = |forward: bool| {
@@ -575,9 +576,10 @@ pub async fn service_history(
         "SELECT * FROM service_versions WHERE timeline_id = $1 AND service_code = $2 AND recorded_to IS NULL ORDER BY effective_from",
         timeline, service)?;
     if versions.is_empty() {
-        return Err(ProjectionError::InvalidQuery {
-            field: "service",
-            reason: format!("no service {service} on timeline {timeline}"),
+        return Err(ProjectionError::NotFound {
+            what: "service",
+            id: service.to_owned(),
+            timeline: timeline.to_owned(),
         });
     }
     let responsibilities = fetch!(db, responsibility_version,

@@ -659,7 +659,31 @@ async fn long_timelines_are_not_snapshotted(app: TestApp) {
     assert_eq!(snapshots, 0);
 }
 
+/// Showing a timeline reads its cached aggregate without taking it out: the next command is
+/// still a cache hit (a miss would reload the whole history).
+async fn showing_a_timeline_keeps_it_cached(app: TestApp) {
+    seeded(&app).await;
+    let before = app.app.store.cache_stats();
+    let (status, body) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "after-show",
+                "2021-01-01",
+                json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": "Bydel Gamle Oslo (ny)"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = app.app.store.cache_stats();
+    assert_eq!(after.misses, before.misses, "{before:?} -> {after:?}");
+    assert!(after.hits > before.hits);
+}
+
 on_both_backends!(
+    showing_a_timeline_keeps_it_cached,
     long_timelines_are_not_snapshotted,
     timelines_are_created_listed_and_shown,
     a_command_changes_the_org_chart_and_a_retry_is_a_no_op,

@@ -383,7 +383,111 @@ async fn openapi_tells_the_truth_about_media_types(app: TestApp) {
     assert!(verify["$ref"].is_string(), "{verify}");
 }
 
+/// An id that breaks the id rules (too long, a control character, surrounding spaces) can never
+/// name anything: every route answers 422 naming the path parameter, never 404 on some and 422
+/// on others; and the description documents that 422.
+async fn malformed_path_ids_are_422_on_every_route(app: TestApp) {
+    seeded(&app).await;
+    let long = "x".repeat(121);
+    let (_, doc) = app.get_json(READER, "/openapi.json").await;
+    for bad in [long.as_str(), "a%01b", "%20padded"] {
+        for (path, template, method, field) in [
+            (format!("/timelines/{bad}"), "/timelines/{id}", "get", "id"),
+            (
+                format!("/timelines/{bad}/org-chart"),
+                "/timelines/{id}/org-chart",
+                "get",
+                "id",
+            ),
+            (
+                format!("/timelines/{bad}/responsibilities"),
+                "/timelines/{id}/responsibilities",
+                "get",
+                "id",
+            ),
+            (
+                format!("/timelines/oslo/units/{bad}/history"),
+                "/timelines/{id}/units/{unit}/history",
+                "get",
+                "unit",
+            ),
+            (
+                format!("/timelines/oslo/services/{bad}/history"),
+                "/timelines/{id}/services/{code}/history",
+                "get",
+                "code",
+            ),
+            (
+                format!("/timelines/{bad}/decisions"),
+                "/timelines/{id}/decisions",
+                "get",
+                "id",
+            ),
+            (
+                format!("/timelines/{bad}/changes?from=2020-01-01&to=2021-01-01"),
+                "/timelines/{id}/changes",
+                "get",
+                "id",
+            ),
+            (
+                format!("/timelines/{bad}/change-feed"),
+                "/timelines/{id}/change-feed",
+                "get",
+                "id",
+            ),
+            (
+                format!("/timelines/{bad}/events"),
+                "/timelines/{id}/events",
+                "get",
+                "id",
+            ),
+            (
+                format!("/timelines/{bad}/verify"),
+                "/timelines/{id}/verify",
+                "get",
+                "id",
+            ),
+        ] {
+            let (status, ct, body) = raw_get(&app, &path).await;
+            assert_problem(status, &ct, &body, 422, Some(field));
+            assert!(
+                doc["paths"][template][method]["responses"]["422"].is_object(),
+                "{method} {template} does not document 422"
+            );
+        }
+        for (path, template) in [
+            (
+                format!("/timelines/{bad}/commands"),
+                "/timelines/{id}/commands",
+            ),
+            (format!("/timelines/{bad}/batch"), "/timelines/{id}/batch"),
+            (format!("/timelines/{bad}/fork"), "/timelines/{id}/fork"),
+        ] {
+            let r = app
+                .client
+                .post(format!("{}{path}", app.base))
+                .bearer_auth(ADMIN)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("request");
+            let (status, ct) = (r.status().as_u16(), content_type(&r));
+            assert_problem(status, &ct, &r.text().await.expect("body"), 422, Some("id"));
+            assert!(
+                doc["paths"][template]["post"]["responses"]["422"].is_object(),
+                "post {template} does not document 422"
+            );
+        }
+    }
+    // A well-formed id that names nothing is still 404.
+    let (status, ct, body) = raw_get(&app, "/timelines/nobody/org-chart").await;
+    assert_problem(status, &ct, &body, 404, None);
+    let (status, ct, body) = raw_get(&app, "/timelines/oslo/units/nobody/history").await;
+    assert_eq!(status, 404, "{ct} {body}");
+}
+
 on_both_backends!(
+    malformed_path_ids_are_422_on_every_route,
     nul_characters_are_422_not_500,
     dates_outside_years_1_to_9999_are_422,
     an_oversized_body_is_413,

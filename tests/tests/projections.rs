@@ -596,8 +596,8 @@ async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
             "/timelines/oslo/changes?from=2025-13-01&to=2026-01-01",
             "from",
         ),
-        ("/timelines/oslo/units/ghost/history", "unit"),
-        ("/timelines/oslo/services/ghost/history", "service"),
+        ("/timelines/oslo/units/gh%01ost/history", "unit"),
+        ("/timelines/oslo/services/gh%01ost/history", "code"),
         ("/timelines/oslo/change-feed?limit=0", "limit"),
         (
             "/timelines/oslo/change-feed?after_position=-1",
@@ -613,6 +613,21 @@ async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
             body["detail"].as_str().is_some_and(|d| !d.is_empty()),
             "{path}: {body}"
         );
+    }
+    // A unit or service the timeline never had is unknown, like an unknown timeline.
+    for (path, detail) in [
+        (
+            "/timelines/oslo/units/ghost/history",
+            "unit ghost not found",
+        ),
+        (
+            "/timelines/oslo/services/ghost/history",
+            "service ghost not found",
+        ),
+    ] {
+        let (status, body) = app.get_json(READER, path).await;
+        assert_problem(status, &body, 404, None);
+        assert_eq!(body["detail"], detail, "{path}");
     }
     for path in [
         "/timelines/nope/units/grorud/history",
