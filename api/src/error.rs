@@ -102,6 +102,18 @@ pub enum ApiError {
         /// How long the query waited.
         waited: std::time::Duration,
     },
+    /// An event of this timeline cannot be projected (it no longer decodes, or the database
+    /// refuses its rows): the timeline's read models stop before it until a rebuild after a fix.
+    /// **500**, naming the event; every other timeline is unaffected.
+    #[error("the read models of timeline {timeline} stop before its event {version} (global position {position}), which cannot be projected; an operator must fix it and run `omorg rebuild`")]
+    ProjectionFailed {
+        /// The timeline.
+        timeline: String,
+        /// The event's version in the timeline.
+        version: i64,
+        /// Its global position.
+        position: i64,
+    },
     /// Anything else that is the server's fault. **500.** The cause is logged, not echoed.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -185,7 +197,7 @@ impl ApiError {
             Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::Lagging { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::ProjectionFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -204,6 +216,7 @@ impl ApiError {
             Self::Invalid { .. } => ("invalid-value", "Invalid value"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Lagging { .. } => ("projection-lagging", "Read models lagging"),
+            Self::ProjectionFailed { .. } => ("projection-failed", "Timeline cannot be projected"),
             Self::Internal(_) => ("internal", "Internal server error"),
         };
         let (field, rule, index) = match self {

@@ -293,12 +293,23 @@ impl Queries {
         }
     }
 
-    /// Waits until every event committed before the call is projected (503 after `patience`).
-    pub async fn sync(&self) -> Result<(), ApiError> {
-        match &self.runner {
-            Some(r) => Ok(r.sync(self.patience).await?),
-            None => Ok(()),
+    /// Waits until every event committed before the call is projected (503 after `patience`),
+    /// then makes sure none of `timelines` stopped on an event that cannot be projected (500
+    /// `projection-failed` naming it: its read models would be silently out of date).
+    pub async fn sync(&self, timelines: &[&str]) -> Result<(), ApiError> {
+        if let Some(r) = &self.runner {
+            r.sync(self.patience).await?;
         }
+        for t in timelines {
+            if let Some(f) = omorg_projections::projector::failure_of(&self.db, t).await? {
+                return Err(ApiError::ProjectionFailed {
+                    timeline: f.timeline_id,
+                    version: f.stream_version,
+                    position: f.position,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Stops the projector after its current round (graceful shutdown).
@@ -328,7 +339,7 @@ impl Queries {
     /// The org chart of `timeline` on `at`.
     #[tracing::instrument(name = "queries.org_chart", skip(self))]
     pub async fn org_chart(&self, timeline: &str, at: AsOf) -> Result<OrgChart, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         let known_version = self.known_version(timeline, at).await?;
         let p = at.projection();
         let units = pq::units(&self.db, timeline, p).await?;
@@ -365,7 +376,7 @@ impl Queries {
         timeline: &str,
         at: AsOf,
     ) -> Result<Responsibilities, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         let known_version = self.known_version(timeline, at).await?;
         let rows = pq::responsibility_matrix(&self.db, timeline, at.projection())
             .await?
@@ -390,7 +401,7 @@ impl Queries {
     /// A unit's versions and lineage; 422 on `unit` when the timeline never had it.
     #[tracing::instrument(name = "queries.unit_history", skip(self))]
     pub async fn unit_history(&self, timeline: &str, unit: &str) -> Result<UnitHistory, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         let h = pq::unit_history(&self.db, timeline, unit).await?;
         Ok(UnitHistory {
             timeline: timeline.to_owned(),
@@ -408,7 +419,7 @@ impl Queries {
         timeline: &str,
         service: &str,
     ) -> Result<ServiceHistory, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         let h = pq::service_history(&self.db, timeline, service).await?;
         Ok(ServiceHistory {
             timeline: timeline.to_owned(),
@@ -436,7 +447,7 @@ impl Queries {
         timeline: &str,
         filter: &DecisionFilter,
     ) -> Result<DecisionLog, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         Ok(DecisionLog {
             timeline: timeline.to_owned(),
             decisions: pq::decision_log(&self.db, timeline, filter).await?,
@@ -451,7 +462,7 @@ impl Queries {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Changes, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         Ok(Changes {
             timeline: timeline.to_owned(),
             changes: pq::changes_between(&self.db, timeline, from, to).await?,
@@ -466,7 +477,7 @@ impl Queries {
         after: i64,
         limit: u32,
     ) -> Result<FeedPage, ApiError> {
-        self.sync().await?;
+        self.sync(&[timeline]).await?;
         let entries = pq::change_feed(&self.db, timeline, after, limit).await?;
         Ok(FeedPage {
             timeline: timeline.to_owned(),
@@ -478,7 +489,7 @@ impl Queries {
     /// Timelines `a` and `b` side by side on `date` (as known now).
     #[tracing::instrument(name = "queries.compare", skip(self))]
     pub async fn compare(&self, a: &str, b: &str, date: NaiveDate) -> Result<Comparison, ApiError> {
-        self.sync().await?;
+        self.sync(&[a, b]).await?;
         Ok(Comparison {
             comparison: pq::compare(&self.db, a, b, pq::AsOf::now(date)).await?,
         })

@@ -60,6 +60,76 @@ pub struct Projector {
     batch: u32,
     /// Test hook: fail the batch after applying this many events (simulates a crash mid-batch).
     fail_after: Option<usize>,
+    /// Timelines whose projection failed on an event that can never be applied (read from
+    /// `projection_failures` at the start of every batch, so instances agree).
+    failed: HashMap<String, Failure>,
+}
+
+/// Why a timeline's projection stopped: the first event of it that could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    /// The timeline.
+    pub timeline_id: String,
+    /// The event's version in the timeline.
+    pub stream_version: i64,
+    /// Its global position.
+    pub position: i64,
+    /// What went wrong.
+    pub error: String,
+}
+
+fn failure<R: crate::sql::RowExt>(r: &R) -> Result<Failure, sqlx::Error> {
+    Ok(Failure {
+        timeline_id: r.text("timeline_id")?,
+        stream_version: r.int("stream_version")?,
+        position: r.int("position")?,
+        error: r.text("error")?,
+    })
+}
+
+/// Every timeline whose projection failed, by id.
+pub async fn failures(db: &Database) -> Result<HashMap<String, Failure>, ProjectionError> {
+    let rows = crate::fetch!(
+        db,
+        failure,
+        "SELECT timeline_id, stream_version, position, error FROM projection_failures"
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|f| (f.timeline_id.clone(), f))
+        .collect())
+}
+
+/// The failure of one timeline, if its projection stopped.
+pub async fn failure_of(db: &Database, timeline: &str) -> Result<Option<Failure>, ProjectionError> {
+    let rows = crate::fetch!(
+        db,
+        failure,
+        "SELECT timeline_id, stream_version, position, error FROM projection_failures WHERE timeline_id = $1",
+        timeline
+    )?;
+    Ok(rows.into_iter().next())
+}
+
+impl ProjectionError {
+    /// Whether this error is about one event's content (it will fail the same way on every
+    /// retry), as opposed to the database being unreachable or busy.
+    fn is_poison(&self) -> bool {
+        match self {
+            Self::Store(omorg_store::StoreError::Deserialization { .. })
+            | Self::Store(omorg_store::StoreError::Corrupt(_)) => true,
+            Self::Database(sqlx::Error::Database(e))
+            | Self::Store(omorg_store::StoreError::Database(sqlx::Error::Database(e))) => {
+                // Data exceptions (22…) and integrity violations (23…) on PostgreSQL; SQLite's
+                // constraint violations.
+                e.code()
+                    .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+                    || !matches!(e.kind(), sqlx::error::ErrorKind::Other)
+            }
+            Self::Database(sqlx::Error::ColumnDecode { .. }) => true,
+            _ => false,
+        }
+    }
 }
 
 impl Projector {
@@ -71,6 +141,7 @@ impl Projector {
             timelines: HashMap::new(),
             batch: BATCH,
             fail_after: None,
+            failed: HashMap::new(),
         }
     }
 
@@ -160,20 +231,83 @@ impl Projector {
     }
 
     /// Applies one batch; returns how many events it applied and the position reached.
+    ///
+    /// When a batch fails on an event that can never be applied (a poison event: it no longer
+    /// decodes, or the database refuses its rows), the batch is retried one event at a time up to
+    /// that event, which is then recorded in `projection_failures`: its timeline is skipped from
+    /// there on and every other timeline goes on being projected. Nothing is skipped silently:
+    /// queries on that timeline answer a `projection-failed` problem naming the event.
     async fn run_batch(&mut self) -> Result<(u64, i64), ProjectionError> {
-        let result = self.try_batch().await;
-        if result.is_err() {
-            // The rows rolled back; what we remember may be ahead of them.
-            self.timelines.clear();
+        match self.try_batch(self.batch).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                // The rows rolled back; what we remember may be ahead of them.
+                self.timelines.clear();
+                if !e.is_poison() {
+                    return Err(e);
+                }
+                self.one_by_one().await
+            }
         }
-        result
     }
 
-    async fn try_batch(&mut self) -> Result<(u64, i64), ProjectionError> {
+    /// Applies the next events one per transaction until one fails as poison, and records it.
+    async fn one_by_one(&mut self) -> Result<(u64, i64), ProjectionError> {
+        let mut applied = 0;
+        let mut position = 0;
+        while applied < u64::from(self.batch) {
+            match self.try_batch(1).await {
+                Ok((0, p)) => return Ok((applied, p.max(position))),
+                Ok((n, p)) => {
+                    applied += n;
+                    position = p;
+                }
+                Err(e) if e.is_poison() => {
+                    self.timelines.clear();
+                    let p = self.record_failure(&e).await?;
+                    return Ok((applied + 1, p));
+                }
+                Err(e) => {
+                    self.timelines.clear();
+                    return Err(e);
+                }
+            }
+        }
+        Ok((applied, position))
+    }
+
+    /// Records the next event as its timeline's failure and moves the checkpoint past it.
+    async fn record_failure(&mut self, error: &ProjectionError) -> Result<i64, ProjectionError> {
         let mut tx = begin(&self.db).await?;
         lock(&mut tx).await?;
         let (checkpoint, _) = read_checkpoint(&mut tx).await?;
-        let events = self.db.read_all_after(&checkpoint, self.batch).await?;
+        let events = self.db.read_all_after(&checkpoint, 1).await?;
+        let Some(e) = events.first() else {
+            return Ok(checkpoint.position());
+        };
+        let reason = format!("{error}{}", source_chain(error));
+        tracing::error!(timeline = %e.stream_id, version = e.stream_version, position = e.position, error = %reason,
+            "an event of this timeline cannot be projected; the timeline is skipped until a rebuild");
+        exec!(&mut tx, "INSERT INTO projection_failures (timeline_id, stream_version, position, error, failed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (timeline_id) DO NOTHING",
+            &e.stream_id, e.stream_version as i64, e.position, &reason, Ts(Utc::now()))?;
+        write_checkpoint(&mut tx, &e.checkpoint).await?;
+        commit(tx).await?;
+        Ok(e.position)
+    }
+
+    async fn try_batch(&mut self, batch: u32) -> Result<(u64, i64), ProjectionError> {
+        let mut tx = begin(&self.db).await?;
+        lock(&mut tx).await?;
+        let (checkpoint, _) = read_checkpoint(&mut tx).await?;
+        self.failed = fetch_tx!(
+            &mut tx,
+            failure,
+            "SELECT timeline_id, stream_version, position, error FROM projection_failures"
+        )?
+        .into_iter()
+        .map(|f| (f.timeline_id.clone(), f))
+        .collect();
+        let events = self.db.read_all_after(&checkpoint, batch).await?;
         let Some(last) = events.last() else {
             return Ok((0, checkpoint.position()));
         };
@@ -187,6 +321,9 @@ impl Projector {
                     field: "fail_next_batch_after",
                     reason: "injected failure".into(),
                 });
+            }
+            if self.failed.contains_key(&e.stream_id) {
+                continue; // an earlier event of this timeline could not be projected
             }
             self.apply(&mut tx, &mut pending, e).await?;
             versions.insert(
@@ -453,8 +590,20 @@ async fn analyze(db: &Database) -> Result<(), ProjectionError> {
     Ok(())
 }
 
+/// The error's sources, each after ": ".
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// Every read-model table, in the order a rebuild clears them.
-pub const READ_MODEL_TABLES: [&str; 10] = [
+pub const READ_MODEL_TABLES: [&str; 11] = [
     "timelines",
     "unit_versions",
     "area_versions",
@@ -464,6 +613,7 @@ pub const READ_MODEL_TABLES: [&str; 10] = [
     "lineage_edges",
     "decisions",
     "change_feed",
+    "projection_failures",
     "projection_checkpoints",
 ];
 

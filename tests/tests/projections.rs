@@ -4,7 +4,7 @@
 //! projection route with exact content, CSV, 404/422/503, and `omorg rebuild` via the binary.
 //! Each test runs on PostgreSQL and on SQLite.
 
-use omorg_e2e::{on_both_backends, Backend, TestApp, PLANNER, READER};
+use omorg_e2e::{command, on_both_backends, Backend, TestApp, PLANNER, READER};
 use serde_json::{json, Value};
 
 /// A command with its own decision (case number, decision date).
@@ -753,7 +753,71 @@ async fn omorg_rebuild_via_the_binary_gives_the_same_answers(app: TestApp) {
     );
 }
 
+/// A stored event that can never be projected (a raw row whose payload is not a timeline event,
+/// as one written before the store validated) stops only its own timeline: queries on it answer
+/// 500 `projection-failed` naming the event, and other timelines keep answering, including their
+/// newer writes.
+async fn a_poison_event_fails_its_timeline_loudly_and_no_other(app: TestApp) {
+    seed(&app).await;
+    let zeros = "0".repeat(64);
+    let insert = "INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, metadata, recorded_at, prev_hash, hash, command_id, command_events) \
+                  VALUES ('junk', 1, 'TimelineCreated', '1', $1, '{}', $2, $3, $3, 'junk-1', 1)";
+    match app.app.db() {
+        omorg_store::Database::Postgres(p) => sqlx::query(
+            &insert
+                .replace("$1", "$1::jsonb")
+                .replace("'{}'", "'{}'::jsonb")
+                .replace("$2", "now()")
+                .replace("$3", "$2"),
+        )
+        .bind(r#"{"not": "a timeline event"}"#)
+        .bind(&zeros)
+        .execute(p)
+        .await
+        .map(|_| ()),
+        omorg_store::Database::Sqlite(p) => sqlx::query(insert)
+            .bind(r#"{"not": "a timeline event"}"#)
+            .bind("2026-11-23T12:00:00.000000Z")
+            .bind(&zeros)
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .expect("raw insert");
+    // A command on oslo after the junk event: read-your-writes must still hold for oslo.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "after-junk",
+                "2027-01-01",
+                json!({"type": "RenameUnit", "unit": "grorud", "name": "Bydel Grorud (ny)"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let chart = ok(&app, "/timelines/oslo/org-chart?as_of=2027-06-01").await;
+    assert!(chart.to_string().contains("Bydel Grorud (ny)"), "{chart}");
+    let (status, body) = app.get_json(READER, "/timelines/junk/org-chart").await;
+    assert_problem(status, &body, 500, None);
+    assert_eq!(
+        body["type"], "urn:omorg:problem:projection-failed",
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("event 1"),
+        "{body}"
+    );
+    let (status, body) = app.get_json(READER, "/compare?a=oslo&b=junk").await;
+    assert_eq!(
+        (status, &body["type"]),
+        (500, &json!("urn:omorg:problem:projection-failed")),
+        "{body}"
+    );
+}
+
 on_both_backends!(
+    a_poison_event_fails_its_timeline_loudly_and_no_other,
     reads_see_their_own_writes,
     both_recorded_axes_before_and_after_the_correction,
     histories_decisions_changes_and_feed,
