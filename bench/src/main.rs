@@ -16,6 +16,10 @@
 mod http;
 mod projections;
 
+/// The allocator `omorg` runs with (api/src/main.rs): the bench hosts the server in-process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use omorg_store::{CommandError, CommandMetadata, Database, Store, StoreConfig, StoreError};
