@@ -88,11 +88,6 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Whether nothing is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.inserts.is_empty() && self.closes.is_empty()
-    }
-
     /// Buffers a plain row (decision, change-feed entry).
     pub fn insert(
         &mut self,
