@@ -168,7 +168,10 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     // One projector per server: it catches up now, then after every accepted command (the
     // handlers nudge it) and every poll interval (events written by other instances).
-    let (runner, projector) = ProjectionRunner::spawn(app.db().clone());
+    let (runner, projector) = ProjectionRunner::spawn_gathering(
+        app.db().clone(),
+        Duration::from_millis(args.projector_gather_ms),
+    );
     match runner.sync(STARTUP_PATIENCE).await {
         Ok(()) => tracing::info!("projections caught up"),
         Err(e) => {

@@ -135,6 +135,11 @@ pub struct ServeArgs {
     /// (read-your-writes) before answering 503 with `Retry-After`, in milliseconds.
     #[arg(long, env = "OMORG_SYNC_PATIENCE_MS", default_value_t = 5000)]
     pub sync_patience_ms: u64,
+    /// How long the projector lets commands gather after one wakes it, in milliseconds: larger
+    /// batches cost less per event. API reads never wait for it (they wake the projector at
+    /// once); plain-SQL readers of the read models see a command up to this much later.
+    #[arg(long, env = "OMORG_PROJECTOR_GATHER_MS", default_value_t = omorg_projections::runner::GATHER.as_millis() as u64)]
+    pub projector_gather_ms: u64,
 }
 
 /// `omorg import`.

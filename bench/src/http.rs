@@ -9,7 +9,11 @@
 //! command ids. The raw side is the same single-row INSERT as the store bench, into a table of
 //! the same database, with N connections; the two alternate in rounds ([`crate::paired`]).
 
-use crate::{paired, raw_insert, report, with_database_name, BoxError, RAW_TABLE, WRITERS};
+use crate::{paired, report, with_database_name, BoxError, RawWriters, RAW_TABLE, WRITERS};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use omorg_api::auth::AuthConfig;
 use omorg_api::queries::Queries;
 use omorg_api::{AppState, Omorg};
@@ -107,35 +111,53 @@ impl Server {
     }
 }
 
-/// A client: its own connection pool (so its own keep-alive connection), never a proxy (the
-/// traffic stays on 127.0.0.1 whatever the environment says).
-fn client() -> Result<reqwest::Client, BoxError> {
-    Ok(reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(30))
-        .build()?)
+/// A client: one keep-alive HTTP/1.1 connection of its own, driven by hyper directly, so that
+/// the load generator costs as little as the raw side's dedicated database connection does (a
+/// full client such as reqwest, with its pool and its own connection task, cost about 20 % of
+/// the rate on these two cores). Requests on it go one at a time.
+struct Client {
+    sender: tokio::sync::Mutex<SendRequest<Full<Bytes>>>,
+    host: String,
 }
 
-/// POSTs `body` (JSON text) to `url` with the planner token; any status but 2xx is an error
-/// carrying the response body.
-async fn post(client: &reqwest::Client, url: &str, body: String) -> Result<(), BoxError> {
-    let response = client
-        .post(url)
-        .bearer_auth(TOKEN)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    if status.is_success() {
-        // Read the body: the connection is only reused once the response is consumed.
-        response.bytes().await?;
-        Ok(())
-    } else {
-        let text = response.text().await.unwrap_or_default();
-        Err(format!("POST {url}: {status}: {text}").into())
+impl Client {
+    /// Connects to `base` (`http://host:port`), with TCP_NODELAY as any HTTP client sets.
+    async fn connect(base: &str) -> Result<Self, BoxError> {
+        let host = base.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&host).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                eprintln!("bench client connection: {e}");
+            }
+        });
+        Ok(Self {
+            sender: tokio::sync::Mutex::new(sender),
+            host,
+        })
+    }
+
+    /// POSTs `body` (JSON text) to `path` with the planner token and reads the whole response;
+    /// any status but 2xx is an error carrying the response body.
+    async fn post(&self, path: &str, body: String) -> Result<(), BoxError> {
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let mut sender = self.sender.lock().await;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        // Read the body: the connection takes the next request only once this one is done.
+        let text = response.into_body().collect().await?.to_bytes();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("POST {path}: {status}: {}", String::from_utf8_lossy(&text)).into())
+        }
     }
 }
 
@@ -147,11 +169,11 @@ fn decision() -> serde_json::Value {
 
 /// Creates timeline `id` with a small organisation: a municipality, its districts, a service
 /// the districts are responsible for.
-async fn create_timeline(client: &reqwest::Client, base: &str, id: &str) -> Result<(), BoxError> {
+async fn create_timeline(client: &Client, id: &str) -> Result<(), BoxError> {
     let created = json!({"id": id, "name": "Oslo kommune (bench)", "effective_from": "2004-01-01",
         "decision": {"case_number": "04/1", "body": "Bystyret", "decision_date": "2003-06-18",
                      "title": "Bydelsreformen"}});
-    post(client, &format!("{base}/timelines"), created.to_string()).await?;
+    client.post("/timelines", created.to_string()).await?;
     // Command ids are unique across timelines: prefix them with the timeline's.
     let context = |command_id: &str| {
         json!({"command_id": format!("{id}-{command_id}"), "effective_from": "2004-01-01", "actor": "bench",
@@ -188,12 +210,12 @@ async fn create_timeline(client: &reqwest::Client, base: &str, id: &str) -> Resu
                    "areas": [code]}),
         ));
     }
-    post(
-        client,
-        &format!("{base}/timelines/{id}/batch"),
-        json!({ "commands": commands }).to_string(),
-    )
-    .await
+    client
+        .post(
+            &format!("/timelines/{id}/batch"),
+            json!({ "commands": commands }).to_string(),
+        )
+        .await
 }
 
 /// One client's next command: renames its timeline's first district, alternating between two
@@ -218,28 +240,31 @@ async fn measure_all(url: &str, window: Duration) -> Result<(), BoxError> {
 }
 
 async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<(), BoxError> {
-    // The raw side: its own pool on the same database, like the store bench's raw side.
-    let raw_db = Database::connect_with_max_connections(url, 16).await?;
-    let Database::Postgres(pool) = &raw_db else {
+    // The raw side: a table in the same database, one dedicated connection per writer, as in
+    // the store section.
+    let Database::Postgres(server_pool) = &server.db else {
         return Err("the bench needs PostgreSQL".into());
     };
-    sqlx::raw_sql(RAW_TABLE).execute(pool).await?;
+    sqlx::raw_sql(RAW_TABLE).execute(server_pool).await?;
     let payload = serde_json::to_string(&crate::BenchEvent::Recorded {
         text: crate::TEXT.to_owned(),
     })?;
+    let raw_writers = RawWriters::connect(url, WRITERS[WRITERS.len() - 1], &payload).await?;
     println!(
         "\ncommands through HTTP: POST /timelines/{{id}}/commands (RenameUnit), bearer auth, \
          projector running; one client per timeline, keep-alive"
     );
     let decision = decision().to_string();
     for n in WRITERS {
-        let clients: Vec<reqwest::Client> = (0..n).map(|_| client()).collect::<Result<_, _>>()?;
+        let mut clients = Vec::with_capacity(n);
         let (mut ids, mut urls) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for (w, c) in clients.iter().enumerate() {
+        for w in 0..n {
+            let client = Client::connect(&server.base).await?;
             let id = format!("bench-{n}-{w}");
-            create_timeline(c, &server.base, &id).await?;
-            urls.push(format!("{}/timelines/{id}/commands", server.base));
+            create_timeline(&client, &id).await?;
+            urls.push(format!("/timelines/{id}/commands"));
             ids.push(id);
+            clients.push(client);
         }
         let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let (clients, urls, ids) = (Arc::new(clients), Arc::new(urls), Arc::new(ids));
@@ -248,21 +273,13 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
         let http_op = move |w: usize| {
             let (clients, urls) = (clients.clone(), urls.clone());
             let body = rename_body(&ids[w], seqs[w].fetch_add(1, Ordering::Relaxed), &decision);
-            async move { post(&clients[w], &urls[w], body).await.map(|()| 1) }
+            async move { clients[w].post(&urls[w], body).await.map(|()| 1) }
         };
         // Warm each client's connection and the server's aggregate cache, as in production.
         for w in 0..n {
             http_op.clone()(w).await?;
         }
-        let (pool_, payload_) = (pool.clone(), payload.clone());
-        let raw_op = move |_: usize| {
-            let (pool, payload) = (pool_.clone(), payload_.clone());
-            async move { raw_insert(&pool, &payload).await.map(|()| 1) }
-        };
-        let (raw, ours, ratio) = paired(window, n, raw_op, http_op).await?;
-        let Database::Postgres(server_pool) = &server.db else {
-            return Err("the bench needs PostgreSQL".into());
-        };
+        let (raw, ours, ratio) = paired(window, n, raw_writers.single(), http_op).await?;
         let written: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM events WHERE stream_id LIKE $1 AND event_type = 'UnitRenamed'",
         )
@@ -291,6 +308,5 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
             Some(ratio),
         );
     }
-    raw_db.close().await;
     Ok(())
 }

@@ -49,6 +49,17 @@ pub struct Progress {
     pub position: i64,
 }
 
+/// What one batch did.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    /// Events read and applied (or skipped as belonging to a failed timeline).
+    applied: u64,
+    /// Global position of the last of them (the checkpoint's, if none).
+    position: i64,
+    /// Whether more events may already be waiting: the batch was full, or stopped early.
+    more: bool,
+}
+
 /// Keeps the read models up to date with the event log.
 pub struct Projector {
     db: Database,
@@ -175,13 +186,15 @@ impl Projector {
             position: 0,
         };
         loop {
-            let (n, position) = self.run_batch().await?;
-            if n == 0 {
+            let batch = self.run_batch().await?;
+            if batch.applied > 0 {
+                total.applied += batch.applied;
+                total.position = batch.position;
+                progress(total);
+            }
+            if !batch.more {
                 return Ok(total);
             }
-            total.applied += n;
-            total.position = position;
-            progress(total);
         }
     }
 
@@ -202,10 +215,10 @@ impl Projector {
             position: 0,
         };
         loop {
-            let (n, position) = self.run_batch().await?;
-            if n > 0 {
-                total.applied += n;
-                total.position = position;
+            let batch = self.run_batch().await?;
+            if batch.applied > 0 {
+                total.applied += batch.applied;
+                total.position = batch.position;
                 progress(total);
                 continue;
             }
@@ -237,7 +250,7 @@ impl Projector {
     /// that event, which is then recorded in `projection_failures`: its timeline is skipped from
     /// there on and every other timeline goes on being projected. Nothing is skipped silently:
     /// queries on that timeline answer a `projection-failed` problem naming the event.
-    async fn run_batch(&mut self) -> Result<(u64, i64), ProjectionError> {
+    async fn run_batch(&mut self) -> Result<Batch, ProjectionError> {
         match self.try_batch(self.batch).await {
             Ok(done) => Ok(done),
             Err(e) => {
@@ -252,20 +265,29 @@ impl Projector {
     }
 
     /// Applies the next events one per transaction until one fails as poison, and records it.
-    async fn one_by_one(&mut self) -> Result<(u64, i64), ProjectionError> {
-        let mut applied = 0;
-        let mut position = 0;
-        while applied < u64::from(self.batch) {
+    async fn one_by_one(&mut self) -> Result<Batch, ProjectionError> {
+        let mut done = Batch {
+            applied: 0,
+            position: 0,
+            more: true,
+        };
+        while done.applied < u64::from(self.batch) {
             match self.try_batch(1).await {
-                Ok((0, p)) => return Ok((applied, p.max(position))),
-                Ok((n, p)) => {
-                    applied += n;
-                    position = p;
+                Ok(b) if b.applied == 0 => {
+                    done.position = done.position.max(b.position);
+                    done.more = false;
+                    return Ok(done);
+                }
+                Ok(b) => {
+                    done.applied += b.applied;
+                    done.position = b.position;
                 }
                 Err(e) if e.is_poison() => {
                     self.timelines.clear();
-                    let p = self.record_failure(&e).await?;
-                    return Ok((applied + 1, p));
+                    done.position = self.record_failure(&e).await?;
+                    done.applied += 1;
+                    // Events after the poison one may be waiting: ask again.
+                    return Ok(done);
                 }
                 Err(e) => {
                     self.timelines.clear();
@@ -273,15 +295,14 @@ impl Projector {
                 }
             }
         }
-        Ok((applied, position))
+        Ok(done)
     }
 
     /// Records the next event as its timeline's failure and moves the checkpoint past it.
     async fn record_failure(&mut self, error: &ProjectionError) -> Result<i64, ProjectionError> {
-        let mut tx = begin(&self.db).await?;
-        lock(&mut tx).await?;
+        let mut tx = begin_locked(&self.db).await?;
         let (checkpoint, _) = read_checkpoint(&mut tx).await?;
-        let events = self.db.read_all_after(&checkpoint, 1).await?;
+        let events = read_events(&mut tx, &checkpoint, 1).await?;
         let Some(e) = events.first() else {
             return Ok(checkpoint.position());
         };
@@ -295,21 +316,20 @@ impl Projector {
         Ok(e.position)
     }
 
-    async fn try_batch(&mut self, batch: u32) -> Result<(u64, i64), ProjectionError> {
-        let mut tx = begin(&self.db).await?;
-        lock(&mut tx).await?;
-        let (checkpoint, _) = read_checkpoint(&mut tx).await?;
-        self.failed = fetch_tx!(
-            &mut tx,
-            failure,
-            "SELECT timeline_id, stream_version, position, error FROM projection_failures"
-        )?
-        .into_iter()
-        .map(|f| (f.timeline_id.clone(), f))
-        .collect();
-        let events = self.db.read_all_after(&checkpoint, batch).await?;
+    async fn try_batch(&mut self, batch: u32) -> Result<Batch, ProjectionError> {
+        let mut tx = begin_locked(&self.db).await?;
+        let (checkpoint, failed) = read_checkpoint_and_failures(&mut tx).await?;
+        self.failed = failed;
+        let events = read_events(&mut tx, &checkpoint, batch).await?;
+        // A short batch read everything visible: the caller need not ask again at once (an
+        // empty extra batch would cost a whole transaction per round).
+        let more = events.len() >= batch as usize;
         let Some(last) = events.last() else {
-            return Ok((0, checkpoint.position()));
+            return Ok(Batch {
+                applied: 0,
+                position: checkpoint.position(),
+                more: false,
+            });
         };
         let (last_cp, last_pos) = (last.checkpoint, last.position);
         // Each timeline's row is updated once per batch, with its last version.
@@ -332,18 +352,14 @@ impl Projector {
             );
         }
         pending.flush(&mut tx).await?;
-        for (stream, (version, at)) in &versions {
-            exec!(
-                &mut tx,
-                "UPDATE timelines SET version = $1, updated_at = $2 WHERE timeline_id = $3",
-                *version,
-                *at,
-                stream
-            )?;
-        }
+        update_timeline_versions(&mut tx, versions).await?;
         write_checkpoint(&mut tx, &last_cp).await?;
         commit(tx).await?;
-        Ok((events.len() as u64, last_pos))
+        Ok(Batch {
+            applied: events.len() as u64,
+            position: last_pos,
+            more,
+        })
     }
 
     /// The remembered projection of `stream`, loaded from its events before `version` if
@@ -527,9 +543,8 @@ impl Projector {
         &mut self,
         progress: impl FnMut(Progress),
     ) -> Result<Progress, ProjectionError> {
-        let mut tx = begin(&self.db).await?;
         // Under the projector lock, so a server's projector never interleaves with the reset.
-        lock(&mut tx).await?;
+        let mut tx = begin_locked(&self.db).await?;
         let (_, rebuilding) = read_checkpoint(&mut tx).await?;
         if !rebuilding {
             reset(&mut tx).await?;
@@ -552,8 +567,7 @@ impl Projector {
     /// Marks a rebuild as started without running it (tests use this to simulate a rebuild
     /// interrupted after its reset).
     pub async fn start_rebuild_only(&mut self) -> Result<(), ProjectionError> {
-        let mut tx = begin(&self.db).await?;
-        lock(&mut tx).await?;
+        let mut tx = begin_locked(&self.db).await?;
         reset(&mut tx).await?;
         commit(tx).await?;
         self.timelines.clear();
@@ -562,7 +576,7 @@ impl Projector {
 
     /// Applies at most one batch (tests use this to interrupt a catch-up or rebuild midway).
     pub async fn step(&mut self) -> Result<u64, ProjectionError> {
-        Ok(self.run_batch().await?.0)
+        Ok(self.run_batch().await?.applied)
     }
 }
 
@@ -644,12 +658,69 @@ async fn begin(db: &Database) -> Result<Tx, sqlx::Error> {
     })
 }
 
-/// Takes the projector lock (PostgreSQL; SQLite's write lock already serialises projectors).
-async fn lock(tx: &mut Tx) -> Result<(), sqlx::Error> {
-    if let Tx::Pg(t) = tx {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('omorg-projector'))")
+/// [`begin`], then the projector lock, in the same round trip (PostgreSQL; SQLite's write lock
+/// already serialises projectors). The lock makes concurrent projectors take turns.
+async fn begin_locked(db: &Database) -> Result<Tx, sqlx::Error> {
+    Ok(match db {
+        // The statements run as one simple query; see `begin` for the asynchronous commit.
+        Database::Postgres(p) => Tx::Pg(
+            p.begin_with(
+                "BEGIN; SET LOCAL synchronous_commit = off; \
+                 SELECT pg_advisory_xact_lock(hashtext('omorg-projector'))",
+            )
+            .await?,
+        ),
+        Database::Sqlite(_) => begin(db).await?,
+    })
+}
+
+/// The next `limit` events after `after`, read in the batch's own transaction.
+async fn read_events(
+    tx: &mut Tx,
+    after: &Checkpoint,
+    limit: u32,
+) -> Result<Vec<RecordedEvent>, ProjectionError> {
+    Ok(match tx {
+        Tx::Pg(t) => omorg_store::pg_read_all_after(t, after, limit).await?,
+        Tx::Lite(t) => omorg_store::sqlite_read_all_after(t, after, limit).await?,
+    })
+}
+
+/// Sets each timeline's row to the last version a batch applied: one statement on PostgreSQL.
+async fn update_timeline_versions(
+    tx: &mut Tx,
+    versions: HashMap<String, (i64, Ts)>,
+) -> Result<(), ProjectionError> {
+    match tx {
+        Tx::Pg(t) => {
+            let (mut ids, mut vs, mut ats) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, (v, at)) in versions {
+                ids.push(id);
+                vs.push(v);
+                ats.push(at.0);
+            }
+            sqlx::query(
+                "UPDATE timelines t SET version = u.v, updated_at = u.at \
+                 FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u(id, v, at) \
+                 WHERE t.timeline_id = u.id",
+            )
+            .bind(ids)
+            .bind(vs)
+            .bind(ats)
             .execute(&mut **t)
             .await?;
+        }
+        Tx::Lite(_) => {
+            for (stream, (version, at)) in &versions {
+                exec!(
+                    tx,
+                    "UPDATE timelines SET version = $1, updated_at = $2 WHERE timeline_id = $3",
+                    *version,
+                    *at,
+                    stream
+                )?;
+            }
+        }
     }
     Ok(())
 }
@@ -688,6 +759,50 @@ async fn read_checkpoint(tx: &mut Tx) -> Result<(Checkpoint, bool), ProjectionEr
             r.rebuilding,
         )),
     }
+}
+
+/// The checkpoint and every recorded failure, in one statement: a batch needs both (failures may
+/// have been recorded by another projector instance since this one's last batch).
+async fn read_checkpoint_and_failures(
+    tx: &mut Tx,
+) -> Result<(Checkpoint, HashMap<String, Failure>), ProjectionError> {
+    let rows = fetch_tx!(
+        tx,
+        checkpoint_and_failure,
+        "SELECT c.checkpoint, f.timeline_id, f.stream_version, f.position, f.error \
+         FROM (SELECT 1 AS one) AS o \
+         LEFT JOIN projection_checkpoints c ON c.projector = $1 \
+         LEFT JOIN projection_failures f ON TRUE",
+        PROJECTOR
+    )?;
+    let checkpoint = match rows.first().and_then(|r| r.0.as_deref()) {
+        None => Checkpoint::START,
+        Some(text) => Checkpoint::from_str(text)
+            .map_err(|_| ProjectionError::BadCheckpoint(text.to_owned()))?,
+    };
+    let failed = rows
+        .into_iter()
+        .filter_map(|(_, f)| f)
+        .map(|f| (f.timeline_id.clone(), f))
+        .collect();
+    Ok((checkpoint, failed))
+}
+
+type CheckpointAndFailure = (Option<String>, Option<Failure>);
+
+fn checkpoint_and_failure<R: crate::sql::RowExt>(
+    r: &R,
+) -> Result<CheckpointAndFailure, sqlx::Error> {
+    let failure = match r.opt_text("timeline_id")? {
+        None => None,
+        Some(timeline_id) => Some(Failure {
+            timeline_id,
+            stream_version: r.int("stream_version")?,
+            position: r.int("position")?,
+            error: r.text("error")?,
+        }),
+    };
+    Ok((r.opt_text("checkpoint")?, failure))
 }
 
 async fn write_checkpoint(tx: &mut Tx, cp: &Checkpoint) -> Result<(), ProjectionError> {

@@ -19,11 +19,13 @@ use tokio::task::JoinHandle;
 /// server instance arrive this way).
 pub const POLL: Duration = Duration::from_millis(500);
 
-/// How long the runner lets commands gather after a command woke it, unless a reader is waiting.
-/// A round costs about ten statements however few events it applies; under a stream of commands,
-/// a round per command cost the server more than the commands themselves. Readers never wait
-/// for this: [`ProjectionRunner::sync`] wakes the runner at once.
-pub const GATHER: Duration = Duration::from_millis(5);
+/// How long the runner lets commands gather after a command woke it, unless a reader is waiting
+/// (`omorg serve --projector-gather-ms`). A round costs about ten statements however few events
+/// it applies, and a batch of many events costs much less per event than a batch of one: under a
+/// stream of commands, short rounds cost the server more than the commands themselves. Readers
+/// through the API never wait for this ([`ProjectionRunner::sync`] wakes the runner at once);
+/// readers of the tables through plain SQL see a command this much later.
+pub const GATHER: Duration = Duration::from_millis(100);
 
 /// Handle to the background projector.
 #[derive(Clone)]
@@ -44,8 +46,15 @@ struct Inner {
 }
 
 impl ProjectionRunner {
-    /// Spawns the runner on `db` (migrated). It stops when [`ProjectionRunner::shutdown`] is called.
+    /// Spawns the runner on `db` (migrated), gathering commands for [`GATHER`]. It stops when
+    /// [`ProjectionRunner::shutdown`] is called.
     pub fn spawn(db: Database) -> (Self, JoinHandle<()>) {
+        Self::spawn_gathering(db, GATHER)
+    }
+
+    /// [`ProjectionRunner::spawn`], letting commands gather for `gather` after one wakes the
+    /// runner.
+    pub fn spawn_gathering(db: Database, gather: Duration) -> (Self, JoinHandle<()>) {
         let inner = Arc::new(Inner {
             db: db.clone(),
             wake: Notify::new(),
@@ -65,7 +74,7 @@ impl ProjectionRunner {
                 tokio::select! {
                     _ = task_inner.wake.notified() => {
                         tokio::select! {
-                            _ = tokio::time::sleep(GATHER) => {}
+                            _ = tokio::time::sleep(gather) => {}
                             _ = task_inner.urgent.notified() => {}
                             _ = stop.changed() => return,
                         }

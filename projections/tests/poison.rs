@@ -104,3 +104,47 @@ async fn a_poison_event_stops_only_its_timeline_postgres() {
 async fn a_poison_event_stops_only_its_timeline_sqlite() {
     a_poison_event_stops_only_its_timeline(Backend::Sqlite).await;
 }
+
+/// A failure recorded by another projector instance (here written directly, as that instance
+/// would) is honoured by this one from its next batch: the timeline's new events are skipped.
+async fn a_failure_recorded_elsewhere_stops_the_timeline_here(backend: Backend) {
+    let (db, store, _) = oslo_until_merge(backend).await;
+    let mut projector = Projector::new(db.clone());
+    projector.catch_up_to_head(PATIENCE, |_| {}).await.unwrap();
+    let before = queries::timeline(&db, T).await.unwrap().version;
+    let sql = "INSERT INTO projection_failures (timeline_id, stream_version, position, error, failed_at) \
+               VALUES ($1, 99, 99, 'recorded by another instance', $2)";
+    match &db {
+        Database::Postgres(p) => sqlx::query(sql)
+            .bind(T)
+            .bind(chrono::Utc::now())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+        Database::Sqlite(p) => sqlx::query(&omorg_projections::sql::lite(sql))
+            .bind(T)
+            .bind("2026-11-23T12:00:00.000000Z")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+    }
+    .unwrap();
+    run(&store, rename("after-failure", "Helseetaten (ny)")).await;
+    let done = projector.catch_up_to_head(PATIENCE, |_| {}).await.unwrap();
+    assert_eq!(done.applied, 1, "the event passed the checkpoint");
+    assert_eq!(
+        queries::timeline(&db, T).await.unwrap().version,
+        before,
+        "but was not applied"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_recorded_elsewhere_stops_the_timeline_here_postgres() {
+    a_failure_recorded_elsewhere_stops_the_timeline_here(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_failure_recorded_elsewhere_stops_the_timeline_here_sqlite() {
+    a_failure_recorded_elsewhere_stops_the_timeline_here(Backend::Sqlite).await;
+}

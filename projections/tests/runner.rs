@@ -49,3 +49,49 @@ async fn runner_catches_up_and_syncs_postgres() {
 async fn runner_catches_up_and_syncs_sqlite() {
     runner_catches_up_and_syncs(Backend::Sqlite).await;
 }
+
+/// After a command wakes it, the runner lets more commands gather before projecting (here for an
+/// hour, so nothing but a reader can end the wait), and a reader waiting in `sync` ends the wait
+/// at once.
+async fn a_woken_runner_gathers_until_a_reader_waits(backend: Backend) {
+    let (db, store, _) = oslo_until_merge(backend).await;
+    let (runner, task) =
+        ProjectionRunner::spawn_gathering(db.clone(), std::time::Duration::from_secs(3600));
+    runner.sync(PATIENCE).await.unwrap();
+    run(
+        &store,
+        cmd(
+            "rn",
+            "2027-01-01",
+            "26/9",
+            Action::RenameUnit(Rename {
+                unit: UnitId::new("alna").unwrap(),
+                name: Some("Bydel Alna og Furuset".into()),
+                code: None,
+            }),
+        ),
+    )
+    .await;
+    runner.nudge();
+    // Long enough for a runner that ignored the gathering to have projected the command.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        queries::timeline(&db, T).await.unwrap().version,
+        12,
+        "still gathering"
+    );
+    runner.sync(PATIENCE).await.unwrap();
+    assert_eq!(queries::timeline(&db, T).await.unwrap().version, 13);
+    runner.shutdown();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_woken_runner_gathers_until_a_reader_waits_postgres() {
+    a_woken_runner_gathers_until_a_reader_waits(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_woken_runner_gathers_until_a_reader_waits_sqlite() {
+    a_woken_runner_gathers_until_a_reader_waits(Backend::Sqlite).await;
+}

@@ -9,9 +9,10 @@ use crate::hash::canonical_time;
 use crate::model::{Checkpoint, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
 };
 use sqlx::Row;
 use std::str::FromStr;
@@ -142,29 +143,10 @@ impl Database {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         match self {
             Self::Postgres(pool) => {
-                let rows = sqlx::query(&format!(
-                    "SELECT {PG_COLUMNS} FROM events \
-                     WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
-                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     ORDER BY tx_id, position LIMIT $3"
-                ))
-                .bind(after.tx())
-                .bind(after.position())
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-                rows.iter().map(pg_event).collect()
+                pg_read_all_after(&mut *pool.acquire().await?, after, limit).await
             }
             Self::Sqlite(pool) => {
-                let rows = sqlx::query(&format!(
-                    "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ?1 \
-                     ORDER BY position LIMIT ?2"
-                ))
-                .bind(after.position())
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-                rows.iter().map(sqlite_event).collect()
+                sqlite_read_all_after(&mut *pool.acquire().await?, after, limit).await
             }
         }
     }
@@ -437,6 +419,44 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// [`Database::read_all_after`] on a PostgreSQL connection the caller holds, e.g. inside its own
+/// transaction: a projector reads its batch on the connection that writes it, saving a pool
+/// round trip per batch.
+pub async fn pg_read_all_after(
+    conn: &mut PgConnection,
+    after: &Checkpoint,
+    limit: u32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PG_COLUMNS} FROM events \
+         WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, position LIMIT $3"
+    ))
+    .bind(after.tx())
+    .bind(after.position())
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(pg_event).collect()
+}
+
+/// [`Database::read_all_after`] on an SQLite connection the caller holds.
+pub async fn sqlite_read_all_after(
+    conn: &mut SqliteConnection,
+    after: &Checkpoint,
+    limit: u32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+    ))
+    .bind(after.position())
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(sqlite_event).collect()
 }
 
 /// Commands with up to this many events append with [`pg_append_values_sql`]; larger batches

@@ -48,7 +48,7 @@ pub mod verify;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{Backend, Database};
+pub use db::{pg_read_all_after, sqlite_read_all_after, Backend, Database};
 pub use error::{CommandError, StoreError};
 pub use model::{Checkpoint, CommandMetadata, Committed, Outcome, RecordedEvent};
 pub use store::{CacheStats, Store, StoreConfig, StoreContext};
