@@ -194,6 +194,7 @@ pub struct EventPage {
 pub const TIMELINE_STORE: StoreConfig = StoreConfig {
     snapshot_every: 0,
     cache_capacity: 1024,
+    append_connections: StoreConfig::DEFAULT_APPEND_CONNECTIONS,
 };
 
 /// The largest page of events served at once.

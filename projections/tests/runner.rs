@@ -58,6 +58,9 @@ async fn a_woken_runner_gathers_until_a_reader_waits(backend: Backend) {
     let (runner, task) =
         ProjectionRunner::spawn_gathering(db.clone(), std::time::Duration::from_secs(3600));
     runner.sync(PATIENCE).await.unwrap();
+    // A reader's wake-up can leave the runner one more (empty) round to run; let it, so that it
+    // cannot pick up the command below.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     run(
         &store,
         cmd(

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
     SqliteRow,
 };
 use sqlx::Row;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -195,61 +196,11 @@ impl Database {
         &self,
         batch: &AppendBatch<'_>,
     ) -> Result<Vec<Checkpoint>, AppendError> {
-        let first = match batch.events.first() {
-            Some(f) => to_i64(f.version)?,
-            None => return Ok(Vec::new()),
-        };
-        let count = i32::try_from(batch.events.len())
-            .map_err(|_| StoreError::Corrupt("more than 2^31 events in one command".into()))?;
-        let metadata = batch.metadata.to_string();
         match self {
-            Self::Postgres(pool) if batch.events.len() <= PG_VALUES_MAX_EVENTS => {
-                // Small commands (the usual case): one multi-row VALUES, which PostgreSQL plans
-                // and executes markedly cheaper than unnest over arrays.
-                let sql = pg_append_values_sql(batch.events.len());
-                let mut query = sqlx::query(&sql)
-                    .bind(batch.stream_id)
-                    .bind(metadata)
-                    .bind(batch.recorded_at)
-                    .bind(batch.command_id);
-                for e in batch.events {
-                    query = query
-                        .bind(to_i64(e.version)?)
-                        .bind(&e.event_type)
-                        .bind(&e.event_version)
-                        .bind(e.payload.to_string())
-                        .bind(&e.prev_hash)
-                        .bind(&e.hash);
-                }
-                let rows = query.fetch_all(pool).await?;
-                pg_checkpoints(&rows)
-            }
-            Self::Postgres(pool) => {
-                let mut versions = Vec::with_capacity(batch.events.len());
-                for e in batch.events {
-                    versions.push(to_i64(e.version)?);
-                }
-                let column = |f: fn(&NewEvent) -> String| -> Vec<String> {
-                    batch.events.iter().map(f).collect()
-                };
-                let rows = sqlx::query(PG_APPEND_UNNEST)
-                    .bind(batch.stream_id)
-                    .bind(versions)
-                    .bind(column(|e| e.event_type.clone()))
-                    .bind(column(|e| e.event_version.clone()))
-                    .bind(column(|e| e.payload.to_string()))
-                    .bind(metadata)
-                    .bind(batch.recorded_at)
-                    .bind(column(|e| e.prev_hash.clone()))
-                    .bind(column(|e| e.hash.clone()))
-                    .bind(batch.command_id)
-                    .bind(first)
-                    .bind(count)
-                    .fetch_all(pool)
-                    .await?;
-                pg_checkpoints(&rows)
-            }
+            Self::Postgres(pool) => pg_append(pool, batch).await,
             Self::Sqlite(pool) => {
+                let count = command_size(batch)?;
+                let metadata = batch.metadata.to_string();
                 // IMMEDIATE takes the write lock now, so two appends cannot both read and then
                 // fail to upgrade (SQLITE_BUSY deadlock); writers queue on the busy timeout.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -459,9 +410,158 @@ pub async fn sqlite_read_all_after(
     rows.iter().map(sqlite_event).collect()
 }
 
+/// The size of a command, as stored with its first event.
+fn command_size(batch: &AppendBatch<'_>) -> Result<i32, StoreError> {
+    i32::try_from(batch.events.len())
+        .map_err(|_| StoreError::Corrupt("more than 2^31 events in one command".into()))
+}
+
+/// Appends one command's events on PostgreSQL through `executor` (the pool, or a connection the
+/// caller holds): one autocommit statement, i.e. one round trip and one commit.
+pub(crate) async fn pg_append<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    batch: &AppendBatch<'_>,
+) -> Result<Vec<Checkpoint>, AppendError> {
+    let first = match batch.events.first() {
+        Some(f) => to_i64(f.version)?,
+        None => return Ok(Vec::new()),
+    };
+    let count = command_size(batch)?;
+    let metadata = batch.metadata.to_string();
+    let rows = if batch.events.len() <= PG_VALUES_MAX_EVENTS {
+        // Small commands (the usual case): one multi-row VALUES, which PostgreSQL plans and
+        // executes markedly cheaper than unnest over arrays.
+        let sql = pg_append_values_sql(batch.events.len());
+        let mut query = sqlx::query(&sql)
+            .bind(batch.stream_id)
+            .bind(metadata)
+            .bind(batch.recorded_at)
+            .bind(batch.command_id);
+        for e in batch.events {
+            query = query
+                .bind(to_i64(e.version)?)
+                .bind(&e.event_type)
+                .bind(&e.event_version)
+                .bind(e.payload.to_string())
+                .bind(&e.prev_hash)
+                .bind(&e.hash);
+        }
+        query.fetch_all(executor).await?
+    } else {
+        let mut versions = Vec::with_capacity(batch.events.len());
+        for e in batch.events {
+            versions.push(to_i64(e.version)?);
+        }
+        let column =
+            |f: fn(&NewEvent) -> String| -> Vec<String> { batch.events.iter().map(f).collect() };
+        sqlx::query(PG_APPEND_UNNEST)
+            .bind(batch.stream_id)
+            .bind(versions)
+            .bind(column(|e| e.event_type.clone()))
+            .bind(column(|e| e.event_version.clone()))
+            .bind(column(|e| e.payload.to_string()))
+            .bind(metadata)
+            .bind(batch.recorded_at)
+            .bind(column(|e| e.prev_hash.clone()))
+            .bind(column(|e| e.hash.clone()))
+            .bind(batch.command_id)
+            .bind(first)
+            .bind(count)
+            .fetch_all(executor)
+            .await?
+    };
+    pg_checkpoints(&rows)
+}
+
+/// Appends several commands' events (on different streams, each of at most
+/// [`PG_VALUES_MAX_EVENTS`] events) in one autocommit statement: one round trip and one commit
+/// for all of them. All or nothing: a unique violation of any one refuses them all, and the
+/// caller then appends them one by one to learn which. Returns each command's checkpoints.
+pub(crate) async fn pg_append_group(
+    conn: &mut PgConnection,
+    batches: &[AppendBatch<'_>],
+) -> Result<Vec<Vec<Checkpoint>>, AppendError> {
+    let n: usize = batches.iter().map(|b| b.events.len()).sum();
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n {
+        let p = 1 + i * 11;
+        rows.push(format!(
+            "(${}, ${}, ${}, ${}, ${}::jsonb, ${}::jsonb, ${}, ${}, ${}, ${}, ${}::integer)",
+            p,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8,
+            p + 9,
+            p + 10
+        ));
+    }
+    let sql = format!(
+        "INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, \
+         metadata, recorded_at, prev_hash, hash, command_id, command_events) VALUES {} \
+         RETURNING tx_id::text::bigint, position, stream_id, stream_version",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for batch in batches {
+        let count = command_size(batch)?;
+        let metadata = batch.metadata.to_string();
+        for (i, e) in batch.events.iter().enumerate() {
+            // The command id and size go on the command's first event only.
+            let (command_id, command_events) = if i == 0 {
+                (Some(batch.command_id), Some(count))
+            } else {
+                (None, None)
+            };
+            query = query
+                .bind(batch.stream_id)
+                .bind(to_i64(e.version)?)
+                .bind(&e.event_type)
+                .bind(&e.event_version)
+                .bind(e.payload.to_string())
+                .bind(metadata.clone())
+                .bind(batch.recorded_at)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .bind(command_id)
+                .bind(command_events);
+        }
+    }
+    let returned = query.fetch_all(&mut *conn).await?;
+    let mut stored: HashMap<(String, i64), Checkpoint> = HashMap::with_capacity(returned.len());
+    for row in &returned {
+        let tx: i64 = row.try_get(0).map_err(StoreError::from)?;
+        let position: i64 = row.try_get(1).map_err(StoreError::from)?;
+        let stream: String = row.try_get(2).map_err(StoreError::from)?;
+        let version: i64 = row.try_get(3).map_err(StoreError::from)?;
+        stored.insert((stream, version), Checkpoint::new(tx, position));
+    }
+    batches
+        .iter()
+        .map(|b| {
+            b.events
+                .iter()
+                .map(|e| {
+                    let key = (b.stream_id.to_owned(), to_i64(e.version)?);
+                    stored.get(&key).copied().ok_or_else(|| {
+                        AppendError::Store(StoreError::Corrupt(format!(
+                            "group append did not return {}@{}",
+                            key.0, key.1
+                        )))
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Commands with up to this many events append with [`pg_append_values_sql`]; larger batches
 /// bind arrays ([`PG_APPEND_UNNEST`]) to stay far below PostgreSQL's 65535 parameters.
-const PG_VALUES_MAX_EVENTS: usize = 32;
+pub(crate) const PG_VALUES_MAX_EVENTS: usize = 32;
 
 /// The one-round-trip append on PostgreSQL for `n` events: a single autocommit INSERT, so there
 /// is no BEGIN/COMMIT round trip. The first row carries the command id and size; a unique

@@ -37,7 +37,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod db;
+mod committer;
+mod db;
 pub mod error;
 pub mod hash;
 pub mod model;

@@ -1,10 +1,11 @@
 //! [`Store`]: loads aggregates (cache → snapshot + tail → full replay), runs commands, appends
 //! their events exactly once, and implements cqrs-es's `EventStore` on top.
 
-use crate::db::{AppendBatch, AppendError, Database, NewEvent};
+use crate::committer::{Committer, OwnedAppend};
+use crate::db::{AppendError, Database, NewEvent};
 use crate::error::{CommandError, StoreError};
 use crate::hash::{event_hash, HashInput, GENESIS_HASH};
-use crate::model::{CommandMetadata, Committed, Outcome, RecordedEvent};
+use crate::model::{Checkpoint, CommandMetadata, Committed, Outcome, RecordedEvent};
 use crate::upcast::Upcasters;
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -22,6 +23,17 @@ pub struct StoreConfig {
     /// How many aggregates the in-process cache keeps (least recently used are evicted);
     /// 0 disables the cache.
     pub cache_capacity: usize,
+    /// PostgreSQL: how many appends may be in flight at once, each on a connection of its own
+    /// (outside the pool). Appends that arrive while all are busy are written together, in one
+    /// statement, by the next one free (group commit; see `committer.rs`).
+    pub append_connections: usize,
+}
+
+impl StoreConfig {
+    /// Default [`StoreConfig::append_connections`]: two appends in flight let two commands
+    /// commit side by side (PostgreSQL flushes their commits together); more commands than that
+    /// at once are grouped.
+    pub const DEFAULT_APPEND_CONNECTIONS: usize = 2;
 }
 
 impl Default for StoreConfig {
@@ -29,6 +41,7 @@ impl Default for StoreConfig {
         Self {
             snapshot_every: 100,
             cache_capacity: 1024,
+            append_connections: Self::DEFAULT_APPEND_CONNECTIONS,
         }
     }
 }
@@ -95,6 +108,8 @@ pub struct Store<A: Aggregate> {
     stream_locks: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
+    /// PostgreSQL's group committer, started on the first append (it needs a runtime).
+    committer: Arc<Mutex<Option<Committer>>>,
 }
 
 impl<A: Aggregate> Clone for Store<A> {
@@ -108,6 +123,7 @@ impl<A: Aggregate> Clone for Store<A> {
             stream_locks: Arc::clone(&self.stream_locks),
             hits: Arc::clone(&self.hits),
             misses: Arc::clone(&self.misses),
+            committer: Arc::clone(&self.committer),
         }
     }
 }
@@ -134,6 +150,7 @@ impl<A: Aggregate> Store<A> {
             stream_locks: Arc::default(),
             hits: Arc::default(),
             misses: Arc::default(),
+            committer: Arc::default(),
         }
     }
 
@@ -365,15 +382,15 @@ impl<A: Aggregate> Store<A> {
                 hash,
             });
         }
-        let batch = AppendBatch {
-            stream_id: &stream_id,
-            command_id: &metadata.command_id,
-            events: &rows,
-            metadata: &metadata_json,
+        let append = OwnedAppend {
+            stream_id: stream_id.clone(),
+            command_id: metadata.command_id.clone(),
+            events: rows,
+            metadata: metadata_json.clone(),
             recorded_at,
         };
-        let checkpoints = match self.db.append(&batch).await {
-            Ok(checkpoints) => checkpoints,
+        let (rows, checkpoints) = match self.write(append).await {
+            Ok(written) => written,
             Err(AppendError::UniqueViolation) => {
                 // Either the version was taken (another writer, or our cached state was stale)
                 // or the command id was used (a retry racing its original). The cached entry
@@ -436,6 +453,44 @@ impl<A: Aggregate> Store<A> {
             events: committed,
             duplicate: false,
         })
+    }
+
+    /// Writes one command's events: on PostgreSQL through the group committer, on SQLite in a
+    /// transaction of its own (SQLite has one writer at a time anyway). Gives the rows back with
+    /// their checkpoints.
+    async fn write(
+        &self,
+        append: OwnedAppend,
+    ) -> Result<(Vec<NewEvent>, Vec<Checkpoint>), AppendError> {
+        let Database::Postgres(pool) = &self.db else {
+            let checkpoints = self.db.append(&append.view()).await?;
+            return Ok((append.events, checkpoints));
+        };
+        let submitted = {
+            let mut guard = self.committer.lock().unwrap_or_else(|e| e.into_inner());
+            let committer = match guard.take() {
+                Some(c) if !c.is_closed() => guard.insert(c),
+                // First append, or the workers' runtime has shut down since.
+                _ => guard.insert(Committer::start(
+                    (*pool.connect_options()).clone(),
+                    self.config.append_connections,
+                )),
+            };
+            committer.submit(append)
+        };
+        let (append, result) = match submitted {
+            Ok(answer) => answer.await.map_err(|_| {
+                // The worker's runtime shut down mid-append: the outcome is unknown (a retry
+                // under the same command id is safe).
+                AppendError::Store(StoreError::Database(sqlx::Error::WorkerCrashed))
+            })?,
+            // Workers that were just started cannot have stopped yet; write it directly.
+            Err(append) => {
+                let result = crate::db::pg_append(pool, &append.view()).await;
+                (append, result)
+            }
+        };
+        Ok((append.events, result?))
     }
 
     /// Writes a snapshot of the context's aggregate as it is (events already applied). A failure

@@ -1,0 +1,234 @@
+//! Group commit on PostgreSQL: appends that arrive while every append connection is busy are
+//! written together, in one statement and one transaction, and each command still gets exactly
+//! the outcome it would have had alone.
+//!
+//! To make the grouping deterministic, a test holds a lock on `events` that blocks every INSERT:
+//! the first append waits on it inside the database, the next ones queue in the store behind
+//! it, and once the lock is released they are written as one group.
+
+mod common;
+
+use common::*;
+use omorg_store::testing::fresh_database;
+use omorg_store::{
+    Backend, CommandError, CommandMetadata, Database, Store, StoreConfig, StoreError,
+};
+use sqlx::{Connection, PgConnection};
+use std::time::Duration;
+
+/// A store with one append connection, so that a second append already has to queue.
+fn one_connection_store(db: &Database) -> Store<Ledger> {
+    Store::new(db.clone(), ()).with_config(StoreConfig {
+        append_connections: 1,
+        ..StoreConfig::default()
+    })
+}
+
+fn deposit(amount: i64) -> LedgerCommand {
+    LedgerCommand::Deposit { amount }
+}
+
+/// A connection holding a lock on `events` that makes every INSERT wait.
+async fn block_appends(db: &Database) -> PgConnection {
+    let Database::Postgres(pool) = db else {
+        panic!("group commit is PostgreSQL's")
+    };
+    let mut conn = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// Waits until an append is waiting on the lock, lets the others queue behind it, releases it.
+async fn release_when_queued(db: &Database, mut blocker: PgConnection) {
+    let Database::Postgres(pool) = db else {
+        unreachable!()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no append reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The other commands only need to run their (in-memory) handlers to reach the queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
+}
+
+/// Transaction ids of the events with these command ids.
+async fn transactions_of(db: &Database, command_ids: &[String]) -> Vec<i64> {
+    let Database::Postgres(pool) = db else {
+        unreachable!()
+    };
+    sqlx::query_scalar(
+        "SELECT DISTINCT tx_id::text::bigint FROM events WHERE command_id = ANY($1) ORDER BY 1",
+    )
+    .bind(command_ids)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn appends_queued_behind_a_busy_connection_commit_as_one_group() {
+    let (db, _name) = fresh_database(Backend::Postgres).await;
+    let store = one_connection_store(&db);
+    let streams: Vec<String> = (0..8).map(|i| format!("acc-{i}")).collect();
+    for s in &streams {
+        store
+            .execute(
+                s,
+                LedgerCommand::Open {
+                    owner: "kari".into(),
+                },
+                CommandMetadata::new(format!("{s}-open")),
+            )
+            .await
+            .unwrap();
+    }
+
+    let blocker = block_appends(&db).await;
+    let tasks: Vec<_> = streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (store, s) = (store.clone(), s.clone());
+            tokio::spawn(async move {
+                store
+                    .execute(
+                        &s,
+                        deposit(10 + i as i64),
+                        CommandMetadata::new(format!("{s}-dep")),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    release_when_queued(&db, blocker).await;
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert_eq!(outcome.version, 2);
+        assert!(!outcome.duplicate);
+    }
+
+    // At most two transactions: the append that waited on the lock (unless the others had
+    // queued before the worker took it), and one for all behind it.
+    let ids: Vec<String> = streams.iter().map(|s| format!("{s}-dep")).collect();
+    let transactions = transactions_of(&db, &ids).await.len();
+    assert!(
+        (1..=2).contains(&transactions),
+        "the queued appends were grouped: {transactions} transactions for 8 appends"
+    );
+    for (i, s) in streams.iter().enumerate() {
+        let ledger = store.with_aggregate(s, |l, _| l.clone()).await.unwrap();
+        assert_eq!(ledger.balance, 10 + i as i64, "{s}");
+        let fresh = Store::<Ledger>::new(db.clone(), ());
+        let reloaded = fresh
+            .with_aggregate(s, |l, v| (l.clone(), v))
+            .await
+            .unwrap();
+        assert_eq!(reloaded, (ledger, 2), "{s} as stored");
+        assert!(db.verify(s).await.unwrap().is_intact(), "{s}");
+    }
+    // The group's events took consecutive positions, each stream's in version order.
+    let page = db
+        .read_all_after(&omorg_store::Checkpoint::START, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 16);
+}
+
+#[tokio::test]
+async fn a_refused_member_of_a_group_does_not_take_the_others_down() {
+    let (db, _name) = fresh_database(Backend::Postgres).await;
+    let store = one_connection_store(&db);
+    for s in ["stale", "a", "b", "c", "reuser"] {
+        store
+            .execute(
+                s,
+                LedgerCommand::Open {
+                    owner: "kari".into(),
+                },
+                CommandMetadata::new(format!("{s}-open")),
+            )
+            .await
+            .unwrap();
+    }
+    // Another process moves "stale" on behind this store's cached copy.
+    Store::<Ledger>::new(db.clone(), ())
+        .execute("stale", deposit(1), CommandMetadata::new("elsewhere"))
+        .await
+        .unwrap();
+
+    let blocker = block_appends(&db).await;
+    let submit = |stream: &str, id: &str| {
+        let (store, stream, id) = (store.clone(), stream.to_owned(), id.to_owned());
+        tokio::spawn(async move {
+            store
+                .execute(&stream, deposit(5), CommandMetadata::new(id))
+                .await
+        })
+    };
+    // They queue behind the lock and are written as a group (or two) that holds a conflict
+    // (stale cache) and a command id already used on another stream.
+    let first = submit("a", "a-dep");
+    let stale = submit("stale", "stale-dep");
+    let b = submit("b", "b-dep");
+    let reused = submit("reuser", "c-open");
+    let c = submit("c", "c-dep");
+    release_when_queued(&db, blocker).await;
+
+    for ok in [first, b, c] {
+        assert_eq!(ok.await.unwrap().unwrap().version, 2);
+    }
+    match stale.await.unwrap() {
+        Err(CommandError::Store(StoreError::Conflict {
+            stream,
+            expected_version,
+        })) => {
+            assert_eq!((stream.as_str(), expected_version), ("stale", 1));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    match reused.await.unwrap() {
+        Err(CommandError::Store(StoreError::DuplicateCommandIdOtherStream {
+            original_stream,
+            ..
+        })) => {
+            assert_eq!(original_stream, "c");
+        }
+        other => panic!("expected a reused command id, got {other:?}"),
+    }
+    // Nothing of the refused commands was written; the other process's event is intact.
+    let fresh = Store::<Ledger>::new(db.clone(), ());
+    let balance = |s: &'static str| {
+        let fresh = fresh.clone();
+        async move {
+            fresh
+                .with_aggregate(s, |l, v| (l.balance, v))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(balance("stale").await, (1, 2));
+    assert_eq!(balance("reuser").await, (0, 1));
+    for s in ["a", "b", "c"] {
+        assert_eq!(balance(s).await, (5, 2), "{s}");
+    }
+}
