@@ -356,6 +356,19 @@ fn text(format: Format, body: String) -> Response {
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
+/// `value` as CSV rendered by `csv` when the caller asked for CSV, else as JSON: the two forms
+/// every tabular query offers.
+fn json_or_csv<T: serde::Serialize>(
+    format: Format,
+    value: T,
+    csv: fn(&T) -> Result<String, csv::Error>,
+) -> Result<Response, ApiError> {
+    Ok(match format {
+        Format::Csv => text(format, csv(&value).map_err(ApiError::internal)?),
+        _ => Json(value).into_response(),
+    })
+}
+
 /// Start a baseline timeline.
 #[utoipa::path(post, path = "/timelines", request_body = CreateTimelineRequest,
     responses((status = 201, body = Created), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -513,13 +526,7 @@ async fn responsibilities(
     let format = params.format(&[Format::Json, Format::Csv])?;
     let at = params.as_of()?;
     let r = state.queries.responsibilities(&id, at).await?;
-    Ok(match format {
-        Format::Csv => text(
-            format,
-            render::responsibilities_csv(&r).map_err(ApiError::internal)?,
-        ),
-        _ => Json(r).into_response(),
-    })
+    json_or_csv(format, r, render::responsibilities_csv)
 }
 
 /// A unit's versions (as known now) and its lineage through merges and splits, both ways.
@@ -553,13 +560,7 @@ async fn service_history(
     caller.require(Permission::Query)?;
     let format = Params::parse(query)?.format(&[Format::Json, Format::Csv])?;
     let h = state.queries.service_history(&id, &code).await?;
-    Ok(match format {
-        Format::Csv => text(
-            format,
-            render::service_history_csv(&h).map_err(ApiError::internal)?,
-        ),
-        _ => Json(h).into_response(),
-    })
+    json_or_csv(format, h, render::service_history_csv)
 }
 
 /// The decision log: every event with the decision behind it, in recorded order, with
@@ -589,13 +590,7 @@ async fn decisions(
         decided_to: params.date("decided_to")?,
     };
     let log = state.queries.decisions(&id, &filter).await?;
-    Ok(match format {
-        Format::Csv => text(
-            format,
-            render::decisions_csv(&log).map_err(ApiError::internal)?,
-        ),
-        _ => Json(log).into_response(),
-    })
+    json_or_csv(format, log, render::decisions_csv)
 }
 
 /// What changed between two effective dates (as known now): the decisions taking effect in
@@ -643,13 +638,7 @@ async fn change_feed(
         .queries
         .change_feed(&id, after, limit(&params)?)
         .await?;
-    Ok(match format {
-        Format::Csv => text(
-            format,
-            render::change_feed_csv(&page).map_err(ApiError::internal)?,
-        ),
-        _ => Json(page).into_response(),
-    })
+    json_or_csv(format, page, render::change_feed_csv)
 }
 
 /// Two timelines side by side on a date (typically a baseline and a scenario): the

@@ -70,6 +70,12 @@ struct Server {
 /// Builds the server state as `omorg serve` does (cli.rs `serve`): default pool, migrations,
 /// one projector caught up before serving, queries with the default patience, tokens.
 async fn start(url: &str) -> Result<Server, BoxError> {
+    // `omorg serve`'s log subscriber and filter (its spans and events cost the same here), with
+    // the output thrown away. Global from here on, so the projection section runs with it too.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        .with_writer(std::io::sink)
+        .try_init();
     let db = Database::connect(url).await?;
     db.migrate().await?;
     let app = Omorg::new(db.clone());

@@ -389,7 +389,7 @@ impl Projector {
             .ok_or_else(|| ProjectionError::UnknownTimeline(stream.to_string()))
     }
 
-    #[tracing::instrument(name = "projector.apply", skip_all, fields(stream = %rec.stream_id, version = rec.stream_version))]
+    #[tracing::instrument(name = "projector.apply", level = "debug", skip_all, fields(stream = %rec.stream_id, version = rec.stream_version))]
     async fn apply(
         &mut self,
         tx: &mut Tx,

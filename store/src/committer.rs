@@ -135,7 +135,7 @@ async fn work(
 
 /// Writes `jobs`: as one group when there are several small ones, else (or when the group
 /// fails) one by one.
-#[tracing::instrument(name = "store.group_commit", skip_all, fields(commands = jobs.len()))]
+#[tracing::instrument(name = "store.group_commit", level = "debug", skip_all, fields(commands = jobs.len()))]
 async fn write(conn: &mut Option<PgConnection>, options: &PgConnectOptions, jobs: Vec<Job>) {
     let (small, large): (Vec<Job>, Vec<Job>) = jobs
         .into_iter()

@@ -136,7 +136,7 @@ impl Database {
     /// still in flight (docs/adr/0001-global-ordering.md), so an event whose transaction commits
     /// late is still ahead of the checkpoint when it becomes visible. An empty result means
     /// "nothing more yet", not "end of log".
-    #[tracing::instrument(name = "store.read_all_after", skip(self), fields(after = %after))]
+    #[tracing::instrument(name = "store.read_all_after", level = "debug", skip(self), fields(after = %after))]
     pub async fn read_all_after(
         &self,
         after: &Checkpoint,

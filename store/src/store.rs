@@ -261,7 +261,7 @@ impl<A: Aggregate> Store<A> {
     /// Loads the aggregate of `stream_id` as of its last event (cache, else snapshot + tail,
     /// else full replay), handing it over: its cache entry, if any, is taken out (the caller may
     /// change the aggregate). To only read, use [`Store::with_aggregate`], which keeps the entry.
-    #[tracing::instrument(name = "store.load", skip(self), fields(aggregate = A::TYPE))]
+    #[tracing::instrument(name = "store.load", level = "debug", skip(self), fields(aggregate = A::TYPE))]
     pub async fn load_context(&self, stream_id: &str) -> Result<StoreContext<A>, StoreError> {
         if let Some(context) = self.cache_take(stream_id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +316,7 @@ impl<A: Aggregate> Store<A> {
     /// Runs `read` on the aggregate of `stream_id` as of its last event, with that version (0 for
     /// an empty stream), and keeps the aggregate in the cache for the next command. Waits for a
     /// command running on the stream through this `Store` to finish.
-    #[tracing::instrument(name = "store.with_aggregate", skip(self, read), fields(aggregate = A::TYPE))]
+    #[tracing::instrument(name = "store.with_aggregate", level = "debug", skip(self, read), fields(aggregate = A::TYPE))]
     pub async fn with_aggregate<R>(
         &self,
         stream_id: &str,
