@@ -71,7 +71,7 @@ struct Server {
 /// one projector caught up before serving, queries with the default patience, tokens.
 async fn start(url: &str) -> Result<Server, BoxError> {
     // `omorg serve`'s log subscriber and filter (its spans and events cost the same here), with
-    // the output thrown away. Global from here on, so the projection section runs with it too.
+    // the output thrown away. Global from here on, which is why this section runs last.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
         .with_writer(std::io::sink)

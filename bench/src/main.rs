@@ -81,10 +81,6 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
     if std::env::var("BENCH_STORE").as_deref() != Ok("0") {
         store_section(&db, pool, url, window).await?;
     }
-    // Commands through HTTP (issue 5), in a database of its own; BENCH_HTTP=0 skips it.
-    if std::env::var("BENCH_HTTP").as_deref() != Ok("0") {
-        http::run(window).await?;
-    }
     // The read side (issue 4): rebuild rate and query latency. BENCH_PROJECTIONS=0 skips it;
     // BENCH_LARGE_EVENTS sets the size of the large timeline (default 100 000).
     if let Ok(kept) = std::env::var("BENCH_QUERIES_ON") {
@@ -126,6 +122,11 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
                 .await?;
         }
         result?;
+    }
+    // Commands through HTTP (issue 5), in a database of its own; BENCH_HTTP=0 skips it. Last,
+    // because it installs `omorg serve`'s log subscriber for the rest of the process.
+    if std::env::var("BENCH_HTTP").as_deref() != Ok("0") {
+        http::run(window).await?;
     }
     db.close().await;
     Ok(())

@@ -164,16 +164,33 @@ async fn write(conn: &mut Option<PgConnection>, options: &PgConnectOptions, jobs
         alone.extend(small);
     }
     for job in alone {
-        let result = match connection(conn, options).await {
-            Ok(c) => pg_append(&mut *c, &job.append.view()).await,
-            Err(e) => Err(AppendError::Store(e)),
-        };
-        if let Err(e) = &result {
-            forget_if_broken(conn, e);
+        let mut result = append_alone(conn, options, &job.append).await;
+        if result.as_ref().is_err_and(lost_connection) {
+            // The connection died (a PostgreSQL restart, a terminated backend): try once more on
+            // a new one. Safe even if the first attempt committed: its rows hold the version and
+            // the command id, so the retry is refused and the store answers the original outcome.
+            result = append_alone(conn, options, &job.append).await;
         }
         // The caller may have gone (its request was dropped): the append stands regardless.
         let _ = job.reply.send((job.append, result));
     }
+}
+
+/// Appends one command on the worker's connection; drops the connection after an error that may
+/// have left it unusable.
+async fn append_alone(
+    conn: &mut Option<PgConnection>,
+    options: &PgConnectOptions,
+    append: &OwnedAppend,
+) -> Result<Vec<Checkpoint>, AppendError> {
+    let result = match connection(conn, options).await {
+        Ok(c) => pg_append(&mut *c, &append.view()).await,
+        Err(e) => Err(AppendError::Store(e)),
+    };
+    if let Err(e) = &result {
+        forget_if_broken(conn, e);
+    }
+    result
 }
 
 /// The worker's connection, opened on first use and after a failure.
@@ -188,15 +205,27 @@ async fn connection<'c>(
         .ok_or_else(|| StoreError::Corrupt("append connection missing".into()))
 }
 
-/// Drops the connection after an error the database did not report itself (I/O, protocol): the
-/// connection may be unusable, and the next append opens a new one.
+/// Drops the connection after any error but a unique violation (the usual refusal, after which
+/// the connection is fine): the next append opens a new one. Errors are rare, and a connection
+/// the server terminated reports that as a database error too (SQLSTATE 57P01), so only the
+/// unique violation is trusted to leave the connection usable.
 fn forget_if_broken(conn: &mut Option<PgConnection>, error: &AppendError) {
-    let reported_by_database = matches!(
-        error,
-        AppendError::UniqueViolation
-            | AppendError::Store(StoreError::Database(sqlx::Error::Database(_)))
-    );
-    if !reported_by_database {
+    if !matches!(error, AppendError::UniqueViolation) {
         *conn = None;
+    }
+}
+
+/// Whether `error` says the connection was lost rather than the append refused: I/O or protocol
+/// failures, or the server ending the session (SQLSTATE classes 08 and 57).
+fn lost_connection(error: &AppendError) -> bool {
+    match error {
+        AppendError::Store(StoreError::Database(e)) => match e {
+            sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+            _ => false,
+        },
+        _ => false,
     }
 }

@@ -232,3 +232,50 @@ async fn a_refused_member_of_a_group_does_not_take_the_others_down() {
         assert_eq!(balance(s).await, (5, 2), "{s}");
     }
 }
+
+/// The server ending an append connection (a restart, `pg_terminate_backend`) costs no command:
+/// the worker notices, opens a new connection and writes the append there.
+#[tokio::test]
+async fn a_terminated_append_connection_is_replaced_without_failing_the_command() {
+    let (db, _name) = fresh_database(Backend::Postgres).await;
+    let store = one_connection_store(&db);
+    store
+        .execute(
+            "acc",
+            LedgerCommand::Open {
+                owner: "kari".into(),
+            },
+            CommandMetadata::new("acc-open"),
+        )
+        .await
+        .unwrap();
+    let Database::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    // The committer's connection is the one whose last statement appended events.
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+           AND query LIKE 'INSERT INTO events%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, vec![true], "one append connection, terminated");
+
+    let outcome = store
+        .execute("acc", deposit(7), CommandMetadata::new("acc-dep"))
+        .await
+        .expect("the append is retried on a new connection");
+    assert_eq!((outcome.version, outcome.duplicate), (2, false));
+    let outcome = store
+        .execute("acc", deposit(8), CommandMetadata::new("acc-dep-2"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.version, 3);
+    let balance = Store::<Ledger>::new(db.clone(), ())
+        .with_aggregate("acc", |l, _| l.balance)
+        .await
+        .unwrap();
+    assert_eq!(balance, 15);
+}
