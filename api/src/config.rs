@@ -270,4 +270,20 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+
+    /// The projector's gathering defaults to the runner's own default and can be set.
+    #[test]
+    fn serve_takes_the_projector_gathering() {
+        use clap::Parser;
+        let gather = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(serve) => serve.projector_gather_ms,
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            gather(&["omorg", "serve"]),
+            omorg_projections::runner::GATHER.as_millis() as u64
+        );
+        assert_eq!(gather(&["omorg", "serve", "--projector-gather-ms", "5"]), 5);
+        assert!(Cli::try_parse_from(["omorg", "serve", "--projector-gather-ms", "soon"]).is_err());
+    }
 }
