@@ -8,26 +8,27 @@ use omorg_projections::queries::{self, AsOf};
 use omorg_projections::ProjectionRunner;
 use omorg_store::Backend;
 
+/// Renames Bydel Alna from 2027 (version 13 of the Oslo timeline).
+fn rename_alna() -> TimelineCommand {
+    cmd(
+        "rn",
+        "2027-01-01",
+        "26/9",
+        Action::RenameUnit(Rename {
+            unit: UnitId::new("alna").unwrap(),
+            name: Some("Bydel Alna og Furuset".into()),
+            code: None,
+        }),
+    )
+}
+
 async fn runner_catches_up_and_syncs(backend: Backend) {
     let (db, store, _) = oslo_until_merge(backend).await;
     let (runner, task) = ProjectionRunner::spawn(db.clone());
     runner.sync(PATIENCE).await.unwrap();
     assert_eq!(queries::timeline(&db, T).await.unwrap().version, 12);
     // A write, then a read: the read sees the write.
-    run(
-        &store,
-        cmd(
-            "rn",
-            "2027-01-01",
-            "26/9",
-            Action::RenameUnit(Rename {
-                unit: UnitId::new("alna").unwrap(),
-                name: Some("Bydel Alna og Furuset".into()),
-                code: None,
-            }),
-        ),
-    )
-    .await;
+    run(&store, rename_alna()).await;
     runner.sync(PATIENCE).await.unwrap();
     let units = queries::units(&db, T, AsOf::now(d("2027-06-01")))
         .await
@@ -61,20 +62,7 @@ async fn a_woken_runner_gathers_until_a_reader_waits(backend: Backend) {
     // A reader's wake-up can leave the runner one more (empty) round to run; let it, so that it
     // cannot pick up the command below.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    run(
-        &store,
-        cmd(
-            "rn",
-            "2027-01-01",
-            "26/9",
-            Action::RenameUnit(Rename {
-                unit: UnitId::new("alna").unwrap(),
-                name: Some("Bydel Alna og Furuset".into()),
-                code: None,
-            }),
-        ),
-    )
-    .await;
+    run(&store, rename_alna()).await;
     runner.nudge();
     // Long enough for a runner that ignored the gathering to have projected the command.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -24,6 +24,20 @@ fn one_connection_store(db: &Database) -> Store<Ledger> {
     })
 }
 
+/// Opens ledger `stream` under command id `<stream>-open`.
+async fn open(store: &Store<Ledger>, stream: &str) {
+    store
+        .execute(
+            stream,
+            LedgerCommand::Open {
+                owner: "kari".into(),
+            },
+            CommandMetadata::new(format!("{stream}-open")),
+        )
+        .await
+        .unwrap();
+}
+
 fn deposit(amount: i64) -> LedgerCommand {
     LedgerCommand::Deposit { amount }
 }
@@ -91,16 +105,7 @@ async fn appends_queued_behind_a_busy_connection_commit_as_one_group() {
     let store = one_connection_store(&db);
     let streams: Vec<String> = (0..8).map(|i| format!("acc-{i}")).collect();
     for s in &streams {
-        store
-            .execute(
-                s,
-                LedgerCommand::Open {
-                    owner: "kari".into(),
-                },
-                CommandMetadata::new(format!("{s}-open")),
-            )
-            .await
-            .unwrap();
+        open(&store, s).await;
     }
 
     let blocker = block_appends(&db).await;
@@ -159,16 +164,7 @@ async fn a_refused_member_of_a_group_does_not_take_the_others_down() {
     let (db, _name) = fresh_database(Backend::Postgres).await;
     let store = one_connection_store(&db);
     for s in ["stale", "a", "b", "c", "reuser"] {
-        store
-            .execute(
-                s,
-                LedgerCommand::Open {
-                    owner: "kari".into(),
-                },
-                CommandMetadata::new(format!("{s}-open")),
-            )
-            .await
-            .unwrap();
+        open(&store, s).await;
     }
     // Another process moves "stale" on behind this store's cached copy.
     Store::<Ledger>::new(db.clone(), ())
@@ -239,16 +235,7 @@ async fn a_refused_member_of_a_group_does_not_take_the_others_down() {
 async fn a_terminated_append_connection_is_replaced_without_failing_the_command() {
     let (db, _name) = fresh_database(Backend::Postgres).await;
     let store = one_connection_store(&db);
-    store
-        .execute(
-            "acc",
-            LedgerCommand::Open {
-                owner: "kari".into(),
-            },
-            CommandMetadata::new("acc-open"),
-        )
-        .await
-        .unwrap();
+    open(&store, "acc").await;
     let Database::Postgres(pool) = &db else {
         unreachable!()
     };
