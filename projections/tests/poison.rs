@@ -32,6 +32,15 @@ async fn store_junk(db: &Database, version: i64) {
     }
 }
 
+/// The version of the junk timeline's recorded failure.
+async fn junk_failed_at(db: &Database) -> i64 {
+    failure_of(db, "junk")
+        .await
+        .unwrap()
+        .expect("the junk timeline's failure is recorded")
+        .stream_version
+}
+
 fn rename(id: &str, name: &str) -> TimelineCommand {
     cmd(
         id,
@@ -72,27 +81,13 @@ async fn a_poison_event_stops_only_its_timeline(backend: Backend) {
     let done = projector.catch_up_to_head(PATIENCE, |_| {}).await.unwrap();
     assert_eq!(done.applied, 2, "both events passed the checkpoint");
     assert_eq!(queries::timeline(&db, T).await.unwrap().version, 14);
-    assert_eq!(
-        failure_of(&db, "junk")
-            .await
-            .unwrap()
-            .unwrap()
-            .stream_version,
-        1
-    );
+    assert_eq!(junk_failed_at(&db).await, 1);
 
     // A rebuild tries again from scratch, and ends with the same rows and the same failure.
     let expected = dump(&db).await;
     Projector::new(db.clone()).rebuild(|_| {}).await.unwrap();
     assert_eq!(dump(&db).await, expected);
-    assert_eq!(
-        failure_of(&db, "junk")
-            .await
-            .unwrap()
-            .unwrap()
-            .stream_version,
-        1
-    );
+    assert_eq!(junk_failed_at(&db).await, 1);
 }
 
 #[tokio::test]
