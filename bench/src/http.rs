@@ -9,7 +9,7 @@
 //! command ids. The raw side is the same single-row INSERT as the store bench, into a table of
 //! the same database, with N connections; the two alternate in rounds ([`crate::paired`]).
 
-use crate::{paired, report, with_database_name, BoxError, RawWriters, RAW_TABLE, WRITERS};
+use crate::{paired, report, BoxError, RawWriters, Scratch, RAW_TABLE, WRITERS};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -20,7 +20,6 @@ use omorg_api::{AppState, Omorg};
 use omorg_projections::ProjectionRunner;
 use omorg_store::Database;
 use serde_json::json;
-use sqlx::{Connection, PgConnection};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,17 +41,9 @@ const SYNC_PATIENCE: Duration = Duration::from_millis(5000);
 /// Runs the HTTP section in its own database on the server named by `DATABASE_URL`, dropping
 /// the database afterwards whatever happened. `window` is the time per side per measurement.
 pub async fn run(window: Duration) -> Result<(), BoxError> {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("omorg_bench_http_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&server).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let result = measure_all(&with_database_name(&server, &name), window).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
+    let scratch = Scratch::create("bench_http").await?;
+    let result = measure_all(&scratch.url, window).await;
+    scratch.drop().await?;
     result
 }
 

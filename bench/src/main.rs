@@ -49,24 +49,15 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let window = Duration::from_secs(seconds);
-    let name = format!("omorg_bench_{}", uuid::Uuid::new_v4().simple());
-    let url = with_database_name(&server, &name);
-    let mut admin = PgConnection::connect(&server).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let result = run(&url, window).await;
+    let scratch = Scratch::create("bench").await?;
+    let result = run(&scratch.url, window).await;
     // Drop the bench database whatever happened.
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
+    scratch.drop().await?;
     result
 }
 
@@ -85,10 +76,9 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
     // BENCH_LARGE_EVENTS sets the size of the large timeline (default 100 000).
     if let Ok(kept) = std::env::var("BENCH_QUERIES_ON") {
         // Only the query latencies, on a database kept by an earlier BENCH_KEEP=1 run.
-        let server = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
         let proj_db =
-            Database::connect_with_max_connections(&with_database_name(&server, &kept), 4).await?;
+            Database::connect_with_max_connections(&with_database_name(&server_url(), &kept), 4)
+                .await?;
         projections::queries_only(&proj_db).await?;
         proj_db.close().await;
     } else if std::env::var("BENCH_PROJECTIONS").as_deref() != Ok("0") {
@@ -101,25 +91,16 @@ async fn run(url: &str, window: Duration) -> Result<(), BoxError> {
         }
         // Its own database: the projector reads every stream as a timeline, and the store
         // measurements above wrote streams of another aggregate.
-        let server = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("omorg_bench_proj_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&server).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
-        let proj_db =
-            Database::connect_with_max_connections(&with_database_name(&server, &name), 4).await?;
+        let scratch = Scratch::create("bench_proj").await?;
+        let proj_db = Database::connect_with_max_connections(&scratch.url, 4).await?;
         proj_db.migrate().await?;
         let result = projections::run(&proj_db, large).await;
         proj_db.close().await;
         // BENCH_KEEP=1 keeps the loaded database for EXPLAIN work on the queries.
         if std::env::var("BENCH_KEEP").as_deref() == Ok("1") {
-            println!("  kept database {name}");
+            println!("  kept database {}", scratch.name);
         } else {
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await?;
+            scratch.drop().await?;
         }
         result?;
     }
@@ -567,6 +548,45 @@ impl Aggregate for BenchTimeline {
 
     fn apply(&mut self, _event: BenchEvent) {
         self.recorded += 1;
+    }
+}
+
+/// The PostgreSQL server the bench runs against: `DATABASE_URL`, or the local one.
+fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of the bench's own on [`server_url`], created for one section and dropped after.
+struct Scratch {
+    admin: PgConnection,
+    name: String,
+    /// Its URL.
+    url: String,
+}
+
+impl Scratch {
+    /// Creates `omorg_<prefix>_<random>`.
+    async fn create(prefix: &str) -> Result<Self, BoxError> {
+        let server = server_url();
+        let name = format!("omorg_{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let url = with_database_name(&server, &name);
+        Ok(Self { admin, name, url })
+    }
+
+    /// Drops it, closing any connection still open to it.
+    async fn drop(mut self) -> Result<(), BoxError> {
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut self.admin)
+        .await?;
+        Ok(())
     }
 }
 
