@@ -1,22 +1,26 @@
 //! Group commit for PostgreSQL appends.
 //!
-//! Every append of a [`crate::Store`] on PostgreSQL goes through its [`Committer`]: a few worker
-//! tasks, each with a connection of its own, take appends from one queue. An append that finds a
-//! worker idle is written at once, alone, exactly as it would be without the committer. Appends
-//! that arrive while every worker is busy wait in the queue, and the next worker to finish
-//! takes all of them and writes them in **one** statement, i.e. one round trip and one commit
-//! for the group. That is where the throughput under concurrent commands comes from: the
-//! per-statement and per-commit work of PostgreSQL is shared by the group, while each command
-//! still gets its answer only after its events are durably committed.
+//! Every append of a [`crate::Store`] on PostgreSQL goes through its [`Committer`], which owns a
+//! few connections of its own (outside the pool). An append that finds one of them free takes it
+//! and is written at once, alone, by the command's own task: no hand-over to another task, so a
+//! lone client pays nothing for the committer. Appends that arrive while every connection is busy
+//! wait in a queue, and whichever connection is released next is handed, with every append then
+//! waiting (up to [`MAX_GROUP`]), to a task that writes them in **one** statement, i.e. one round
+//! trip and one commit for the group. That is where the throughput under concurrent commands
+//! comes from: the per-statement and per-commit work of PostgreSQL is shared by the group, while
+//! each command still gets its answer only after its events are durably committed.
 //!
 //! A group is all or nothing in the database, but never for the commands: if the group
 //! statement fails (a stream version taken by another process, a command id used twice, any
-//! error at all), the worker appends the group's commands one by one, so each gets its own
-//! outcome, exactly as if it had been alone. A retry of a command that did commit in a failed
-//! attempt is refused by the unique keys and answered by the store with its original outcome.
+//! error at all), its commands are appended one by one, so each gets its own outcome, exactly as
+//! if it had been alone. A retry of a command that did commit in a failed attempt is refused by
+//! the unique keys and answered by the store with its original outcome.
 //!
-//! The workers own their connections (outside the pool), so an append pays neither a pool
-//! acquire nor sqlx's ping when a connection goes back to the pool.
+//! The connections are leased, never lost: a [`Lease`] gives its connection back when dropped,
+//! also when the command's future is dropped mid-append (a client that hung up). The connection
+//! is then closed, since its protocol state is unknown, and its slot is reopened on next use.
+//! Whoever gives a connection back also serves the queue, so an append never waits for a
+//! connection that nobody will release.
 
 use crate::db::{pg_append, pg_append_group, AppendBatch, AppendError, NewEvent};
 use crate::error::StoreError;
@@ -24,14 +28,15 @@ use crate::model::Checkpoint;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use sqlx::ConnectOptions;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
 
 /// Most commands one group statement carries (each of at most `PG_VALUES_MAX_EVENTS` events).
 const MAX_GROUP: usize = 16;
 
-/// One command's append, owned so that it can cross to a worker; it comes back with the result.
+/// One command's append, owned so that it can wait in the queue; it comes back with the result.
 #[derive(Debug)]
 pub(crate) struct OwnedAppend {
     pub stream_id: String,
@@ -54,82 +59,156 @@ impl OwnedAppend {
     }
 }
 
-/// What a worker sends back: the append (its rows) and how it went.
+/// The append given back with how it went.
 pub(crate) type Reply = (OwnedAppend, Result<Vec<Checkpoint>, AppendError>);
 
+/// A queued append and where its answer goes.
 struct Job {
     append: OwnedAppend,
     reply: oneshot::Sender<Reply>,
 }
 
-/// The queue to a set of workers; dropping it (with the store) stops them.
+/// The append connections of one store (and its clones).
 #[derive(Debug)]
 pub(crate) struct Committer {
-    queue: mpsc::UnboundedSender<Job>,
+    shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Job {
+/// What the committer and its leases share.
+struct Shared {
+    options: PgConnectOptions,
+    state: Mutex<State>,
+}
+
+/// Free connections and waiting appends; at any time one of the two is empty.
+struct State {
+    /// Connections not in use; `None` is a slot whose connection is opened on first use.
+    idle: Vec<Option<PgConnection>>,
+    queue: VecDeque<Job>,
+}
+
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("stream_id", &self.append.stream_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Committer").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Held only to move a connection or a job, never across an await: a panic cannot have
+        // left the state half-changed.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// The next group: the queue's first appends, up to [`MAX_GROUP`].
+    fn next_group(&mut self) -> Vec<Job> {
+        let n = self.queue.len().min(MAX_GROUP);
+        self.queue.drain(..n).collect()
     }
 }
 
 impl Committer {
-    /// Starts `workers` workers (at least one) connecting with `options`. Must be called inside
-    /// a tokio runtime; the workers live as long as the committer and that runtime.
-    pub fn start(options: PgConnectOptions, workers: usize) -> Self {
-        let (queue, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..workers.max(1) {
-            tokio::spawn(work(Arc::clone(&rx), options.clone()));
+    /// A committer with `connections` (at least one) connections made with `options`, each
+    /// opened on first use. Needs no runtime until the first append.
+    pub fn new(options: PgConnectOptions, connections: usize) -> Self {
+        let idle = (0..connections.max(1)).map(|_| None).collect();
+        Self {
+            shared: Arc::new(Shared {
+                options,
+                state: Mutex::new(State {
+                    idle,
+                    queue: VecDeque::new(),
+                }),
+            }),
         }
-        Self { queue }
     }
 
-    /// Whether the workers are gone (their runtime shut down): the store then starts new ones.
-    pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
-    }
-
-    /// Queues `append`; the returned receiver yields it back with its result once written. Gives
-    /// the append back if the workers are gone.
-    pub fn submit(&self, append: OwnedAppend) -> Result<oneshot::Receiver<Reply>, OwnedAppend> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { append, reply })
-            .map(|()| answer)
-            .map_err(|e| e.0.append)
+    /// Appends one command's events and gives the append back with its result: at once on a
+    /// free connection, else with the group written when the next connection is released.
+    /// The error says that the outcome is unknown: the task writing the group was stopped (its
+    /// runtime shut down) before it answered. A retry under the same command id is safe.
+    pub async fn append(&self, append: OwnedAppend) -> Result<Reply, oneshot::error::RecvError> {
+        // A free connection, or else a place in the queue.
+        let taken = {
+            let mut state = self.shared.state();
+            match state.idle.pop() {
+                Some(conn) => Ok((conn, append)),
+                None => {
+                    let (reply, answer) = oneshot::channel();
+                    state.queue.push_back(Job { append, reply });
+                    Err(answer)
+                }
+            }
+        };
+        let (conn, append) = match taken {
+            Ok(taken) => taken,
+            Err(answer) => return answer.await,
+        };
+        let mut lease = Lease::new(Arc::clone(&self.shared), conn);
+        lease.clean = false;
+        let result = append_alone(&mut lease.conn, &self.shared.options, &append).await;
+        lease.clean = true;
+        drop(lease);
+        Ok((append, result))
     }
 }
 
-/// A worker: takes the next append, and with it every append already waiting (up to
-/// [`MAX_GROUP`]), writes them, answers each.
-async fn work(
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
-    options: PgConnectOptions,
-) {
-    let mut conn: Option<PgConnection> = None;
-    loop {
-        let jobs = {
-            let mut rx = queue.lock().await;
-            let Some(first) = rx.recv().await else {
-                break; // the store is gone
-            };
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            jobs
-        };
-        write(&mut conn, &options, jobs).await;
+/// A connection taken from the committer. Dropping it gives the connection back, or, when
+/// appends are waiting, hands it to a new task that writes them.
+struct Lease {
+    shared: Arc<Shared>,
+    conn: Option<PgConnection>,
+    /// False while a statement may be in flight: a lease dropped then (its future was dropped)
+    /// closes the connection rather than reuse one whose protocol state is unknown.
+    clean: bool,
+}
+
+impl Lease {
+    fn new(shared: Arc<Shared>, conn: Option<PgConnection>) -> Self {
+        Self {
+            shared,
+            conn,
+            clean: true,
+        }
     }
-    if let Some(conn) = conn {
-        let _ = conn.close().await;
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let conn = if self.clean { self.conn.take() } else { None };
+        let jobs = {
+            let mut state = self.shared.state();
+            if state.queue.is_empty() {
+                state.idle.push(conn);
+                return;
+            }
+            state.next_group()
+        };
+        let lease = Lease::new(Arc::clone(&self.shared), conn);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(serve_queue(lease, jobs));
+            }
+            // No runtime to write them in: dropping the jobs tells their callers that the
+            // outcome is unknown, and dropping the lease serves (or fails) the rest.
+            Err(_) => drop((lease, jobs)),
+        }
+    }
+}
+
+/// Writes `jobs`, then every group that queued meanwhile, on the leased connection; the lease,
+/// dropped at the end, gives the connection back.
+async fn serve_queue(mut lease: Lease, mut jobs: Vec<Job>) {
+    loop {
+        lease.clean = false;
+        write(&mut lease.conn, &lease.shared.options, jobs).await;
+        lease.clean = true;
+        jobs = lease.shared.state().next_group();
+        if jobs.is_empty() {
+            break;
+        }
     }
 }
 
@@ -164,21 +243,31 @@ async fn write(conn: &mut Option<PgConnection>, options: &PgConnectOptions, jobs
         alone.extend(small);
     }
     for job in alone {
-        let mut result = append_alone(conn, options, &job.append).await;
-        if result.as_ref().is_err_and(lost_connection) {
-            // The connection died (a PostgreSQL restart, a terminated backend): try once more on
-            // a new one. Safe even if the first attempt committed: its rows hold the version and
-            // the command id, so the retry is refused and the store answers the original outcome.
-            result = append_alone(conn, options, &job.append).await;
-        }
+        let result = append_alone(conn, options, &job.append).await;
         // The caller may have gone (its request was dropped): the append stands regardless.
         let _ = job.reply.send((job.append, result));
     }
 }
 
-/// Appends one command on the worker's connection; drops the connection after an error that may
-/// have left it unusable.
+/// Appends one command on `conn`, once more on a new connection if this one was lost (a
+/// PostgreSQL restart, a terminated backend, a connection of a runtime that has shut down).
+/// Safe even if the first attempt committed: its rows hold the version and the command id, so
+/// the retry is refused and the store answers the original outcome.
 async fn append_alone(
+    conn: &mut Option<PgConnection>,
+    options: &PgConnectOptions,
+    append: &OwnedAppend,
+) -> Result<Vec<Checkpoint>, AppendError> {
+    let result = append_once(conn, options, append).await;
+    if result.as_ref().is_err_and(lost_connection) {
+        return append_once(conn, options, append).await;
+    }
+    result
+}
+
+/// One attempt of [`append_alone`]; drops the connection after an error that may have left it
+/// unusable.
+async fn append_once(
     conn: &mut Option<PgConnection>,
     options: &PgConnectOptions,
     append: &OwnedAppend,
@@ -193,7 +282,7 @@ async fn append_alone(
     result
 }
 
-/// The worker's connection, opened on first use and after a failure.
+/// The lease's connection, opened on first use and after a failure.
 async fn connection<'c>(
     conn: &'c mut Option<PgConnection>,
     options: &PgConnectOptions,

