@@ -163,7 +163,7 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
     if auth.is_disabled() {
         tracing::warn!("authentication is OFF (--no-auth): every caller is admin");
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = crate::listen(args.listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     // One projector per server: it catches up now, then after every accepted command (the

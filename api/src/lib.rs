@@ -40,6 +40,6 @@ pub mod service;
 pub mod state;
 
 pub use error::ApiError;
-pub use routes::app;
+pub use routes::{app, listen};
 pub use service::Omorg;
 pub use state::AppState;

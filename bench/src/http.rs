@@ -75,8 +75,8 @@ async fn start(url: &str) -> Result<Server, BoxError> {
     runner.sync(Duration::from_secs(30)).await?;
     let queries = Queries::new(db.clone(), runner.clone(), SYNC_PATIENCE);
     let router = omorg_api::app(AppState::with_queries(app, auth, queries.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let listener = omorg_api::listen("127.0.0.1:0").await?;
+    let base = format!("http://{}", axum::serve::Listener::local_addr(&listener)?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(async move {
         axum::serve(listener, router)

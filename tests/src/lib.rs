@@ -71,10 +71,10 @@ impl TestApp {
         };
         let queries = Queries::new(db, runner, patience);
         let router = omorg_api::app(AppState::with_queries(app.clone(), auth, queries.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = omorg_api::listen("127.0.0.1:0")
             .await
             .expect("bind a free port");
-        let addr = listener.local_addr().expect("local address");
+        let addr = axum::serve::Listener::local_addr(&listener).expect("local address");
         tokio::spawn(async move {
             axum::serve(listener, router).await.expect("server runs");
         });
