@@ -83,8 +83,11 @@ fn describe(e: &ApiError) -> String {
 /// Sets up `tracing` logs on standard error: `RUST_LOG` filters (default `default`).
 pub fn init_logging(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only on a terminal: in a file, a pipe or a journal they are noise (and
+    // formatting them costs every span).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // `try_init`: a second call (tests) keeps the first subscriber.
     let _ = match format {

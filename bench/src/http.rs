@@ -63,10 +63,12 @@ struct Server {
 /// Builds the server state as `omorg serve` does (cli.rs `serve`): default pool, migrations,
 /// one projector caught up before serving, queries with the default patience, tokens.
 async fn start(url: &str) -> Result<Server, BoxError> {
-    // `omorg serve`'s log subscriber and filter (its spans and events cost the same here), with
-    // the output thrown away. Global from here on, which is why this section runs last.
+    // `omorg serve`'s log subscriber and filter as a service runs it, logging to a journal or a
+    // file, not a terminal (its spans and events cost the same here), with the output thrown
+    // away. Global from here on, which is why this section runs last.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        .with_ansi(false)
         .with_writer(std::io::sink)
         .try_init();
     let db = Database::connect(url).await?;

@@ -203,8 +203,15 @@ impl RecordedEvent {
 
     /// Upcasts the payload to today's schema and deserialises it into `E`.
     pub fn decode<E: DeserializeOwned>(&self, upcasters: &Upcasters) -> Result<E, StoreError> {
-        let payload = upcasters.upcast(&self.event_type, &self.event_version, self.payload.clone());
-        serde_json::from_value(payload).map_err(|source| StoreError::Deserialization {
+        let decoded = if upcasters.applies(&self.event_type, &self.event_version) {
+            let payload =
+                upcasters.upcast(&self.event_type, &self.event_version, self.payload.clone());
+            serde_json::from_value(payload)
+        } else {
+            // A current payload is decoded where it is, without a copy.
+            E::deserialize(&self.payload)
+        };
+        decoded.map_err(|source| StoreError::Deserialization {
             stream: self.stream_id.clone(),
             version: self.stream_version,
             event_type: self.event_type.clone(),

@@ -62,6 +62,14 @@ impl Upcasters {
         self
     }
 
+    /// Whether a payload of `event_type`/`event_version` is upcast at all (most are current,
+    /// and can then be decoded without copying them first).
+    pub fn applies(&self, event_type: &str, event_version: &str) -> bool {
+        self.chain
+            .iter()
+            .any(|u| u.event_type == event_type && u.from_version == event_version)
+    }
+
     /// The payload of `event_type`/`event_version` brought to the newest known version.
     pub fn upcast(&self, event_type: &str, event_version: &str, mut payload: Value) -> Value {
         let mut version = event_version.to_owned();

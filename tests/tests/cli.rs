@@ -154,3 +154,22 @@ fn no_auth_only_on_loopback_and_tokens_otherwise() {
     .is_disabled());
     assert!(Cli::try_parse_from(["omorg", "serve", "--tokens", "long-enough-token:boss"]).is_err());
 }
+
+/// Logs written anywhere but a terminal (a file, a pipe, a journal) carry no colour codes.
+#[tokio::test]
+async fn logs_off_a_terminal_have_no_colour_codes() {
+    let dir = std::env::temp_dir().join(format!("omorg-cli-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"))
+        .args(["--database-url", &url, "migrate"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .expect("run omorg");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("DEBUG"), "debug logs were written: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
