@@ -431,8 +431,7 @@ pub(crate) async fn pg_append<'c>(
     let rows = if batch.events.len() <= PG_VALUES_MAX_EVENTS {
         // Small commands (the usual case): one multi-row VALUES, which PostgreSQL plans and
         // executes markedly cheaper than unnest over arrays.
-        let sql = pg_append_values_sql(batch.events.len());
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query(pg_append_values_sql(batch.events.len()))
             .bind(batch.stream_id)
             .bind(metadata)
             .bind(batch.recorded_at)
@@ -567,7 +566,14 @@ pub(crate) const PG_VALUES_MAX_EVENTS: usize = 32;
 /// is no BEGIN/COMMIT round trip. The first row carries the command id and size; a unique
 /// violation (stream version taken, or command id used) refuses the whole statement.
 /// Parameters: $1 stream, $2 metadata, $3 recorded_at, $4 command id, then six per event.
-fn pg_append_values_sql(n: usize) -> String {
+/// Built once per size: every append asks for one.
+fn pg_append_values_sql(n: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| (0..=PG_VALUES_MAX_EVENTS).map(build_append_values_sql).collect());
+    all.get(n).map_or("", String::as_str)
+}
+
+fn build_append_values_sql(n: usize) -> String {
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
         let p = 5 + i * 6;
