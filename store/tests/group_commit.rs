@@ -152,12 +152,24 @@ async fn appends_queued_behind_a_busy_connection_commit_as_one_group() {
         assert_eq!(reloaded, (ledger, 2), "{s} as stored");
         assert!(db.verify(s).await.unwrap().is_intact(), "{s}");
     }
-    // The group's events took consecutive positions, each stream's in version order.
-    let page = db
-        .read_all_after(&omorg_store::Checkpoint::START, 100)
-        .await
-        .unwrap();
-    assert_eq!(page.len(), 16);
+    // The catch-up reader sees every event. It never reads past a transaction still in flight
+    // anywhere on the server (ADR 0001), and tests beside this one hold some, so wait for them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = db
+            .read_all_after(&omorg_store::Checkpoint::START, 100)
+            .await
+            .unwrap();
+        if page.len() == 16 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader saw {} of 16 events",
+            page.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
