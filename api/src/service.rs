@@ -538,16 +538,20 @@ impl Omorg {
         limit: u32,
     ) -> Result<EventPage, ApiError> {
         timeline_id(timeline)?;
-        let events = self.store.load_stream(timeline).await?;
-        if events.is_empty() {
-            return Err(ApiError::timeline_not_found(timeline));
-        }
-        let page: Vec<RecordedEvent> = events
+        // Versions run 1, 2, 3, … without gaps, so a page is a range of them: read just that,
+        // not the whole timeline (auditors page through timelines of any length).
+        let from = after_version.saturating_add(1);
+        let to = after_version.saturating_add(u64::from(limit.clamp(1, MAX_PAGE)));
+        let page: Vec<RecordedEvent> = self
+            .store
+            .load_stream_range(timeline, from, to)
+            .await?
             .into_iter()
             .map(|c| c.record)
-            .filter(|r| r.stream_version > after_version)
-            .take(limit.clamp(1, MAX_PAGE) as usize)
             .collect();
+        if page.is_empty() && self.store.load_stream_range(timeline, 1, 1).await?.is_empty() {
+            return Err(ApiError::timeline_not_found(timeline));
+        }
         let next = page
             .last()
             .map_or(after_version, |r| r.stream_version)

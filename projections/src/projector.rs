@@ -374,11 +374,10 @@ impl Projector {
             .get(stream)
             .is_some_and(|p| p.timeline.version() + 1 == version);
         if !fresh {
+            // Only the events before this one: at the start of a rebuild (version 1) none, where
+            // reading the whole stream would decode every event of it once for nothing.
             let mut timeline = Timeline::default();
-            for c in self.store.load_stream(stream).await? {
-                if c.record.stream_version >= version {
-                    break;
-                }
+            for c in self.store.load_stream_range(stream, 1, version - 1).await? {
                 apply_event(&mut timeline, c.event);
             }
             self.timelines

@@ -336,7 +336,24 @@ impl<A: Aggregate> Store<A> {
         &self,
         stream_id: &str,
     ) -> Result<Vec<Committed<A::Event>>, StoreError> {
-        let records = self.db.stream_events(stream_id, 1, i64::MAX as u64).await?;
+        self.load_stream_range(stream_id, 1, i64::MAX as u64).await
+    }
+
+    /// The events of `stream_id` with `from <= version <= to`, decoded, in version order: a
+    /// page of a long stream without reading (and decoding) the rest of it.
+    #[tracing::instrument(name = "store.load_stream_range", skip(self), fields(aggregate = A::TYPE))]
+    pub async fn load_stream_range(
+        &self,
+        stream_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Committed<A::Event>>, StoreError> {
+        // Versions are stored as i64: none lies beyond.
+        let to = to.min(i64::MAX as u64);
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let records = self.db.stream_events(stream_id, from, to).await?;
         self.decode_all(records)
     }
 

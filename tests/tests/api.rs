@@ -488,6 +488,24 @@ async fn event_log_pages_by_stream_and_globally(app: TestApp) {
     assert_eq!(versions, [3, 4, 5]);
     assert_eq!(page["next"], "5");
     assert_eq!(page["events"][0]["metadata"]["actor"], "planner@test");
+    // The last page, a page past the end (empty, `next` unchanged), the largest version there
+    // can be, and a timeline that does not exist.
+    let (status, page) = app
+        .get_json(AUDITOR, "/timelines/oslo/events?after_version=6&limit=1000")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["events"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["next"], "8");
+    for after in ["8", "18446744073709551615"] {
+        let (status, page) = app
+            .get_json(AUDITOR, &format!("/timelines/oslo/events?after_version={after}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["events"], serde_json::json!([]), "{page}");
+        assert_eq!(page["next"], after);
+    }
+    let (status, page) = app.get_json(AUDITOR, "/timelines/nowhere/events").await;
+    assert_eq!(status, 404, "{page}");
 
     // The global log, read in pages of 4, gives every event of both timelines exactly once.
     // On PostgreSQL the reader holds back events behind transactions still in flight anywhere
