@@ -549,7 +549,13 @@ impl Omorg {
             .into_iter()
             .map(|c| c.record)
             .collect();
-        if page.is_empty() && self.store.load_stream_range(timeline, 1, 1).await?.is_empty() {
+        if page.is_empty()
+            && self
+                .store
+                .load_stream_range(timeline, 1, 1)
+                .await?
+                .is_empty()
+        {
             return Err(ApiError::timeline_not_found(timeline));
         }
         let next = page

@@ -20,11 +20,11 @@ use omorg_api::{AppState, Omorg};
 use omorg_projections::ProjectionRunner;
 use omorg_store::Database;
 use serde_json::json;
-use tokio::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 
 /// The planner token the bench configures and presents (auth is on, as users run the server).
 const TOKEN: &str = "bench-planner-token-0123456789";

@@ -569,7 +569,11 @@ pub(crate) const PG_VALUES_MAX_EVENTS: usize = 32;
 /// Built once per size: every append asks for one.
 fn pg_append_values_sql(n: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| (0..=PG_VALUES_MAX_EVENTS).map(build_append_values_sql).collect());
+    let all = SQL.get_or_init(|| {
+        (0..=PG_VALUES_MAX_EVENTS)
+            .map(build_append_values_sql)
+            .collect()
+    });
     all.get(n).map_or("", String::as_str)
 }
 

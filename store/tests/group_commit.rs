@@ -295,7 +295,11 @@ async fn a_command_dropped_mid_append_loses_no_connection_and_strands_no_queue()
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .execute(stream, deposit(3), CommandMetadata::new(format!("{stream}-dep")))
+                .execute(
+                    stream,
+                    deposit(3),
+                    CommandMetadata::new(format!("{stream}-dep")),
+                )
                 .await
         })
     };
@@ -314,14 +318,20 @@ async fn a_command_dropped_mid_append_loses_no_connection_and_strands_no_queue()
     .unwrap()
         == 0
     {
-        assert!(std::time::Instant::now() < deadline, "no append reached the database");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no append reached the database"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let queued = [submit("queued-1"), submit("queued-2")];
     tokio::time::sleep(Duration::from_millis(300)).await;
     dropped.abort();
     assert!(dropped.await.unwrap_err().is_cancelled());
-    sqlx::raw_sql("COMMIT").execute(&mut { blocker }).await.unwrap();
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut { blocker })
+        .await
+        .unwrap();
 
     for task in queued {
         let outcome = tokio::time::timeout(Duration::from_secs(30), task)

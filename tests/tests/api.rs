@@ -498,7 +498,10 @@ async fn event_log_pages_by_stream_and_globally(app: TestApp) {
     assert_eq!(page["next"], "8");
     for after in ["8", "18446744073709551615"] {
         let (status, page) = app
-            .get_json(AUDITOR, &format!("/timelines/oslo/events?after_version={after}"))
+            .get_json(
+                AUDITOR,
+                &format!("/timelines/oslo/events?after_version={after}"),
+            )
             .await;
         assert_eq!(status, 200, "{page}");
         assert_eq!(page["events"], serde_json::json!([]), "{page}");

@@ -169,7 +169,10 @@ async fn logs_off_a_terminal_have_no_colour_codes() {
         .expect("run omorg");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("DEBUG"), "debug logs were written: {stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "debug logs were written: {stderr}"
+    );
     assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
