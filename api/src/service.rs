@@ -5,7 +5,7 @@
 
 use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use omorg_domain::{
     Action, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline, TimelineCommand,
     TimelineDef, TimelineEvent, TimelineId,
@@ -510,23 +510,6 @@ impl Omorg {
                 }
             })
             .collect())
-    }
-
-    /// The number of the timeline's own events recorded at or before `instant` (what was known
-    /// then); 404 when the timeline is unknown.
-    pub async fn version_known_at(
-        &self,
-        timeline: &str,
-        instant: DateTime<Utc>,
-    ) -> Result<u64, ApiError> {
-        let events = self.store.load_stream(timeline).await?;
-        if events.is_empty() {
-            return Err(ApiError::timeline_not_found(timeline));
-        }
-        Ok(events
-            .iter()
-            .take_while(|c| c.record.recorded_at <= instant)
-            .count() as u64)
     }
 
     /// Up to `limit` events of one timeline after `after_version`, in version order.
