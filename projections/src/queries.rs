@@ -320,12 +320,13 @@ struct Part {
     extra: Option<String>,
 }
 
+/// Columns by position (`k`, `code`, `name`, `extra`): the matrix reads one row per cell.
 fn part<R: RowExt>(r: &R) -> Result<Part, sqlx::Error> {
     Ok(Part {
-        k: r.text("k")?,
-        code: r.text("code")?,
-        name: r.text("name")?,
-        extra: r.opt_text("extra")?,
+        k: r.text_at(0)?,
+        code: r.text_at(1)?,
+        name: r.text_at(2)?,
+        extra: r.opt_text_at(3)?,
     })
 }
 
