@@ -243,7 +243,7 @@ async fn a_refused_member_of_a_group_does_not_take_the_others_down() {
 }
 
 /// The server ending an append connection (a restart, `pg_terminate_backend`) costs no command:
-/// the worker notices, opens a new connection and writes the append there.
+/// the committer notices, opens a new connection and writes the append there.
 #[tokio::test]
 async fn a_terminated_append_connection_is_replaced_without_failing_the_command() {
     let (db, _name) = fresh_database(Backend::Postgres).await;
