@@ -214,26 +214,29 @@ async fn flush_inserts(
                 "INSERT INTO {table} ({names}) SELECT * FROM UNNEST({})",
                 types.join(", ")
             );
+            // Each column's values are moved out of the rows (taken, not cloned): the rows are
+            // not needed once bound.
+            let mut rows = rows;
             let mut q = sqlx::query(&sql);
             for col in 0..columns.len() {
                 q = match &rows[0][col] {
-                    Cell::Text(_) => q.bind(column(&rows, col, |c| match c {
-                        Cell::Text(v) => v.clone(),
+                    Cell::Text(_) => q.bind(column(&mut rows, col, |c| match c {
+                        Cell::Text(v) => v.take(),
                         _ => None,
                     })),
-                    Cell::Json(_) => q.bind(column(&rows, col, |c| match c {
-                        Cell::Json(v) => v.clone(),
+                    Cell::Json(_) => q.bind(column(&mut rows, col, |c| match c {
+                        Cell::Json(v) => std::mem::take(v),
                         _ => Value::Null,
                     })),
-                    Cell::Date(_) => q.bind(column(&rows, col, |c| match c {
+                    Cell::Date(_) => q.bind(column(&mut rows, col, |c| match c {
                         Cell::Date(v) => *v,
                         _ => None,
                     })),
-                    Cell::Ts(_) => q.bind(column(&rows, col, |c| match c {
+                    Cell::Ts(_) => q.bind(column(&mut rows, col, |c| match c {
                         Cell::Ts(v) => *v,
                         _ => None,
                     })),
-                    Cell::Int(_) => q.bind(column(&rows, col, |c| match c {
+                    Cell::Int(_) => q.bind(column(&mut rows, col, |c| match c {
                         Cell::Int(v) => *v,
                         _ => None,
                     })),
@@ -265,9 +268,9 @@ async fn flush_inserts(
     Ok(())
 }
 
-/// Column `col` of every row, through `get`.
-fn column<T>(rows: &[Vec<Cell>], col: usize, get: impl Fn(&Cell) -> T) -> Vec<T> {
-    rows.iter().map(|r| get(&r[col])).collect()
+/// Column `col` of every row, through `take` (which may move the value out of the cell).
+fn column<T>(rows: &mut [Vec<Cell>], col: usize, take: impl Fn(&mut Cell) -> T) -> Vec<T> {
+    rows.iter_mut().map(|r| take(&mut r[col])).collect()
 }
 
 async fn flush_closes(tx: &mut Tx, table: &str, rows: Vec<Close>) -> Result<(), ProjectionError> {
