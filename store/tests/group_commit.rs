@@ -57,8 +57,8 @@ async fn block_appends(db: &Database) -> PgConnection {
     conn
 }
 
-/// Waits until an append is waiting on the lock, lets the others queue behind it, releases it.
-async fn release_when_queued(db: &Database, mut blocker: PgConnection) {
+/// Waits until an append is waiting on the lock inside the database.
+async fn until_an_append_waits(db: &Database) {
     let Database::Postgres(pool) = db else {
         unreachable!()
     };
@@ -72,7 +72,7 @@ async fn release_when_queued(db: &Database, mut blocker: PgConnection) {
         .await
         .unwrap();
         if waiting > 0 {
-            break;
+            return;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -80,6 +80,11 @@ async fn release_when_queued(db: &Database, mut blocker: PgConnection) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until an append is waiting on the lock, lets the others queue behind it, releases it.
+async fn release_when_queued(db: &Database, mut blocker: PgConnection) {
+    until_an_append_waits(db).await;
     // The other commands only need to run their (in-memory) handlers to reach the queue.
     tokio::time::sleep(Duration::from_millis(500)).await;
     sqlx::raw_sql("COMMIT").execute(&mut blocker).await.unwrap();
@@ -305,25 +310,7 @@ async fn a_command_dropped_mid_append_loses_no_connection_and_strands_no_queue()
     };
     // The first command takes the only connection and waits on the lock; two queue behind it.
     let dropped = submit("dropped");
-    let Database::Postgres(pool) = &db else {
-        unreachable!()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-        == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no append reached the database"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_an_append_waits(&db).await;
     let queued = [submit("queued-1"), submit("queued-2")];
     tokio::time::sleep(Duration::from_millis(300)).await;
     dropped.abort();
