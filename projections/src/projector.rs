@@ -377,7 +377,11 @@ impl Projector {
             // Only the events before this one: at the start of a rebuild (version 1) none, where
             // reading the whole stream would decode every event of it once for nothing.
             let mut timeline = Timeline::default();
-            for c in self.store.load_stream_range(stream, 1, version - 1).await? {
+            for c in self
+                .store
+                .load_stream_range(stream, 1, version.saturating_sub(1))
+                .await?
+            {
                 apply_event(&mut timeline, c.event);
             }
             self.timelines
