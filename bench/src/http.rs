@@ -10,20 +10,16 @@
 //! the same database, with N connections; the two alternate in rounds ([`crate::paired`]).
 
 use crate::{paired, report, BoxError, RawWriters, Scratch, RAW_TABLE, WRITERS};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use omorg_api::auth::AuthConfig;
 use omorg_api::queries::Queries;
 use omorg_api::{AppState, Omorg};
 use omorg_projections::ProjectionRunner;
 use omorg_store::Database;
 use serde_json::json;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The planner token the bench configures and presents (auth is on, as users run the server).
@@ -112,23 +108,29 @@ impl Server {
     }
 }
 
-/// A client: one keep-alive HTTP/1.1 connection of its own, driven by hyper directly and in the
-/// calling task, so that the load generator costs as little as the raw side's dedicated database
-/// connection, which sqlx also drives in the caller's task. (A full client such as reqwest, with
-/// its pool and its own connection task, cost about 20 % of the rate on these two cores; hyper's
-/// connection in a task of its own still cost two task wake-ups per request, about 30 µs at one
-/// client.) Requests on it go one at a time.
+/// A client: one keep-alive HTTP/1.1 connection of its own, on which it writes each request and
+/// reads the response itself, in the calling task, as load generators such as `wrk` do and as
+/// sqlx drives the raw side's connection. Requests on it go one at a time.
+///
+/// Why not hyper's client: its connection is a separate future fed through a channel, so a task
+/// that sends a request wakes itself, and tokio answers every such self-wake by waking a parked
+/// worker thread (on a 2-vCPU VM, an inter-processor interrupt per request). Measured with
+/// `perf`: that wake was ~6 % of the process's CPU at one client, a cost of the load generator
+/// that the raw side does not pay. (A full client such as reqwest, with its pool and its own
+/// connection task, cost about 20 % of the rate.)
 struct Client {
     conn: tokio::sync::Mutex<Conn>,
     host: String,
 }
 
-/// The two halves of a hyper client connection: requests go in through `sender`, and
-/// `connection` does the socket I/O whenever it is polled.
+/// The socket and what has been read from it but not yet consumed.
 struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    connection: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    stream: TcpStream,
+    buf: Vec<u8>,
 }
+
+/// The most response header lines the client reads.
+const MAX_HEADERS: usize = 32;
 
 impl Client {
     /// Connects to `base` (`http://host:port`), with TCP_NODELAY as any HTTP client sets.
@@ -136,11 +138,10 @@ impl Client {
         let host = base.trim_start_matches("http://").to_owned();
         let stream = TcpStream::connect(&host).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         Ok(Self {
             conn: tokio::sync::Mutex::new(Conn {
-                sender,
-                connection: Box::pin(connection),
+                stream,
+                buf: Vec::with_capacity(4096),
             }),
             host,
         })
@@ -149,34 +150,79 @@ impl Client {
     /// POSTs `body` (JSON text) to `path` with the planner token and reads the whole response;
     /// any status but 2xx is an error carrying the response body.
     async fn post(&self, path: &str, body: String) -> Result<(), BoxError> {
-        let request = hyper::Request::post(path)
-            .header(hyper::header::HOST, &self.host)
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
         let mut conn = self.conn.lock().await;
-        let Conn { sender, connection } = &mut *conn;
-        let exchange = async {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            // Read the body: the connection takes the next request only once this one is done.
-            let text = response.into_body().collect().await?.to_bytes();
-            Ok::<_, BoxError>((status, text))
-        };
-        // The exchange makes progress only while the connection is polled too.
-        let (status, text) = tokio::select! {
-            biased;
-            done = exchange => done?,
-            closed = connection.as_mut() => {
-                return Err(format!("POST {path}: the connection ended: {closed:?}").into())
-            }
-        };
-        if status.is_success() {
+        conn.stream.write_all(request.as_bytes()).await?;
+        let (status, text) = conn.read_response().await?;
+        if (200..300).contains(&status) {
             Ok(())
         } else {
             Err(format!("POST {path}: {status}: {}", String::from_utf8_lossy(&text)).into())
         }
+    }
+}
+
+impl Conn {
+    /// Reads one response: its status and its body (by `Content-Length`, which the server sets
+    /// on every response the bench asks for).
+    async fn read_response(&mut self) -> Result<(u16, Vec<u8>), BoxError> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head) = response.parse(&self.buf)? {
+                let status = response.code.ok_or("a response without a status")?;
+                let mut length = None;
+                for h in response.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        length = Some(std::str::from_utf8(h.value)?.trim().parse::<usize>()?);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        return Err(
+                            "a chunked response: the bench client reads Content-Length only".into(),
+                        );
+                    }
+                }
+                let length = length.ok_or("a response without Content-Length")?;
+                while self.buf.len() < head + length {
+                    self.fill().await?;
+                }
+                let body = self.buf[head..head + length].to_vec();
+                self.buf.drain(..head + length);
+                return Ok((status, body));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads more of the socket into the buffer; the connection closing is an error.
+    async fn fill(&mut self) -> Result<(), BoxError> {
+        if self.stream.read_buf(&mut self.buf).await? == 0 {
+            return Err("the server closed the connection".into());
+        }
+        Ok(())
+    }
+}
+
+/// The client counts to measure: [`WRITERS`], or those `BENCH_CLIENTS` lists (`1` or `1,8`),
+/// for an A/B comparison of one level that need not wait for the others.
+fn client_counts() -> Result<Vec<usize>, BoxError> {
+    match std::env::var("BENCH_CLIENTS") {
+        Err(_) => Ok(WRITERS.to_vec()),
+        Ok(list) => list
+            .split(',')
+            .map(|n| match n.trim().parse::<usize>() {
+                Ok(n) if (1..=WRITERS[WRITERS.len() - 1]).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "BENCH_CLIENTS: {n:?} is not a client count from 1 to {}",
+                    WRITERS[WRITERS.len() - 1]
+                )
+                .into()),
+            })
+            .collect(),
     }
 }
 
@@ -274,7 +320,7 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
          projector running; one client per timeline, keep-alive"
     );
     let decision = decision().to_string();
-    for n in WRITERS {
+    for n in client_counts()? {
         let mut clients = Vec::with_capacity(n);
         let (mut ids, mut urls) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for w in 0..n {
