@@ -3,7 +3,7 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::{
-    batch_command_from_value, command_from_value, ApiError, JsonBody, PathParams, Problem, RawJson,
+    batch_command_from_value, ApiError, CommandBody, JsonBody, PathParams, Problem, RawJson,
     NUL_REASON,
 };
 use crate::queries::{
@@ -447,15 +447,14 @@ async fn fork_timeline(
 #[utoipa::path(post, path = "/timelines/{id}/commands", request_body(content = crate::schemas::Command, description = "A command: command_id, effective_from, decision, actor, rationale, action {type, …}"),
     params(("id" = String, Path, description = "Timeline id")),
     responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-#[tracing::instrument(name = "http.submit_command", skip(state, caller, body), fields(command_id = tracing::field::Empty))]
+#[tracing::instrument(name = "http.submit_command", skip(state, caller, command), fields(command_id = tracing::field::Empty))]
 async fn submit_command(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(id): PathParams<String>,
-    RawJson(body): RawJson,
+    CommandBody(command): CommandBody,
 ) -> Result<Json<CommandResult>, ApiError> {
     caller.require(Permission::Write)?;
-    let command = command_from_value(body)?;
     tracing::Span::current().record("command_id", command.context.command_id.as_str());
     let result = state
         .app

@@ -117,21 +117,30 @@ fn write_canonical(out: &mut String, value: &Value) {
 /// `\b \t \n \f \r`; other code points below U+0020 as `\u00xx` (lowercase hex); all else as is.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{0C}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs that need no escape are copied whole: every escaped character is ASCII, so a byte
+    // below 0x80 is a character of its own and a slice boundary next to it is a char boundary.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            0x0C => "\\f",
+            b'\r' => "\\r",
+            0x00..=0x1F => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -151,6 +160,18 @@ mod tests {
         // without objects agrees with the canonical form.
         let s = json!(["x\"\n\u{1}\u{7f}é\\", 1e-7, 3.0, -4, u64::MAX]);
         assert_eq!(canonical_json(&s), s.to_string());
+    }
+
+    proptest::proptest! {
+        /// Any string is escaped exactly as serde_json escapes it.
+        #[test]
+        fn strings_are_escaped_like_serde_json(s in "(?s).{0,40}", t in "[\\x00-\\x7f]{0,40}") {
+            for s in [s, t] {
+                let mut out = String::new();
+                write_string(&mut out, &s);
+                proptest::prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+            }
+        }
     }
 
     #[test]
