@@ -4,8 +4,8 @@
 //! the read models as they were believed then ("as of 2026-03-01, as known on 2025-12-01").
 
 use crate::error::ProjectionError;
-use crate::fetch;
 use crate::sql::{RowExt, Ts};
+use crate::{fetch, fold_rows};
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use omorg_store::Database;
 use serde::{Deserialize, Serialize};
@@ -98,6 +98,16 @@ enum Third {
 
 /// Runs an as-of query with `$1` = timeline, `$2` = date and `$3` = the recorded bound (when
 /// there is one), then any extra arguments.
+macro_rules! fold_as_of {
+    ($db:expr, $fold:path, $acc:expr, $sql:expr, $timeline:expr, $at:expr $(,)?) => {
+        match $at.third() {
+            Third::None => fold_rows!($db, $fold, $acc, $sql, $timeline, $at.date),
+            Third::Instant(ts) => fold_rows!($db, $fold, $acc, $sql, $timeline, $at.date, ts),
+            Third::Version(v) => fold_rows!($db, $fold, $acc, $sql, $timeline, $at.date, v),
+        }
+    };
+}
+
 macro_rules! fetch_as_of {
     ($db:expr, $map:path, $sql:expr, $timeline:expr, $at:expr $(, $extra:expr)* $(,)?) => {
         match $at.third() {
@@ -311,23 +321,37 @@ pub struct MatrixRow {
     pub unit_kind: String,
 }
 
-/// One row of the matrix statement: a cell (`k` = `r`: service, area, unit) or a name it
-/// mentions (`s` service, `a` area, `u` unit with its kind), told apart by `k`.
-struct Part {
-    k: String,
-    code: String,
-    name: String,
-    extra: Option<String>,
+/// What the matrix statement returned, sorted by kind: cells (service, area, unit) and the names
+/// of the services, areas and units (with their kind) they mention.
+#[derive(Default)]
+struct MatrixParts {
+    cells: Vec<(String, String, String)>,
+    services: HashMap<String, String>,
+    areas: HashMap<String, String>,
+    units: HashMap<String, (String, String)>,
 }
 
-/// Columns by position (`k`, `code`, `name`, `extra`): the matrix reads one row per cell.
-fn part<R: RowExt>(r: &R) -> Result<Part, sqlx::Error> {
-    Ok(Part {
-        k: r.text_at(0)?,
-        code: r.text_at(1)?,
-        name: r.text_at(2)?,
-        extra: r.opt_text_at(3)?,
-    })
+/// Folds one row of the matrix statement, by column position (`k`, `code`, `name`, `extra`),
+/// into [`MatrixParts`]: the matrix reads one row per cell.
+fn matrix_part<R: RowExt>(parts: &mut MatrixParts, r: &R) -> Result<(), sqlx::Error> {
+    let (code, name) = (r.text_at(1)?, r.text_at(2)?);
+    match r.str_at(0)? {
+        "r" => parts
+            .cells
+            .push((code, name, r.opt_text_at(3)?.unwrap_or_default())),
+        "s" => {
+            parts.services.insert(code, name);
+        }
+        "a" => {
+            parts.areas.insert(code, name);
+        }
+        _ => {
+            parts
+                .units
+                .insert(code, (name, r.opt_text_at(3)?.unwrap_or_default()));
+        }
+    }
+    Ok(())
 }
 
 /// The responsibility matrix (service × area → unit) as of the date, ordered by service code
@@ -372,23 +396,14 @@ pub async fn responsibility_matrix(
         s = at.predicate("s"),
         a = at.predicate("a"),
     );
-    let parts = fetch_as_of!(db, part, &sql, timeline, at)?;
-    let (mut cells, mut services, mut areas, mut units) =
-        (Vec::new(), HashMap::new(), HashMap::new(), HashMap::new());
-    for p in parts {
-        match p.k.as_str() {
-            "r" => cells.push((p.code, p.name, p.extra.unwrap_or_default())),
-            "s" => {
-                services.insert(p.code, p.name);
-            }
-            "a" => {
-                areas.insert(p.code, p.name);
-            }
-            _ => {
-                units.insert(p.code, (p.name, p.extra.unwrap_or_default()));
-            }
-        }
-    }
+    let mut parts = MatrixParts::default();
+    fold_as_of!(db, matrix_part, &mut parts, &sql, timeline, at)?;
+    let MatrixParts {
+        mut cells,
+        services,
+        areas,
+        units,
+    } = parts;
     if cells.is_empty() {
         // Only an empty answer needs the round trip that tells "no cells" from "no timeline".
         ensure_timeline(db, timeline).await?;

@@ -93,10 +93,15 @@ pub trait RowExt {
     fn text_at(&self, index: usize) -> Result<String, sqlx::Error>;
     /// The nullable text column at `index`.
     fn opt_text_at(&self, index: usize) -> Result<Option<String>, sqlx::Error>;
+    /// The text column at `index`, borrowed from the row (nothing allocated).
+    fn str_at(&self, index: usize) -> Result<&str, sqlx::Error>;
 }
 
 impl RowExt for PgRow {
     fn text_at(&self, index: usize) -> Result<String, sqlx::Error> {
+        self.try_get(index)
+    }
+    fn str_at(&self, index: usize) -> Result<&str, sqlx::Error> {
         self.try_get(index)
     }
     fn opt_text_at(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
@@ -145,6 +150,9 @@ fn parse_ts(col: &str, s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
 
 impl RowExt for SqliteRow {
     fn text_at(&self, index: usize) -> Result<String, sqlx::Error> {
+        self.try_get(index)
+    }
+    fn str_at(&self, index: usize) -> Result<&str, sqlx::Error> {
         self.try_get(index)
     }
     fn opt_text_at(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
@@ -220,6 +228,41 @@ macro_rules! fetch {
             omorg_store::Database::Sqlite(pool) => {
                 let rows = sqlx::query(&$crate::sql::lite($sql))$(.bind($arg))*.fetch_all(pool).await?;
                 rows.iter().map(|r| $map(r)).collect::<Result<Vec<_>, sqlx::Error>>()
+            }
+        }
+    };
+}
+
+/// Runs a query on a [`omorg_store::Database`] and hands each row, as it arrives, to a function
+/// generic over [`RowExt`] that folds it into `$acc` (`fn(&mut Acc, &R) -> Result<(), sqlx::Error>`).
+/// For answers of many rows: nothing waits for the last row before the first is decoded, and no
+/// vector of rows is built. Evaluates to `Result<(), sqlx::Error>`.
+#[macro_export]
+macro_rules! fold_rows {
+    ($db:expr, $fold:path, $acc:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $db {
+            omorg_store::Database::Postgres(pool) => {
+                let mut rows = sqlx::query($sql)$(.bind($arg))*.fetch(pool);
+                let mut done = Ok(());
+                while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+                    if let Err(e) = $fold($acc, &row) {
+                        done = Err(e);
+                        break;
+                    }
+                }
+                done
+            }
+            omorg_store::Database::Sqlite(pool) => {
+                let sql = $crate::sql::lite($sql);
+                let mut rows = sqlx::query(&sql)$(.bind($arg))*.fetch(pool);
+                let mut done = Ok(());
+                while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+                    if let Err(e) = $fold($acc, &row) {
+                        done = Err(e);
+                        break;
+                    }
+                }
+                done
             }
         }
     };
