@@ -243,29 +243,26 @@ macro_rules! fold_rows {
         match $db {
             omorg_store::Database::Postgres(pool) => {
                 let mut rows = sqlx::query($sql)$(.bind($arg))*.fetch(pool);
-                let mut done = Ok(());
-                while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-                    if let Err(e) = $fold($acc, &row) {
-                        done = Err(e);
-                        break;
-                    }
-                }
-                done
+                $crate::fold_rows!(@each rows, $fold, $acc)
             }
             omorg_store::Database::Sqlite(pool) => {
                 let sql = $crate::sql::lite($sql);
                 let mut rows = sqlx::query(&sql)$(.bind($arg))*.fetch(pool);
-                let mut done = Ok(());
-                while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-                    if let Err(e) = $fold($acc, &row) {
-                        done = Err(e);
-                        break;
-                    }
-                }
-                done
+                $crate::fold_rows!(@each rows, $fold, $acc)
             }
         }
     };
+    // The loop both backends share: stop at the first row the fold refuses.
+    (@each $rows:ident, $fold:path, $acc:expr) => {{
+        let mut done = Ok(());
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut $rows).await? {
+            if let Err(e) = $fold($acc, &row) {
+                done = Err(e);
+                break;
+            }
+        }
+        done
+    }};
 }
 
 /// Fetches rows inside a [`Tx`] (see [`fetch!`]).
