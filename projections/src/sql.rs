@@ -97,34 +97,45 @@ pub trait RowExt {
     fn str_at(&self, index: usize) -> Result<&str, sqlx::Error>;
 }
 
+/// The [`RowExt`] accessors that read the same way on both backends (sqlx decodes these types
+/// natively on each); timestamps and JSON differ, because SQLite stores them as text.
+macro_rules! same_on_both_backends {
+    () => {
+        fn text_at(&self, index: usize) -> Result<String, sqlx::Error> {
+            self.try_get(index)
+        }
+        fn str_at(&self, index: usize) -> Result<&str, sqlx::Error> {
+            self.try_get(index)
+        }
+        fn opt_text_at(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
+            self.try_get(index)
+        }
+        fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn date(&self, col: &str) -> Result<NaiveDate, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn opt_date(&self, col: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+            self.try_get(col)
+        }
+    };
+}
+
 impl RowExt for PgRow {
-    fn text_at(&self, index: usize) -> Result<String, sqlx::Error> {
-        self.try_get(index)
-    }
-    fn str_at(&self, index: usize) -> Result<&str, sqlx::Error> {
-        self.try_get(index)
-    }
-    fn opt_text_at(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(index)
-    }
-    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn date(&self, col: &str) -> Result<NaiveDate, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_date(&self, col: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
-        self.try_get(col)
-    }
+    same_on_both_backends!();
     fn ts(&self, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
         self.try_get(col)
     }
@@ -132,9 +143,6 @@ impl RowExt for PgRow {
         self.try_get(col)
     }
     fn json(&self, col: &str) -> Result<Value, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
         self.try_get(col)
     }
 }
@@ -149,33 +157,7 @@ fn parse_ts(col: &str, s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
 }
 
 impl RowExt for SqliteRow {
-    fn text_at(&self, index: usize) -> Result<String, sqlx::Error> {
-        self.try_get(index)
-    }
-    fn str_at(&self, index: usize) -> Result<&str, sqlx::Error> {
-        self.try_get(index)
-    }
-    fn opt_text_at(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(index)
-    }
-    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn date(&self, col: &str) -> Result<NaiveDate, sqlx::Error> {
-        self.try_get(col)
-    }
-    fn opt_date(&self, col: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
-        self.try_get(col)
-    }
+    same_on_both_backends!();
     fn ts(&self, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
         let s: String = self.try_get(col)?;
         parse_ts(col, &s)
@@ -190,9 +172,6 @@ impl RowExt for SqliteRow {
             index: col.to_string(),
             source: Box::new(e),
         })
-    }
-    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
-        self.try_get(col)
     }
 }
 
