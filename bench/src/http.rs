@@ -8,6 +8,12 @@
 //! own keep-alive connection and its own timeline, send single `RenameUnit` commands with unique
 //! command ids. The raw side is the same single-row INSERT as the store bench, into a table of
 //! the same database, with N connections; the two alternate in rounds ([`crate::paired`]).
+//!
+//! The *HTTP floor* is measured the same way: a bare axum handler that reads the request body and
+//! does the raw side's INSERT, behind the same kind of socket. It is what any HTTP service on
+//! this machine pays to turn a request into a commit, so the gap between it and omorg is omorg's
+//! own work (auth, parsing, the domain, the events row, tracing), and the gap between it and the
+//! raw rate is the network and HTTP itself.
 
 use crate::{paired, report, BoxError, RawWriters, Scratch, RAW_TABLE, WRITERS};
 use omorg_api::auth::AuthConfig;
@@ -47,6 +53,8 @@ pub async fn run(window: Duration) -> Result<(), BoxError> {
 
 /// The running in-process server and what it takes to stop it.
 struct Server {
+    /// The service behind the API, for the in-process measurement.
+    app: Omorg,
     base: String,
     db: Database,
     runner: ProjectionRunner,
@@ -74,7 +82,7 @@ async fn start(url: &str) -> Result<Server, BoxError> {
     let (runner, projector) = ProjectionRunner::spawn(db.clone());
     runner.sync(Duration::from_secs(30)).await?;
     let queries = Queries::new(db.clone(), runner.clone(), SYNC_PATIENCE);
-    let router = omorg_api::app(AppState::with_queries(app, auth, queries.clone()));
+    let router = omorg_api::app(AppState::with_queries(app.clone(), auth, queries.clone()));
     let listener = omorg_api::listen("127.0.0.1:0").await?;
     let base = format!("http://{}", axum::serve::Listener::local_addr(&listener)?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -86,6 +94,7 @@ async fn start(url: &str) -> Result<Server, BoxError> {
             .await
     });
     Ok(Server {
+        app,
         base,
         db,
         runner,
@@ -304,6 +313,45 @@ async fn measure_all(url: &str, window: Duration) -> Result<(), BoxError> {
     result.and(stopped)
 }
 
+/// The HTTP floor: a bare axum server whose one route, `POST /floor/{writer}`, reads the body and
+/// runs the raw single-row INSERT on that writer's connection. Served on port 0 until dropped.
+struct Floor {
+    base: String,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Floor {
+    /// Starts the floor server with its own `writers` (the raw side's connections, not shared).
+    async fn start(writers: &RawWriters) -> Result<Self, BoxError> {
+        use axum::extract::Path;
+        use axum::http::StatusCode;
+        let insert = writers.single();
+        let handler = move |Path(w): Path<usize>, body: axum::body::Bytes| {
+            let insert = insert.clone();
+            async move {
+                // The body is read, as any command's is, but not parsed: parsing is omorg's work.
+                let _ = body.len();
+                match insert(w).await {
+                    Ok(_) => (StatusCode::CREATED, r#"{"written":1}"#.to_owned()),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
+        };
+        let router = axum::Router::new().route("/floor/{w}", axum::routing::post(handler));
+        // The same listener as omorg's (TCP_NODELAY on every connection).
+        let listener = omorg_api::listen("127.0.0.1:0").await?;
+        let base = format!("http://{}", axum::serve::Listener::local_addr(&listener)?);
+        let served = tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(Self { base, served })
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        self.served.abort();
+    }
+}
+
 async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<(), BoxError> {
     // The raw side: a table in the same database, one dedicated connection per writer, as in
     // the store section.
@@ -314,64 +362,160 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
     let payload = serde_json::to_string(&crate::BenchEvent::Recorded {
         text: crate::TEXT.to_owned(),
     })?;
-    let raw_writers = RawWriters::connect(url, WRITERS[WRITERS.len() - 1], &payload).await?;
+    let most = WRITERS[WRITERS.len() - 1];
+    let raw = RawWriters::connect(url, most, &payload).await?;
+    let floor = Floor::start(&RawWriters::connect(url, most, &payload).await?).await?;
     println!(
         "\ncommands through HTTP: POST /timelines/{{id}}/commands (RenameUnit), bearer auth, \
          projector running; one client per timeline, keep-alive"
     );
-    let decision = decision().to_string();
     for n in client_counts()? {
-        let mut clients = Vec::with_capacity(n);
-        let (mut ids, mut urls) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for w in 0..n {
-            let client = Client::connect(&server.base).await?;
-            let id = format!("bench-{n}-{w}");
-            create_timeline(&client, &id).await?;
-            urls.push(format!("/timelines/{id}/commands"));
-            ids.push(id);
-            clients.push(client);
-        }
-        let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-        let (clients, urls, ids) = (Arc::new(clients), Arc::new(urls), Arc::new(ids));
-        let decision = decision.clone();
-        let seqs_ = seqs.clone();
-        let http_op = move |w: usize| {
-            let (clients, urls) = (clients.clone(), urls.clone());
-            let body = rename_body(&ids[w], seqs[w].fetch_add(1, Ordering::Relaxed), &decision);
-            async move { clients[w].post(&urls[w], body).await.map(|()| 1) }
-        };
-        // Warm each client's connection and the server's aggregate cache, as in production.
-        for w in 0..n {
-            http_op.clone()(w).await?;
-        }
-        let (raw, ours, ratio) = paired(window, n, raw_writers.single(), http_op).await?;
-        let written: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE stream_id LIKE $1 AND event_type = 'UnitRenamed'",
-        )
-        .bind(format!("bench-{n}-%"))
-        .fetch_one(server_pool)
-        .await?;
-        // Every 2xx must have written its event (a no-op answer would flatter the rate).
-        let sent: u64 = seqs_.iter().map(|s| s.load(Ordering::Relaxed)).sum();
-        if u64::try_from(written).ok() != Some(sent) {
-            return Err(format!("{sent} renames answered 2xx, {written} events written").into());
-        }
-        // How far the projector is behind when the clients stop.
-        let start = Instant::now();
-        server.runner.sync(Duration::from_secs(60)).await?;
-        let lag = start.elapsed().as_millis();
-        report(
-            &format!("raw INSERT commit, {n} connection(s)"),
-            raw,
-            "rows/s",
-            None,
-        );
+        let (raw_rate, ours, ratio, lag) = measure_http(server, &raw, n, window).await?;
+        report(&format!("raw INSERT commit, {n} connection(s)"), raw_rate, "rows/s", None);
         report(
             &format!("HTTP, {n} client(s), own timelines (projected +{lag} ms)"),
             ours,
             "cmds/s",
             Some(ratio),
         );
+        let (raw_rate, direct, ratio) = measure_direct(server, &raw, n, window).await?;
+        report(&format!("raw INSERT commit, {n} connection(s)"), raw_rate, "rows/s", None);
+        report(
+            &format!("  same commands, in process (no HTTP), {n} caller(s)"),
+            direct,
+            "cmds/s",
+            Some(ratio),
+        );
+        let (raw_rate, bare, ratio) = measure_floor(&floor, &raw, n, window).await?;
+        report(&format!("raw INSERT commit, {n} connection(s)"), raw_rate, "rows/s", None);
+        report(
+            &format!("  HTTP floor: bare axum handler + raw INSERT, {n} client(s)"),
+            bare,
+            "req/s",
+            Some(ratio),
+        );
+    }
+    Ok(())
+}
+
+/// Commands through omorg's HTTP API from `n` clients, paired with `n` raw writers. Returns the
+/// raw rate, the command rate, their ratio ([`paired`]) and how long the projector then took to
+/// catch up (ms).
+async fn measure_http(
+    server: &Server,
+    raw: &RawWriters,
+    n: usize,
+    window: Duration,
+) -> Result<(f64, f64, f64, u128), BoxError> {
+    let mut clients = Vec::with_capacity(n);
+    let (mut ids, mut urls) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for w in 0..n {
+        let client = Client::connect(&server.base).await?;
+        let id = format!("bench-{n}-{w}");
+        create_timeline(&client, &id).await?;
+        urls.push(format!("/timelines/{id}/commands"));
+        ids.push(id);
+        clients.push(client);
+    }
+    let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let (clients, urls, ids) = (Arc::new(clients), Arc::new(urls), Arc::new(ids));
+    let decision = decision().to_string();
+    let seqs_ = seqs.clone();
+    let http_op = move |w: usize| {
+        let (clients, urls) = (clients.clone(), urls.clone());
+        let body = rename_body(&ids[w], seqs[w].fetch_add(1, Ordering::Relaxed), &decision);
+        async move { clients[w].post(&urls[w], body).await.map(|()| 1) }
+    };
+    // Warm each client's connection and the server's aggregate cache, as in production.
+    for w in 0..n {
+        http_op.clone()(w).await?;
+    }
+    let (raw_rate, ours, ratio) = paired(window, n, raw.single(), http_op).await?;
+    let sent: u64 = seqs_.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+    check_written(server, &format!("bench-{n}-%"), sent).await?;
+    // How far the projector is behind when the clients stop.
+    let start = Instant::now();
+    server.runner.sync(Duration::from_secs(60)).await?;
+    Ok((raw_rate, ours, ratio, start.elapsed().as_millis()))
+}
+
+/// The same commands from `n` callers of [`Omorg::execute`] in this process, each on its own
+/// timeline: the body parsed as the API parses it, then the service, store and database as
+/// behind the API, with no HTTP and no middleware. Returns the raw rate, the rate, the ratio.
+async fn measure_direct(
+    server: &Server,
+    raw: &RawWriters,
+    n: usize,
+    window: Duration,
+) -> Result<(f64, f64, f64), BoxError> {
+    let client = Client::connect(&server.base).await?;
+    let mut ids = Vec::with_capacity(n);
+    for w in 0..n {
+        let id = format!("direct-{n}-{w}");
+        create_timeline(&client, &id).await?;
+        ids.push(id);
+    }
+    let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let ids = Arc::new(ids);
+    let decision = decision().to_string();
+    let (app, seqs_) = (server.app.clone(), seqs.clone());
+    let direct_op = move |w: usize| {
+        let (app, ids) = (app.clone(), ids.clone());
+        let body = rename_body(&ids[w], seqs[w].fetch_add(1, Ordering::Relaxed), &decision);
+        async move {
+            let command = omorg_api::error::read_command(body.as_bytes())?;
+            app.execute(&ids[w], vec![command], false, "bench").await?;
+            Ok(1)
+        }
+    };
+    for w in 0..n {
+        direct_op.clone()(w).await?;
+    }
+    let measured = paired(window, n, raw.single(), direct_op).await?;
+    let sent: u64 = seqs_.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+    check_written(server, &format!("direct-{n}-%"), sent).await?;
+    server.runner.sync(Duration::from_secs(60)).await?;
+    Ok(measured)
+}
+
+/// The [`Floor`] from `n` clients sending the same bodies, paired with `n` raw writers.
+async fn measure_floor(
+    floor: &Floor,
+    raw: &RawWriters,
+    n: usize,
+    window: Duration,
+) -> Result<(f64, f64, f64), BoxError> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(Client::connect(&floor.base).await?);
+    }
+    let clients = Arc::new(clients);
+    let decision = decision().to_string();
+    let floor_op = move |w: usize| {
+        let clients = clients.clone();
+        let body = rename_body("floor", w as u64, &decision);
+        async move { clients[w].post(&format!("/floor/{w}"), body).await.map(|()| 1) }
+    };
+    for w in 0..n {
+        floor_op.clone()(w).await?;
+    }
+    paired(window, n, raw.single(), floor_op).await
+}
+
+/// Fails unless the streams matching `pattern` hold exactly `sent` renames: every 2xx (or Ok)
+/// must have written its event, since a no-op answer would flatter the rate.
+async fn check_written(server: &Server, pattern: &str, sent: u64) -> Result<(), BoxError> {
+    let Database::Postgres(pool) = &server.db else {
+        return Err("the bench needs PostgreSQL".into());
+    };
+    let written: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE stream_id LIKE $1 AND event_type = 'UnitRenamed'",
+    )
+    .bind(pattern)
+    .fetch_one(pool)
+    .await?;
+    if u64::try_from(written).ok() != Some(sent) {
+        return Err(format!("{pattern}: {sent} renames answered, {written} events written").into());
     }
     Ok(())
 }
