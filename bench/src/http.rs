@@ -371,7 +371,12 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
     );
     for n in client_counts()? {
         let (raw_rate, ours, ratio, lag) = measure_http(server, &raw, n, window).await?;
-        report(&format!("raw INSERT commit, {n} connection(s)"), raw_rate, "rows/s", None);
+        report(
+            &format!("raw INSERT commit, {n} connection(s)"),
+            raw_rate,
+            "rows/s",
+            None,
+        );
         report(
             &format!("HTTP, {n} client(s), own timelines (projected +{lag} ms)"),
             ours,
@@ -379,7 +384,12 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
             Some(ratio),
         );
         let (raw_rate, direct, ratio) = measure_direct(server, &raw, n, window).await?;
-        report(&format!("raw INSERT commit, {n} connection(s)"), raw_rate, "rows/s", None);
+        report(
+            &format!("raw INSERT commit, {n} connection(s)"),
+            raw_rate,
+            "rows/s",
+            None,
+        );
         report(
             &format!("  same commands, in process (no HTTP), {n} caller(s)"),
             direct,
@@ -387,7 +397,12 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
             Some(ratio),
         );
         let (raw_rate, bare, ratio) = measure_floor(&floor, &raw, n, window).await?;
-        report(&format!("raw INSERT commit, {n} connection(s)"), raw_rate, "rows/s", None);
+        report(
+            &format!("raw INSERT commit, {n} connection(s)"),
+            raw_rate,
+            "rows/s",
+            None,
+        );
         report(
             &format!("  HTTP floor: bare axum handler + raw INSERT, {n} client(s)"),
             bare,
@@ -494,7 +509,12 @@ async fn measure_floor(
     let floor_op = move |w: usize| {
         let clients = clients.clone();
         let body = rename_body("floor", w as u64, &decision);
-        async move { clients[w].post(&format!("/floor/{w}"), body).await.map(|()| 1) }
+        async move {
+            clients[w]
+                .post(&format!("/floor/{w}"), body)
+                .await
+                .map(|()| 1)
+        }
     };
     for w in 0..n {
         floor_op.clone()(w).await?;
