@@ -18,7 +18,7 @@ use crate::{exec, fetch_tx};
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es_shim::apply as apply_event;
 use omorg_domain::{Change, PartTarget, Successor, Timeline, TimelineEvent};
-use omorg_store::{Checkpoint, Database, RecordedEvent, Store, Upcasters};
+use omorg_store::{CatchUpEvent, Checkpoint, Database, Store, Upcasters};
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -397,7 +397,7 @@ impl Projector {
         &mut self,
         tx: &mut Tx,
         pending: &mut Pending,
-        rec: &RecordedEvent,
+        rec: &CatchUpEvent,
     ) -> Result<(), ProjectionError> {
         let event: TimelineEvent = rec.decode(self.store.upcasters())?;
         let stream = rec.stream_id.clone();
@@ -682,10 +682,10 @@ async fn read_events(
     tx: &mut Tx,
     after: &Checkpoint,
     limit: u32,
-) -> Result<Vec<RecordedEvent>, ProjectionError> {
+) -> Result<Vec<CatchUpEvent>, ProjectionError> {
     Ok(match tx {
-        Tx::Pg(t) => omorg_store::pg_read_all_after(t, after, limit).await?,
-        Tx::Lite(t) => omorg_store::sqlite_read_all_after(t, after, limit).await?,
+        Tx::Pg(t) => omorg_store::pg_catch_up_after(t, after, limit).await?,
+        Tx::Lite(t) => omorg_store::sqlite_catch_up_after(t, after, limit).await?,
     })
 }
 

@@ -6,7 +6,7 @@
 
 use crate::error::StoreError;
 use crate::hash::canonical_time;
-use crate::model::{Checkpoint, RecordedEvent};
+use crate::model::{CatchUpEvent, Checkpoint, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -372,16 +372,63 @@ impl Database {
     }
 }
 
-/// [`Database::read_all_after`] on a PostgreSQL connection the caller holds, e.g. inside its own
-/// transaction: a projector reads its batch on the connection that writes it, saving a pool
-/// round trip per batch.
-pub async fn pg_read_all_after(
+/// [`Database::read_all_after`] on a PostgreSQL connection the caller holds.
+async fn pg_read_all_after(
     conn: &mut PgConnection,
     after: &Checkpoint,
     limit: u32,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    pg_after(conn, after, limit, PG_COLUMNS, pg_event).await
+}
+
+/// [`Database::read_all_after`] on an SQLite connection the caller holds.
+async fn sqlite_read_all_after(
+    conn: &mut SqliteConnection,
+    after: &Checkpoint,
+    limit: u32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    sqlite_after(conn, after, limit, SQLITE_COLUMNS, sqlite_event).await
+}
+
+/// The next `limit` events after `after` in the global order, as a catch-up reader needs them
+/// ([`CatchUpEvent`]), on a PostgreSQL connection the caller holds, e.g. inside its own
+/// transaction: a projector reads its batch on the connection that writes it, saving a pool
+/// round trip per batch.
+pub async fn pg_catch_up_after(
+    conn: &mut PgConnection,
+    after: &Checkpoint,
+    limit: u32,
+) -> Result<Vec<CatchUpEvent>, StoreError> {
+    pg_after(conn, after, limit, PG_CATCH_UP_COLUMNS, pg_catch_up_event).await
+}
+
+/// [`pg_catch_up_after`] on an SQLite connection the caller holds.
+pub async fn sqlite_catch_up_after(
+    conn: &mut SqliteConnection,
+    after: &Checkpoint,
+    limit: u32,
+) -> Result<Vec<CatchUpEvent>, StoreError> {
+    sqlite_after(
+        conn,
+        after,
+        limit,
+        SQLITE_CATCH_UP_COLUMNS,
+        sqlite_catch_up_event,
+    )
+    .await
+}
+
+/// The global-order scan on PostgreSQL: (tx_id, position) above the checkpoint and only below
+/// the oldest transaction still in flight (ADR 0001), each row read by `read`.
+async fn pg_after<T>(
+    conn: &mut PgConnection,
+    after: &Checkpoint,
+    limit: u32,
+    columns: &str,
+    read: fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {PG_COLUMNS} FROM events \
+        "SELECT {columns} FROM events \
          WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY tx_id, position LIMIT $3"
@@ -391,23 +438,25 @@ pub async fn pg_read_all_after(
     .bind(i64::from(limit))
     .fetch_all(conn)
     .await?;
-    rows.iter().map(pg_event).collect()
+    rows.iter().map(read).collect()
 }
 
-/// [`Database::read_all_after`] on an SQLite connection the caller holds.
-pub async fn sqlite_read_all_after(
+/// The global-order scan on SQLite (one writer at a time: position order is commit order).
+async fn sqlite_after<T>(
     conn: &mut SqliteConnection,
     after: &Checkpoint,
     limit: u32,
-) -> Result<Vec<RecordedEvent>, StoreError> {
+    columns: &str,
+    read: fn(&SqliteRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+        "SELECT {columns} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
     ))
     .bind(after.position())
     .bind(i64::from(limit))
     .fetch_all(conn)
     .await?;
-    rows.iter().map(sqlite_event).collect()
+    rows.iter().map(read).collect()
 }
 
 /// The size of a command, as stored with its first event.
@@ -627,11 +676,19 @@ fn pg_checkpoints(rows: &[PgRow]) -> Result<Vec<Checkpoint>, AppendError> {
     Ok(out.into_iter().map(|(_, c)| c).collect())
 }
 
+/// Every column of an event (the payload as text: see [`full_event`]).
 const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, stream_id, stream_version, \
-    event_type, event_version, payload, metadata, recorded_at, prev_hash, hash";
+    event_type, event_version, payload::text AS payload, metadata, recorded_at, prev_hash, hash";
 
 const SQLITE_COLUMNS: &str = "position, stream_id, stream_version, event_type, event_version, \
     payload, metadata, recorded_at, prev_hash, hash";
+
+/// What [`CatchUpEvent`] holds: no metadata, no hashes, the payload as text.
+const PG_CATCH_UP_COLUMNS: &str = "tx_id::text::bigint AS tx, position, stream_id, \
+    stream_version, event_type, event_version, payload::text AS payload, recorded_at";
+
+const SQLITE_CATCH_UP_COLUMNS: &str =
+    "position, stream_id, stream_version, event_type, event_version, payload, recorded_at";
 
 /// One event about to be appended, already hashed.
 #[derive(Debug)]
@@ -687,9 +744,18 @@ impl From<StoreError> for AppendError {
 }
 
 fn pg_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    full_event(
+        pg_catch_up_event(row)?,
+        row.try_get("metadata")?,
+        row.try_get("prev_hash")?,
+        row.try_get("hash")?,
+    )
+}
+
+fn pg_catch_up_event(row: &PgRow) -> Result<CatchUpEvent, StoreError> {
     let tx: i64 = row.try_get("tx")?;
     let position: i64 = row.try_get("position")?;
-    Ok(RecordedEvent {
+    Ok(CatchUpEvent {
         checkpoint: Checkpoint::new(tx, position),
         position,
         stream_id: row.try_get("stream_id")?,
@@ -697,45 +763,84 @@ fn pg_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
         payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
         recorded_at: row.try_get("recorded_at")?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
     })
 }
 
-fn sqlite_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+fn sqlite_catch_up_event(row: &SqliteRow) -> Result<CatchUpEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
     let stream_id: String = row.try_get("stream_id")?;
     let stream_version = to_u64(row.try_get("stream_version")?)?;
-    let json = |column: &str| -> Result<Value, StoreError> {
-        let text: String = row.try_get(column)?;
-        serde_json::from_str(&text).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "{stream_id}@{stream_version}: {column} is not JSON: {e}"
-            ))
-        })
-    };
-    let payload = json("payload")?;
-    let metadata = json("metadata")?;
-    let recorded_at: String = row.try_get("recorded_at")?;
-    let recorded_at = DateTime::parse_from_rfc3339(&recorded_at)
-        .map_err(|e| {
-            StoreError::Corrupt(format!("{stream_id}@{stream_version}: recorded_at: {e}"))
-        })?
-        .with_timezone(&Utc);
-    Ok(RecordedEvent {
+    let recorded_at = sqlite_recorded_at(row, &stream_id, stream_version)?;
+    Ok(CatchUpEvent {
         checkpoint: Checkpoint::new(0, position),
         position,
         stream_version,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        recorded_at,
+        stream_id,
+    })
+}
+
+/// The `recorded_at` of an SQLite row (RFC 3339 text).
+fn sqlite_recorded_at(
+    row: &SqliteRow,
+    stream_id: &str,
+    stream_version: u64,
+) -> Result<DateTime<Utc>, StoreError> {
+    let recorded_at: String = row.try_get("recorded_at")?;
+    Ok(DateTime::parse_from_rfc3339(&recorded_at)
+        .map_err(|e| {
+            StoreError::Corrupt(format!("{stream_id}@{stream_version}: recorded_at: {e}"))
+        })?
+        .with_timezone(&Utc))
+}
+
+fn sqlite_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let base = sqlite_catch_up_event(row)?;
+    let metadata: String = row.try_get("metadata")?;
+    let metadata = parse_json(&metadata, &base, "metadata")?;
+    full_event(
+        base,
+        metadata,
+        row.try_get("prev_hash")?,
+        row.try_get("hash")?,
+    )
+}
+
+/// The whole event: the catch-up reader's part of the row, its payload parsed, and the columns
+/// only audits and exports read.
+fn full_event(
+    base: CatchUpEvent,
+    metadata: Value,
+    prev_hash: String,
+    hash: String,
+) -> Result<RecordedEvent, StoreError> {
+    let payload = parse_json(&base.payload, &base, "payload")?;
+    Ok(RecordedEvent {
+        checkpoint: base.checkpoint,
+        position: base.position,
+        stream_id: base.stream_id,
+        stream_version: base.stream_version,
+        event_type: base.event_type,
+        event_version: base.event_version,
         payload,
         metadata,
-        recorded_at,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-        stream_id,
+        recorded_at: base.recorded_at,
+        prev_hash,
+        hash,
+    })
+}
+
+/// A JSON column of `event`'s row, parsed; stored text that is not JSON is corruption.
+fn parse_json(text: &str, event: &CatchUpEvent, column: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{}@{}: {column} is not JSON: {e}",
+            event.stream_id, event.stream_version
+        ))
     })
 }
 

@@ -49,9 +49,9 @@ pub mod verify;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{pg_read_all_after, sqlite_read_all_after, Backend, Database};
+pub use db::{pg_catch_up_after, sqlite_catch_up_after, Backend, Database};
 pub use error::{CommandError, StoreError};
-pub use model::{Checkpoint, CommandMetadata, Committed, Outcome, RecordedEvent};
+pub use model::{CatchUpEvent, Checkpoint, CommandMetadata, Committed, Outcome, RecordedEvent};
 pub use store::{CacheStats, Store, StoreConfig, StoreContext};
 pub use upcast::{Upcaster, Upcasters};
 pub use verify::{BreakKind, ChainBreak, Verification};
