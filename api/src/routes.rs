@@ -447,7 +447,7 @@ async fn fork_timeline(
 #[utoipa::path(post, path = "/timelines/{id}/commands", request_body(content = crate::schemas::Command, description = "A command: command_id, effective_from, decision, actor, rationale, action {type, …}"),
     params(("id" = String, Path, description = "Timeline id")),
     responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-#[tracing::instrument(name = "http.submit_command", skip(state, caller, command), fields(command_id = tracing::field::Empty))]
+#[tracing::instrument(name = "http.submit_command", skip_all, fields(timeline = %id, command_id = tracing::field::Empty))]
 async fn submit_command(
     State(state): State<AppState>,
     caller: Caller,
@@ -468,7 +468,7 @@ async fn submit_command(
 #[utoipa::path(post, path = "/timelines/{id}/batch", request_body = BatchRequest,
     params(("id" = String, Path, description = "Timeline id")),
     responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-#[tracing::instrument(name = "http.submit_batch", skip(state, caller, body))]
+#[tracing::instrument(name = "http.submit_batch", skip_all, fields(timeline = %id))]
 async fn submit_batch(
     State(state): State<AppState>,
     caller: Caller,

@@ -174,6 +174,33 @@ mod tests {
         }
     }
 
+    /// The hash of one fixed event, as every release so far computed it: stored chains must
+    /// keep verifying, so a change to how the hash is computed must not change this value.
+    #[test]
+    fn the_hash_of_a_known_event_is_pinned() {
+        let t = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid time");
+        let payload = json!({"context": {"command_id": "c-1", "effective_from": "2020-01-01",
+            "decision": {"case_number": "19/1", "title": "Bydel \"Nord\"\n"}},
+            "change": {"UnitRenamed": {"unit": "alna", "name": "Bydel Alna – øst", "n": -0.0}}});
+        let metadata = json!({"command_id": "c-1", "actor": "ola", "decision": {"body": "Bystyret"}});
+        let input = HashInput {
+            stream_id: "oslo",
+            stream_version: 7,
+            event_type: "UnitRenamed",
+            event_version: "1",
+            payload: &payload,
+            metadata: &metadata,
+            recorded_at: &t,
+            prev_hash: GENESIS_HASH,
+        };
+        // Cross-checked outside Rust: Python's json.dumps(sort_keys=True, separators=(",", ":"),
+        // ensure_ascii=False) of the same array, with -0.0 written as 0.0, hashes to this too.
+        assert_eq!(
+            event_hash(&input),
+            "64160921b308c6da1a0c38605fe0f904277068490f479dca49693baa783da9bb"
+        );
+    }
+
     #[test]
     fn negative_zero_is_zero() {
         assert_eq!(canonical_json(&json!([-0.0, 0.0, 0])), "[0.0,0.0,0]");

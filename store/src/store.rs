@@ -195,6 +195,7 @@ impl<A: Aggregate> Store<A> {
     /// stream meanwhile, fails with [`StoreError::Conflict`] and writes nothing: retry.
     #[tracing::instrument(
         name = "store.execute",
+        level = "debug",
         skip(self, command, metadata),
         fields(aggregate = A::TYPE, command_id = %metadata.command_id)
     )]
@@ -403,10 +404,10 @@ impl<A: Aggregate> Store<A> {
             stream_id: stream_id.clone(),
             command_id: metadata.command_id.clone(),
             events: rows,
-            metadata: metadata_json.clone(),
+            metadata: metadata_json,
             recorded_at,
         };
-        let (rows, checkpoints) = match self.write(append).await {
+        let (rows, metadata_json, checkpoints) = match self.write(append).await {
             Ok(written) => written,
             Err(AppendError::UniqueViolation) => {
                 // Either the version was taken (another writer, or our cached state was stale)
@@ -432,11 +433,16 @@ impl<A: Aggregate> Store<A> {
                 rows.len()
             )));
         }
+        // Every record carries the command's metadata: clones for all but the last, which takes
+        // it (a command is usually one event).
+        let mut metadata_json = Some(metadata_json);
+        let last = rows.len().saturating_sub(1);
         let committed: Vec<Committed<A::Event>> = rows
             .into_iter()
             .zip(checkpoints)
             .zip(events)
-            .map(|((row, checkpoint), event)| Committed {
+            .enumerate()
+            .map(|(i, ((row, checkpoint), event))| Committed {
                 record: RecordedEvent {
                     checkpoint,
                     position: checkpoint.position(),
@@ -445,7 +451,11 @@ impl<A: Aggregate> Store<A> {
                     event_type: row.event_type,
                     event_version: row.event_version,
                     payload: row.payload,
-                    metadata: metadata_json.clone(),
+                    metadata: if i == last {
+                        metadata_json.take().unwrap_or_default()
+                    } else {
+                        metadata_json.clone().unwrap_or_default()
+                    },
                     recorded_at,
                     prev_hash: row.prev_hash,
                     hash: row.hash,
@@ -473,15 +483,15 @@ impl<A: Aggregate> Store<A> {
     }
 
     /// Writes one command's events: on PostgreSQL through the group committer, on SQLite in a
-    /// transaction of its own (SQLite has one writer at a time anyway). Gives the rows back with
-    /// their checkpoints.
+    /// transaction of its own (SQLite has one writer at a time anyway). Gives the rows and the
+    /// metadata back (they go on into the outcome) with the rows' checkpoints.
     async fn write(
         &self,
         append: OwnedAppend,
-    ) -> Result<(Vec<NewEvent>, Vec<Checkpoint>), AppendError> {
+    ) -> Result<(Vec<NewEvent>, serde_json::Value, Vec<Checkpoint>), AppendError> {
         let Database::Postgres(pool) = &self.db else {
             let checkpoints = self.db.append(&append.view()).await?;
-            return Ok((append.events, checkpoints));
+            return Ok((append.events, append.metadata, checkpoints));
         };
         let committer = self.committer.get_or_init(|| {
             Committer::new(
@@ -494,7 +504,7 @@ impl<A: Aggregate> Store<A> {
             // the outcome is unknown (a retry under the same command id is safe).
             AppendError::Store(StoreError::Database(sqlx::Error::WorkerCrashed))
         })?;
-        Ok((append.events, result?))
+        Ok((append.events, append.metadata, result?))
     }
 
     /// Writes a snapshot of the context's aggregate as it is (events already applied). A failure
