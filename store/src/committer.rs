@@ -43,6 +43,8 @@ pub(crate) struct OwnedAppend {
     pub command_id: String,
     pub events: Vec<NewEvent>,
     pub metadata: Value,
+    /// `metadata` as canonical JSON text, as hashed and as stored.
+    pub metadata_text: String,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -53,7 +55,7 @@ impl OwnedAppend {
             stream_id: &self.stream_id,
             command_id: &self.command_id,
             events: &self.events,
-            metadata: &self.metadata,
+            metadata: &self.metadata_text,
             recorded_at: self.recorded_at,
         }
     }

@@ -200,7 +200,6 @@ impl Database {
             Self::Postgres(pool) => pg_append(pool, batch).await,
             Self::Sqlite(pool) => {
                 let count = command_size(batch)?;
-                let metadata = batch.metadata.to_string();
                 // IMMEDIATE takes the write lock now, so two appends cannot both read and then
                 // fail to upgrade (SQLITE_BUSY deadlock); writers queue on the busy timeout.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -223,8 +222,8 @@ impl Database {
                     .bind(to_i64(e.version)?)
                     .bind(&e.event_type)
                     .bind(&e.event_version)
-                    .bind(e.payload.to_string())
-                    .bind(&metadata)
+                    .bind(&e.payload_text)
+                    .bind(batch.metadata)
                     .bind(&recorded_at)
                     .bind(&e.prev_hash)
                     .bind(&e.hash)
@@ -476,13 +475,12 @@ pub(crate) async fn pg_append<'c>(
         None => return Ok(Vec::new()),
     };
     let count = command_size(batch)?;
-    let metadata = batch.metadata.to_string();
     let rows = if batch.events.len() <= PG_VALUES_MAX_EVENTS {
         // Small commands (the usual case): one multi-row VALUES, which PostgreSQL plans and
         // executes markedly cheaper than unnest over arrays.
         let mut query = sqlx::query(pg_append_values_sql(batch.events.len()))
             .bind(batch.stream_id)
-            .bind(metadata)
+            .bind(batch.metadata)
             .bind(batch.recorded_at)
             .bind(batch.command_id);
         for e in batch.events {
@@ -490,7 +488,7 @@ pub(crate) async fn pg_append<'c>(
                 .bind(to_i64(e.version)?)
                 .bind(&e.event_type)
                 .bind(&e.event_version)
-                .bind(e.payload.to_string())
+                .bind(&e.payload_text)
                 .bind(&e.prev_hash)
                 .bind(&e.hash);
         }
@@ -507,8 +505,8 @@ pub(crate) async fn pg_append<'c>(
             .bind(versions)
             .bind(column(|e| e.event_type.clone()))
             .bind(column(|e| e.event_version.clone()))
-            .bind(column(|e| e.payload.to_string()))
-            .bind(metadata)
+            .bind(column(|e| e.payload_text.clone()))
+            .bind(batch.metadata)
             .bind(batch.recorded_at)
             .bind(column(|e| e.prev_hash.clone()))
             .bind(column(|e| e.hash.clone()))
@@ -557,7 +555,6 @@ pub(crate) async fn pg_append_group(
     let mut query = sqlx::query(&sql);
     for batch in batches {
         let count = command_size(batch)?;
-        let metadata = batch.metadata.to_string();
         for (i, e) in batch.events.iter().enumerate() {
             // The command id and size go on the command's first event only.
             let (command_id, command_events) = if i == 0 {
@@ -570,8 +567,8 @@ pub(crate) async fn pg_append_group(
                 .bind(to_i64(e.version)?)
                 .bind(&e.event_type)
                 .bind(&e.event_version)
-                .bind(e.payload.to_string())
-                .bind(metadata.clone())
+                .bind(&e.payload_text)
+                .bind(batch.metadata)
                 .bind(batch.recorded_at)
                 .bind(&e.prev_hash)
                 .bind(&e.hash)
@@ -697,6 +694,8 @@ pub(crate) struct NewEvent {
     pub event_type: String,
     pub event_version: String,
     pub payload: Value,
+    /// `payload` as canonical JSON text, as hashed and as stored.
+    pub payload_text: String,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -707,7 +706,8 @@ pub(crate) struct AppendBatch<'a> {
     pub stream_id: &'a str,
     pub command_id: &'a str,
     pub events: &'a [NewEvent],
-    pub metadata: &'a Value,
+    /// The command's metadata as canonical JSON text.
+    pub metadata: &'a str,
     pub recorded_at: DateTime<Utc>,
 }
 

@@ -27,10 +27,10 @@ pub struct HashInput<'a> {
     pub event_type: &'a str,
     /// The event's schema version.
     pub event_version: &'a str,
-    /// The event as stored (before any upcasting).
-    pub payload: &'a Value,
-    /// The stored metadata object.
-    pub metadata: &'a Value,
+    /// The event as stored (before any upcasting), as canonical JSON text ([`canonical_json`]).
+    pub payload: &'a str,
+    /// The stored metadata object, as canonical JSON text.
+    pub metadata: &'a str,
     /// When it was recorded (microsecond precision: what both databases keep).
     pub recorded_at: &'a DateTime<Utc>,
     /// Hash of the previous event in the stream, or [`GENESIS_HASH`].
@@ -44,7 +44,7 @@ pub fn canonical_time(t: &DateTime<Utc>) -> String {
 
 /// The lowercase hex SHA-256 of the canonical form of `input`.
 pub fn event_hash(input: &HashInput<'_>) -> String {
-    let mut text = String::with_capacity(256);
+    let mut text = String::with_capacity(256 + input.payload.len() + input.metadata.len());
     text.push('[');
     write_string(&mut text, CANONICAL_FORM);
     text.push(',');
@@ -55,9 +55,11 @@ pub fn event_hash(input: &HashInput<'_>) -> String {
     text.push(',');
     write_string(&mut text, input.event_version);
     text.push(',');
-    write_canonical(&mut text, input.payload);
+    // Taken as text: the store binds the same canonical text for the database, so each value
+    // is serialised once per append.
+    text.push_str(input.payload);
     text.push(',');
-    write_canonical(&mut text, input.metadata);
+    text.push_str(input.metadata);
     text.push(',');
     write_string(&mut text, &canonical_time(input.recorded_at));
     text.push(',');
@@ -182,7 +184,9 @@ mod tests {
         let payload = json!({"context": {"command_id": "c-1", "effective_from": "2020-01-01",
             "decision": {"case_number": "19/1", "title": "Bydel \"Nord\"\n"}},
             "change": {"UnitRenamed": {"unit": "alna", "name": "Bydel Alna – øst", "n": -0.0}}});
-        let metadata = json!({"command_id": "c-1", "actor": "ola", "decision": {"body": "Bystyret"}});
+        let metadata =
+            json!({"command_id": "c-1", "actor": "ola", "decision": {"body": "Bystyret"}});
+        let (payload, metadata) = (canonical_json(&payload), canonical_json(&metadata));
         let input = HashInput {
             stream_id: "oslo",
             stream_version: 7,
@@ -209,8 +213,8 @@ mod tests {
     #[test]
     fn hash_is_stable_and_covers_every_field() {
         let t = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid time");
-        let payload = json!({"Deposited": {"amount": 5}});
-        let metadata = json!({"command_id": "c1"});
+        let payload = canonical_json(&json!({"Deposited": {"amount": 5}}));
+        let metadata = canonical_json(&json!({"command_id": "c1"}));
         let base = HashInput {
             stream_id: "s",
             stream_version: 1,
@@ -224,7 +228,7 @@ mod tests {
         let h = event_hash(&base);
         assert_eq!(h.len(), 64);
         assert_eq!(h, event_hash(&base));
-        let other_payload = json!({"Deposited": {"amount": 6}});
+        let other_payload = canonical_json(&json!({"Deposited": {"amount": 6}}));
         let t2 = DateTime::from_timestamp_micros(1_700_000_000_123_457).expect("valid time");
         let variants = [
             HashInput {

@@ -4,7 +4,7 @@
 use crate::committer::{Committer, OwnedAppend};
 use crate::db::{AppendError, Database, NewEvent};
 use crate::error::{CommandError, StoreError};
-use crate::hash::{event_hash, HashInput, GENESIS_HASH};
+use crate::hash::{canonical_json, event_hash, HashInput, GENESIS_HASH};
 use crate::model::{Checkpoint, CommandMetadata, Committed, Outcome, RecordedEvent};
 use crate::upcast::Upcasters;
 use chrono::{DateTime, Utc};
@@ -369,6 +369,9 @@ impl<A: Aggregate> Store<A> {
         // The context's version is still the one loaded: events were applied, not yet counted.
         let expected_version = context.version;
         let metadata_json = metadata.to_json();
+        // Each value is serialised once, canonically: the hash covers that text and the
+        // database stores it.
+        let metadata_text = canonical_json(&metadata_json);
         let recorded_at = now_micros();
         let mut prev_hash = context.last_hash.clone();
         let mut rows = Vec::with_capacity(events.len());
@@ -381,13 +384,14 @@ impl<A: Aggregate> Store<A> {
             let version = expected_version + 1 + i as u64;
             let event_type = event.event_type();
             let event_version = event.event_version();
+            let payload_text = canonical_json(&payload);
             let hash = event_hash(&HashInput {
                 stream_id: &stream_id,
                 stream_version: version,
                 event_type: &event_type,
                 event_version: &event_version,
-                payload: &payload,
-                metadata: &metadata_json,
+                payload: &payload_text,
+                metadata: &metadata_text,
                 recorded_at: &recorded_at,
                 prev_hash: &prev_hash,
             });
@@ -396,6 +400,7 @@ impl<A: Aggregate> Store<A> {
                 event_type,
                 event_version,
                 payload,
+                payload_text,
                 prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
                 hash,
             });
@@ -405,6 +410,7 @@ impl<A: Aggregate> Store<A> {
             command_id: metadata.command_id.clone(),
             events: rows,
             metadata: metadata_json,
+            metadata_text,
             recorded_at,
         };
         let (rows, metadata_json, checkpoints) = match self.write(append).await {

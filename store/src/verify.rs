@@ -2,7 +2,7 @@
 
 use crate::db::Database;
 use crate::error::StoreError;
-use crate::hash::{event_hash, HashInput, GENESIS_HASH};
+use crate::hash::{canonical_json, event_hash, HashInput, GENESIS_HASH};
 use serde::Serialize;
 
 /// Events read per query while walking a chain, to bound memory on long streams.
@@ -132,8 +132,8 @@ impl Database {
                     stream_version: event.stream_version,
                     event_type: &event.event_type,
                     event_version: &event.event_version,
-                    payload: &event.payload,
-                    metadata: &event.metadata,
+                    payload: &canonical_json(&event.payload),
+                    metadata: &canonical_json(&event.metadata),
                     recorded_at: &event.recorded_at,
                     prev_hash: &event.prev_hash,
                 });

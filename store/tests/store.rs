@@ -526,8 +526,8 @@ async fn verify_names_a_relinked_event(backend: Backend) {
         stream_version: 2,
         event_type: &e2.event_type,
         event_version: &e2.event_version,
-        payload: &payload,
-        metadata: &e2.metadata,
+        payload: &omorg_store::hash::canonical_json(&payload),
+        metadata: &omorg_store::hash::canonical_json(&e2.metadata),
         recorded_at: &e2.recorded_at,
         prev_hash: &e2.prev_hash,
     });
