@@ -191,10 +191,16 @@ pub struct EventPage {
 /// 100 000-event timeline: writing one took ~1.4 s, while it saved ~0.9 s of a cold load that
 /// happens once per process (the cache spares the rest); with a snapshot every 100 events,
 /// commands through HTTP ran at ~60 % of the rate without. ADR 0003, amendment.
+///
+/// Refusals are final: the timeline answers a retry (same command id, same request) with no
+/// events, which the store turns into the original outcome, and refuses a command id reused for
+/// a different request (`command-id-reused`), which must reach the client as a 409, not as a
+/// "duplicate" that silently drops the new request.
 pub const TIMELINE_STORE: StoreConfig = StoreConfig {
     snapshot_every: 0,
     cache_capacity: 1024,
     append_connections: StoreConfig::DEFAULT_APPEND_CONNECTIONS,
+    refusals_are_final: true,
 };
 
 /// The largest page of events served at once.

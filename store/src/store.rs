@@ -27,6 +27,14 @@ pub struct StoreConfig {
     /// (outside the pool). Appends that arrive while all are busy are written together, in one
     /// statement, by the next one free (group commit; see `committer.rs`).
     pub append_connections: usize,
+    /// The aggregate recognises retries itself: it answers a command whose id it already applied
+    /// with no events when the request is the same, and refuses it when the request differs.
+    /// Its refusals then stand as they are. When false (the default), a refused command whose
+    /// id was applied on the stream is answered with that original outcome, because a plain
+    /// aggregate refuses a retry as it would any repeat ("already open"), and a retry must get
+    /// its original answer; the price is that a *different* command reusing the id is answered
+    /// as a duplicate too, which only an aggregate that knows its commands can tell apart.
+    pub refusals_are_final: bool,
 }
 
 impl StoreConfig {
@@ -42,6 +50,7 @@ impl Default for StoreConfig {
             snapshot_every: 100,
             cache_capacity: 1024,
             append_connections: Self::DEFAULT_APPEND_CONNECTIONS,
+            refusals_are_final: false,
         }
     }
 }
@@ -226,6 +235,9 @@ impl<A: Aggregate> Store<A> {
                 // aggregate holds changes that were never stored, and it is dropped.
                 if events.is_empty() {
                     self.cache_put(context);
+                }
+                if self.config.refusals_are_final {
+                    return Err(CommandError::Rejected(rejection));
                 }
                 // A retry of an applied command is often refused by the domain ("already
                 // exists"): answer it with its original outcome instead.

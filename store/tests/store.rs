@@ -46,6 +46,7 @@ on_both_databases!(
     racing_writers_one_wins_the_other_gets_a_conflict,
     many_racing_writers_lose_and_duplicate_nothing,
     a_retried_command_id_returns_the_original_outcome,
+    a_refusal_stands_when_the_aggregate_knows_its_retries,
     concurrent_submissions_of_one_command_id_store_one_set,
     a_command_id_reused_on_another_stream_is_refused,
     verify_passes_an_intact_chain,
@@ -359,6 +360,29 @@ async fn a_retried_command_id_returns_the_original_outcome(backend: Backend) {
         .await,
         2
     );
+}
+
+/// With `refusals_are_final`, the aggregate's refusal of a command whose id was applied is the
+/// answer: such an aggregate tells a retry (no events) from a reused id (a refusal) itself.
+async fn a_refusal_stands_when_the_aggregate_knows_its_retries(backend: Backend) {
+    let (db, _) = fresh_database(backend).await;
+    let store = ledger_store(&db).with_config(omorg_store::StoreConfig {
+        refusals_are_final: true,
+        ..omorg_store::StoreConfig::default()
+    });
+    store
+        .execute("acc", open("kari"), meta("acc-open"))
+        .await
+        .expect("open");
+    let reopen = store.execute("acc", open("kari"), meta("acc-open")).await;
+    assert!(
+        matches!(
+            reopen,
+            Err(CommandError::Rejected(LedgerError::AlreadyOpen))
+        ),
+        "{reopen:?}"
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, 1);
 }
 
 async fn concurrent_submissions_of_one_command_id_store_one_set(backend: Backend) {

@@ -111,6 +111,18 @@ async fn a_command_changes_the_org_chart_and_a_retry_is_a_no_op(app: TestApp) {
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["version"], 9);
+    // The same command id for a different request is refused, not answered as a duplicate
+    // (which would drop the new request without a word), and nothing is written.
+    let other = command(
+        "central-1",
+        "2025-01-01",
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "bymiljoetaten"}),
+    );
+    let (status, refused) = app.command("oslo", &other).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["rule"], "command-id-reused", "{refused}");
+    let (_, timeline) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(timeline["version"], 9, "{timeline}");
 
     let (_, before) = app
         .get_json(READER, "/timelines/oslo/responsibilities?as_of=2024-12-31")
