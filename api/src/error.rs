@@ -567,8 +567,26 @@ pub fn from_value_at<T: DeserializeOwned>(
             (false, false) => Some(format!("{prefix}.{path}")),
         };
         let message = e.inner().to_string();
+        // serde reports a missing or unknown member at its parent's path: name the member.
+        let field = match named_member(&message) {
+            Some(member) => Some(match field {
+                Some(parent) => format!("{parent}.{member}"),
+                None => member.to_owned(),
+            }),
+            None => field,
+        };
         classify_data_error(field, message)
     })
+}
+
+/// The member a serde "missing field `x`", "unknown field `x`, expected …" or "duplicate field
+/// `x`" message names.
+fn named_member(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))
+        .or_else(|| message.strip_prefix("duplicate field `"))?;
+    rest.split_once('`').map(|(member, _)| member)
 }
 
 /// Reads a [`TimelineCommand`] from JSON, naming the offending field precisely.

@@ -549,8 +549,8 @@ async fn responsibilities(
 /// A unit's versions (as known now) and its lineage through merges and splits, both ways.
 #[utoipa::path(get, path = "/timelines/{id}/units/{unit}/history",
     params(("id" = String, Path, description = "Timeline id"), ("unit" = String, Path, description = "Unit id")),
-    responses((status = 200, body = UnitHistory), (status = 404, body = Problem, description = "Unknown timeline"),
-        (status = 422, body = Problem, description = "The timeline never had this unit (field `unit`)"), (status = 503, body = Problem)))]
+    responses((status = 200, body = UnitHistory), (status = 404, body = Problem, description = "Unknown timeline, or a unit the timeline never had"),
+        (status = 422, body = Problem, description = "An id that breaks the id rules (field `id` or `unit`)"), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.unit_history", skip(state, caller))]
 async fn unit_history(
     State(state): State<AppState>,
@@ -565,8 +565,8 @@ async fn unit_history(
 #[utoipa::path(get, path = "/timelines/{id}/services/{code}/history",
     params(("id" = String, Path, description = "Timeline id"), ("code" = String, Path, description = "Service code"),
         ("format" = Option<Format>, Query, description = "json (default) or csv (the responsibility versions)")),
-    responses((status = 200, description = "The service history in the requested format", content((ServiceHistory = "application/json"), (String = "text/csv"))), (status = 404, body = Problem),
-        (status = 422, body = Problem, description = "The timeline never had this service (field `service`)"), (status = 503, body = Problem)))]
+    responses((status = 200, description = "The service history in the requested format", content((ServiceHistory = "application/json"), (String = "text/csv"))), (status = 404, body = Problem, description = "Unknown timeline, or a service the timeline never had"),
+        (status = 422, body = Problem, description = "An id that breaks the id rules (field `id` or `code`), or a bad `format`"), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.service_history", skip(state, caller, query))]
 async fn service_history(
     State(state): State<AppState>,

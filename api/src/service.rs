@@ -203,6 +203,25 @@ pub const TIMELINE_STORE: StoreConfig = StoreConfig {
     refusals_are_final: true,
 };
 
+/// An error of a command the service built from a create or fork request, with its field named
+/// as the client wrote it: the request's `name` is the command's `action.name`.
+fn request_fields(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Invalid {
+            field,
+            reason,
+            index,
+        } => ApiError::Invalid {
+            field: field
+                .strip_prefix("action.")
+                .map_or(field.clone(), str::to_owned),
+            reason,
+            index,
+        },
+        other => other,
+    }
+}
+
 /// The largest page of events served at once.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -249,7 +268,10 @@ impl Omorg {
                 description: req.description,
             }),
         };
-        let result = self.run(id.as_str(), vec![command], false, actor).await?;
+        let result = self
+            .run(id.as_str(), vec![command], false, actor)
+            .await
+            .map_err(request_fields)?;
         let summary = self.summary(id.as_str()).await?;
         Ok((summary, result))
     }
@@ -305,7 +327,10 @@ impl Omorg {
                 base,
             }),
         };
-        let result = self.run(id.as_str(), vec![command], false, actor).await?;
+        let result = self
+            .run(id.as_str(), vec![command], false, actor)
+            .await
+            .map_err(request_fields)?;
         let summary = self.summary(id.as_str()).await?;
         Ok((summary, result))
     }

@@ -316,6 +316,45 @@ async fn errors_are_problem_documents(app: TestApp) {
     assert_problem(status, &body, 400);
     let (status, body) = app.command("oslo", &json!({"command_id": "x"})).await;
     assert_problem(status, &body, 400);
+    // A missing member is named by its full path, not by its parent (or not at all).
+    let full = command(
+        "x-5",
+        "2022-01-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo"}),
+    );
+    let mut no_actor = full.clone();
+    no_actor.as_object_mut().unwrap().remove("actor");
+    let mut no_title = full.clone();
+    no_title["decision"]
+        .as_object_mut()
+        .unwrap()
+        .remove("title");
+    let mut no_unit = full.clone();
+    no_unit["action"].as_object_mut().unwrap().remove("unit");
+    for (body, field) in [
+        (no_actor, "actor"),
+        (no_title, "decision.title"),
+        (no_unit, "action.unit"),
+    ] {
+        let (status, problem) = app.command("oslo", &body).await;
+        assert_problem(status, &problem, 400);
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    // A create or fork request names its own fields, not those of the command built from it.
+    let (status, problem) = app
+        .post(PLANNER, "/timelines", &json!({"id": "unnamed", "name": ""}))
+        .await;
+    assert_problem(status, &problem, 422);
+    assert_eq!(problem["field"], "name", "{problem}");
+    let (status, problem) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "unnamed", "name": " "}),
+        )
+        .await;
+    assert_problem(status, &problem, 422);
+    assert_eq!(problem["field"], "name", "{problem}");
     // 422: an invalid value, naming the field.
     let (status, body) = app
         .command(

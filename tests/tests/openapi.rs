@@ -159,8 +159,52 @@ async fn refused_shapes_are_not_described(app: TestApp) {
     );
 }
 
+/// The statuses the server answers to unknown and malformed ids are the ones the description
+/// lists for the route.
+async fn error_statuses_are_described(app: TestApp) {
+    seeded(&app).await;
+    let (_, doc) = app.get_json(READER, "/openapi.json").await;
+    for (template, path, expected) in [
+        ("/timelines/{id}", "/timelines/nope", 404),
+        (
+            "/timelines/{id}/org-chart",
+            "/timelines/nope/org-chart",
+            404,
+        ),
+        (
+            "/timelines/{id}/units/{unit}/history",
+            "/timelines/oslo/units/nope/history",
+            404,
+        ),
+        (
+            "/timelines/{id}/units/{unit}/history",
+            "/timelines/oslo/units/%20x/history",
+            422,
+        ),
+        (
+            "/timelines/{id}/services/{code}/history",
+            "/timelines/oslo/services/nope/history",
+            404,
+        ),
+        (
+            "/timelines/{id}/org-chart",
+            "/timelines/oslo/org-chart?as_of=yesterday",
+            422,
+        ),
+    ] {
+        let (status, body) = app.get_json(READER, path).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        let documented = &doc["paths"][template]["get"]["responses"][expected.to_string()];
+        assert!(
+            documented.is_object(),
+            "{template} answers {expected} ({path}) but does not describe it"
+        );
+    }
+}
+
 on_both_backends!(
     every_action_kind_is_described_and_accepted,
     the_demo_commands_fit_the_description,
     refused_shapes_are_not_described,
+    error_statuses_are_described,
 );
