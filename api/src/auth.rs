@@ -202,6 +202,21 @@ impl Caller {
     }
 }
 
+/// A caller allowed to write (planner or admin), checked before the request body is read: a
+/// caller who may not write gets 403 whatever the body holds, and the body is never parsed.
+#[derive(Debug, Clone)]
+pub struct Writer(pub Caller);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(Permission::Write)?;
+        Ok(Writer(caller))
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 

@@ -1,7 +1,7 @@
 //! The HTTP routes: [`app`] builds the router; one handler per route, each stating the
 //! permission it needs. Handlers only translate HTTP to [`crate::service::Omorg`] calls and back.
 
-use crate::auth::{Caller, Permission};
+use crate::auth::{Caller, Permission, Writer};
 use crate::error::{
     batch_command_from_value, ApiError, CommandBody, JsonBody, PathParams, Problem, RawJson,
     NUL_REASON,
@@ -393,10 +393,9 @@ fn json_or_csv<T: serde::Serialize>(
 #[tracing::instrument(name = "http.create_timeline", skip_all, fields(caller = %caller.name))]
 async fn create_timeline(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     JsonBody(req): JsonBody<CreateTimelineRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    caller.require(Permission::Write)?;
     let (timeline, result) = state.app.create_timeline(req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
@@ -433,11 +432,10 @@ async fn show_timeline(
 #[tracing::instrument(name = "http.fork_timeline", skip(state, caller, req))]
 async fn fork_timeline(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<ForkRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    caller.require(Permission::Write)?;
     let (timeline, result) = state.app.fork(&id, req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
@@ -450,11 +448,10 @@ async fn fork_timeline(
 #[tracing::instrument(name = "http.submit_command", skip_all, fields(timeline = %id, command_id = tracing::field::Empty))]
 async fn submit_command(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     CommandBody(command): CommandBody,
 ) -> Result<Json<CommandResult>, ApiError> {
-    caller.require(Permission::Write)?;
     tracing::Span::current().record("command_id", command.context.command_id.as_str());
     let result = state
         .app
@@ -471,11 +468,10 @@ async fn submit_command(
 #[tracing::instrument(name = "http.submit_batch", skip_all, fields(timeline = %id))]
 async fn submit_batch(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     RawJson(body): RawJson,
 ) -> Result<Json<CommandResult>, ApiError> {
-    caller.require(Permission::Write)?;
     let Some(serde_json::Value::Array(items)) = body.get("commands").cloned() else {
         return Err(ApiError::BadRequest {
             detail: "a batch is {\"commands\": [ … ]}".into(),

@@ -480,7 +480,13 @@ async fn auth_is_required_and_roles_are_enforced(app: TestApp) {
     // 401: no token, unknown token.
     let r = app.client.get(app.url("/timelines")).send().await.unwrap();
     let status = r.status().as_u16();
+    // RFC 6750: a 401 names the scheme.
+    let challenge = r.headers().get("www-authenticate").cloned();
     assert_problem(status, &r.json().await.unwrap(), 401);
+    assert_eq!(
+        challenge.as_ref().and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"omorg\"")
+    );
     let (status, body) = app.get_json("not-a-known-token", "/timelines").await;
     assert_problem(status, &body, 401);
     let (status, body) = app
@@ -498,6 +504,25 @@ async fn auth_is_required_and_roles_are_enforced(app: TestApp) {
         assert_problem(status, &body, 403);
         let (status, body) = app.post(token, "/timelines", &json!({"name": "x"})).await;
         assert_problem(status, &body, 403);
+        // The role is checked before the body is read: a malformed body is still a 403.
+        for path in [
+            "/timelines",
+            "/timelines/oslo/commands",
+            "/timelines/oslo/batch",
+            "/timelines/oslo/fork",
+        ] {
+            let r = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert_problem(status, &r.json().await.unwrap(), 403);
+        }
     }
     for token in [READER, PLANNER] {
         for path in [
