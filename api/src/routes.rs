@@ -26,7 +26,8 @@ use omorg_projections::queries::DecisionFilter;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
 use utoipa::{OpenApi, ToSchema};
 
 /// Largest request body accepted (a large batch or a fork request is well below this).
@@ -62,7 +63,14 @@ pub fn app(state: AppState) -> Router {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
-    });
+    })
+    // One line per request at `info` (status and latency, inside the request's span), as an
+    // operator reading the log expects; `RUST_LOG=info,tower_http=warn` turns it off.
+    .on_response(
+        DefaultOnResponse::new()
+            .level(tracing::Level::INFO)
+            .latency_unit(LatencyUnit::Micros),
+    );
     Router::new()
         .route("/timelines", post(create_timeline).get(list_timelines))
         .route("/timelines/{id}", get(show_timeline))
