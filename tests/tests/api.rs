@@ -534,6 +534,27 @@ async fn auth_is_required_and_roles_are_enforced(app: TestApp) {
             assert_problem(status, &body, 403);
         }
     }
+    // The actor a client writes in the body is kept as stated; the metadata records the name
+    // of the token that sent it, which the client cannot choose.
+    let mut claimed = command(
+        "auth-2",
+        "2022-01-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo by"}),
+    );
+    claimed["actor"] = json!("claimed-by-client");
+    let (status, written) = app.command("oslo", &claimed).await;
+    assert_eq!(status, 200, "{written}");
+    let version = written["version"].as_u64().unwrap();
+    let (status, page) = app
+        .get_json(
+            AUDITOR,
+            &format!("/timelines/oslo/events?after_version={}", version - 1),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let event = &page["events"][0];
+    assert_eq!(event["metadata"]["actor"], "planner@test", "{event}");
+    assert_eq!(event["payload"]["actor"], "claimed-by-client", "{event}");
     // Allowed: every role reads projections; auditor and admin read the log; planner writes.
     for token in [READER, PLANNER, AUDITOR, ADMIN] {
         assert_eq!(app.get(token, "/timelines/oslo/org-chart").await.0, 200);
