@@ -542,11 +542,16 @@ pub fn asker_commands() -> Result<Vec<TimelineCommand>, ApiError> {
         )?;
     }
     for r in &facts.renumbering {
+        // The 2024 number follows from the division of Viken, which the Storting decided on
+        // 2022-06-14 (Prop. 113 LS (2021–2022)); see data/SOURCES.md.
         let d = decision(
-            "regionreformen",
+            "Prop. 113 LS (2021–2022)",
             "Stortinget",
-            "2017-06-08",
-            &format!("Nytt kommunenummer for Asker: {}", r.reason),
+            "2022-06-14",
+            &format!(
+                "Deling av Viken, nytt kommunenummer for Asker: {}",
+                r.reason
+            ),
         )?;
         b.push(
             r.effective_from,

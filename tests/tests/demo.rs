@@ -62,6 +62,16 @@ async fn demo_loads_idempotently_and_answers(app: TestApp) {
         .get_json(READER, "/timelines/asker/org-chart?as_of=2024-01-01")
         .await;
     assert_eq!(y2024["units"][0]["code"], "3203");
+    // …on the authority of the Storting's 2022 decision to divide Viken.
+    let (_, log) = app
+        .get_json(
+            READER,
+            "/timelines/asker/decisions?case_number=Prop.%20113%20LS%20(2021%E2%80%932022)",
+        )
+        .await;
+    let entries = log["decisions"].as_array().expect("decisions");
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["decision_date"], "2022-06-14", "{log}");
 
     // The two scenarios put the citizen service desk under different parents.
     let (_, alt1) = app
