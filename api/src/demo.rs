@@ -607,6 +607,26 @@ fn alternative(n: u8, parent: &str) -> Result<Vec<TimelineCommand>, ApiError> {
     Ok(b.commands)
 }
 
+/// A command id of the demo already used for a different command means the database holds the
+/// demo as an earlier release wrote it (its facts or references have been corrected since). The
+/// stored history is never rewritten, so say so and how to get the current demo.
+fn older_demo(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Refused {
+            source: source @ omorg_domain::DomainError::CommandIdReused { .. },
+            ..
+        } => ApiError::Conflict {
+            rule: "command-id-reused",
+            detail: format!(
+                "{source}: this database holds the demo as an earlier omorg release loaded it, \
+                 and a stored history is never rewritten; load the demo into a fresh database \
+                 (e.g. remove omorg.db) to get the current one"
+            ),
+        },
+        other => other,
+    }
+}
+
 /// Loads the demo into `app`: creates the timelines (if missing), applies every command (a
 /// no-op when already applied), and forks the two Asker scenarios. Returns a one-line report.
 #[tracing::instrument(name = "demo.load", skip(app))]
@@ -635,9 +655,14 @@ pub async fn load(app: &Omorg) -> Result<String, ApiError> {
             )?),
             rationale: String::new(),
         };
-        app.create_timeline(create, ACTOR).await?;
+        app.create_timeline(create, ACTOR)
+            .await
+            .map_err(older_demo)?;
         let n = commands.len() as u64;
-        let result = app.execute(id, commands, true, ACTOR).await?;
+        let result = app
+            .execute(id, commands, true, ACTOR)
+            .await
+            .map_err(older_demo)?;
         report.push(format!("{id}: {n} commands, version {}", result.version));
         if id == "asker" {
             // The scenarios fork from the baseline as the demo leaves it: creation + commands.
@@ -657,10 +682,11 @@ pub async fn load(app: &Omorg) -> Result<String, ApiError> {
                     )?),
                     rationale: String::new(),
                 };
-                app.fork("asker", fork, ACTOR).await?;
+                app.fork("asker", fork, ACTOR).await.map_err(older_demo)?;
                 let result = app
                     .execute(&scenario, alternative(alt, parent)?, true, ACTOR)
-                    .await?;
+                    .await
+                    .map_err(older_demo)?;
                 report.push(format!("{scenario}: version {}", result.version));
             }
         }

@@ -1,7 +1,7 @@
 //! The demo data set loads through the application, twice without harm, and answers the
 //! questions it is there for, over HTTP, on both backends.
 
-use omorg_e2e::{on_both_backends, TestApp, AUDITOR, READER};
+use omorg_e2e::{on_both_backends, TestApp, AUDITOR, PLANNER, READER};
 
 async fn demo_loads_idempotently_and_answers(app: TestApp) {
     let first = omorg_api::demo::load(&app.app).await.expect("demo loads");
@@ -109,4 +109,33 @@ async fn demo_loads_idempotently_and_answers(app: TestApp) {
     }
 }
 
-on_both_backends!(demo_loads_idempotently_and_answers);
+/// A database that holds a demo timeline as an earlier release wrote it (here: another name under
+/// the demo's command id) is not rewritten; loading says why and what to do.
+async fn an_older_demo_is_reported_not_rewritten(app: TestApp) {
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines",
+            &serde_json::json!({"id": "oslo", "name": "Oslo (an older demo)", "command_id": "oslo-create"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let err = omorg_api::demo::load(&app.app)
+        .await
+        .expect_err("an older demo is not silently kept");
+    let problem = err.problem();
+    assert_eq!(problem.status, 409);
+    assert_eq!(problem.rule.as_deref(), Some("command-id-reused"));
+    assert!(
+        problem.detail.contains("fresh database"),
+        "{}",
+        problem.detail
+    );
+    let (_, timeline) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(timeline["name"], "Oslo (an older demo)", "{timeline}");
+}
+
+on_both_backends!(
+    an_older_demo_is_reported_not_rewritten,
+    demo_loads_idempotently_and_answers
+);
