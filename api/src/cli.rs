@@ -160,8 +160,20 @@ pub fn auth_for(args: &ServeArgs) -> Result<AuthConfig, CliError> {
 async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
     let auth = auth_for(&args)?;
     if args.demo {
-        let report = crate::demo::load(&app).await?;
-        tracing::info!(%report, "demo data loaded");
+        match crate::demo::load(&app).await {
+            Ok(report) => tracing::info!(%report, "demo data loaded"),
+            // The database holds the demo as an earlier release loaded it: serve that, and say
+            // how to get the current one (`omorg demo` fails with the same message).
+            Err(
+                e @ ApiError::Conflict {
+                    rule: "command-id-reused",
+                    ..
+                },
+            ) => {
+                tracing::warn!(error = %e, "serving the demo data already in the database");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if auth.is_disabled() {
         tracing::warn!("authentication is OFF (--no-auth): every caller is admin");
