@@ -199,9 +199,40 @@ fn into_string(w: csv::Writer<Vec<u8>>) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// A DOT string literal.
+/// A DOT string literal. Line breaks become DOT's `\n` escape and other control characters
+/// spaces: a name is one value, and a raw line break would end up in the file as is.
 fn dot_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => out.push_str("\\n"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A Mermaid label: quotes as `#quot;`, line breaks as `<br/>`, other control characters as
+/// spaces, so that each node stays on its line of the flowchart.
+fn mermaid_label(s: &str) -> String {
+    s.replace("\r\n", "<br/>")
+        .chars()
+        .fold(String::with_capacity(s.len()), |mut out, c| {
+            match c {
+                '"' => out.push_str("#quot;"),
+                '\n' | '\r' => out.push_str("<br/>"),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+            out
+        })
 }
 
 /// The org chart as a Graphviz digraph (parent → child).
@@ -238,7 +269,7 @@ pub fn org_chart_mermaid(chart: &OrgChart) -> String {
         .collect();
     let mut s = String::from("flowchart TD\n");
     for (i, (n, parent, _)) in nodes.iter().enumerate() {
-        let label = n.name.replace('"', "#quot;");
+        let label = mermaid_label(&n.name);
         let _ = writeln!(s, "  u{i}[\"{label}\"]");
         if let Some(p) = parent.and_then(|p| index.get(p)) {
             let _ = writeln!(s, "  u{p} --> u{i}");
@@ -296,5 +327,28 @@ mod tests {
         assert!(dot.contains("\"oslo\" -> \"gamle-oslo\";") && dot.contains("\\\"Gamle\\\""));
         let mermaid = org_chart_mermaid(&c);
         assert!(mermaid.contains("u0 --> u1") && mermaid.contains("#quot;Gamle#quot;"));
+    }
+
+    #[test]
+    fn line_breaks_in_names_stay_inside_their_labels() {
+        let mut c = chart();
+        c.units[0].children[0].name = "Bydel\nGamle\r\nOslo\u{7}".into();
+        let dot = org_chart_dot(&c);
+        assert!(
+            dot.contains("\"Bydel\\nGamle\\nOslo \\ndistrict (030101)\""),
+            "{dot}"
+        );
+        // Every statement on a line of its own: the raw breaks did not reach the file.
+        assert!(
+            dot.lines()
+                .all(|l| l.ends_with(';') || l.ends_with('{') || l == "}"),
+            "{dot}"
+        );
+        let mermaid = org_chart_mermaid(&c);
+        assert!(
+            mermaid.contains("u1[\"Bydel<br/>Gamle<br/>Oslo \"]"),
+            "{mermaid}"
+        );
+        assert_eq!(mermaid.lines().count(), 4, "{mermaid}");
     }
 }
