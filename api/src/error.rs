@@ -659,10 +659,26 @@ fn classify_data_error(field: Option<String>, message: String) -> ApiError {
     } else {
         ApiError::Invalid {
             field: field.unwrap_or_else(|| "body".into()),
-            reason: message,
+            reason: date_reason(&message).unwrap_or(message),
             index: None,
         }
     }
+}
+
+/// chrono's date parse errors ("input is out of range", …) in the user's terms: every date in
+/// a body is a calendar date written `YYYY-MM-DD`.
+fn date_reason(message: &str) -> Option<String> {
+    const CHRONO: [&str; 6] = [
+        "input is out of range",
+        "input contains invalid characters",
+        "premature end of input",
+        "trailing input",
+        "input is not enough for unique date and time",
+        "no possible date and time matching input",
+    ];
+    CHRONO.contains(&message).then(|| {
+        format!("must be a date that exists, written YYYY-MM-DD (e.g. 2025-02-28): {message}")
+    })
 }
 
 #[cfg(test)]

@@ -368,6 +368,30 @@ async fn errors_are_problem_documents(app: TestApp) {
         .await;
     assert_problem(status, &body, 422);
     assert_eq!(body["field"], "effective_from");
+    assert!(
+        body["detail"].as_str().unwrap().contains("YYYY-MM-DD"),
+        "{body}"
+    );
+    // A day that no calendar has.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "x-2b",
+                "2025-02-30",
+                json!({"type": "DissolveUnit", "unit": "oslo"}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "effective_from");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a date that exists"),
+        "{body}"
+    );
     let (status, body) = app
         .command(
             "oslo",
