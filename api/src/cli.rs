@@ -80,6 +80,23 @@ fn describe(e: &ApiError) -> String {
     s
 }
 
+/// An argument the API would refuse with 422, as a usage error naming `option` (the API's
+/// field names, e.g. `id`, mean nothing on the command line).
+fn invalid_argument(option: &str, e: ApiError) -> CliError {
+    match e {
+        ApiError::Invalid { reason, .. } => CliError::Usage(format!("{option}: {reason}")),
+        other => other.into(),
+    }
+}
+
+/// Checks a `--timeline` value as the API checks a timeline id, so that an invalid one is
+/// reported as such rather than as a timeline not found.
+fn check_timeline(id: &str) -> Result<(), CliError> {
+    crate::service::timeline_id(id)
+        .map(drop)
+        .map_err(|e| invalid_argument(&format!("--timeline {id:?}"), e))
+}
+
 /// Sets up `tracing` logs on standard error: `RUST_LOG` filters (default `default`).
 pub fn init_logging(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -246,6 +263,7 @@ async fn shutdown_signal() {
 }
 
 async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
+    check_timeline(&args.timeline)?;
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
     let commands = crate::import::parse_file(&args.file, &text, &args)?;
@@ -286,6 +304,7 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
 }
 
 async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
+    check_timeline(&args.timeline)?;
     let events = app
         .store
         .load_stream(&args.timeline)
@@ -376,6 +395,7 @@ async fn rebuild(db: &Database) -> Result<(), CliError> {
 }
 
 async fn decisions(app: &Omorg, args: DecisionsArgs) -> Result<(), CliError> {
+    check_timeline(&args.timeline)?;
     let filter = omorg_projections::queries::DecisionFilter {
         case_number: args.case_number,
         body: args.body,
@@ -415,8 +435,14 @@ async fn decisions(app: &Omorg, args: DecisionsArgs) -> Result<(), CliError> {
 }
 
 async fn org_chart(app: &Omorg, args: OrgChartArgs) -> Result<(), CliError> {
+    check_timeline(&args.timeline)?;
+    let date = match args.as_of {
+        Some(d) => crate::service::check_date_range("--as-of", d)
+            .map_err(|e| invalid_argument("--as-of", e))?,
+        None => crate::service::today(),
+    };
     let at = AsOf {
-        date: args.as_of.unwrap_or_else(crate::service::today),
+        date,
         known_version: args.known_version,
         known_at: None,
     };
@@ -468,7 +494,10 @@ fn text_tree(chart: &OrgChart) -> String {
 
 async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
     let ids: Vec<String> = match args.timeline {
-        Some(id) => vec![id],
+        Some(id) => {
+            check_timeline(&id)?;
+            vec![id]
+        }
         None => app
             .list_timelines()
             .await?

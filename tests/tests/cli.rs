@@ -30,6 +30,24 @@ async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
     )
     .await
     .expect("org chart");
+    // Arguments the API would refuse with 422 are usage errors naming the option.
+    for date in ["+10000-01-01", "0000-01-01"] {
+        let e = omorg(&app, &["org-chart", "--timeline", "oslo", "--as-of", date])
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().starts_with("--as-of: "), "{e}");
+        assert!(e.to_string().contains("outside the supported range"), "{e}");
+    }
+    for command in ["org-chart", "decisions", "export", "verify"] {
+        let e = omorg(&app, &[command, "--timeline", ""]).await.unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{command}: {e}");
+        assert!(
+            e.to_string().starts_with("--timeline \"\": "),
+            "{command}: {e}"
+        );
+        assert!(!e.to_string().contains("not found"), "{command}: {e}");
+    }
     omorg(&app, &["verify"]).await.expect("every chain intact");
 
     let out = dir.join("oslo.jsonl");
@@ -174,5 +192,62 @@ async fn logs_off_a_terminal_have_no_colour_codes() {
         "debug logs were written: {stderr}"
     );
     assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the real binary with `args` and `env` (nothing inherited from `OMORG_*`); returns
+/// whether it succeeded and its standard error.
+async fn omorg_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"));
+    for k in [
+        "OMORG_NO_AUTH",
+        "OMORG_LISTEN",
+        "OMORG_TOKENS",
+        "DATABASE_URL",
+    ] {
+        command.env_remove(k);
+    }
+    let out = command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run omorg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh directory for one test's files and SQLite database.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("omorg-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The binary prints an out-of-range `--as-of` as an error, not an empty chart.
+#[tokio::test]
+async fn an_out_of_range_as_of_is_an_error() {
+    let dir = scratch("as-of");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let (ok, stderr) = omorg_binary(&["--database-url", &url, "demo"], &[]).await;
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = omorg_binary(
+        &[
+            "--database-url",
+            &url,
+            "org-chart",
+            "--timeline",
+            "oslo",
+            "--as-of",
+            "+10000-01-01",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.starts_with("omorg: error: --as-of: "), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
