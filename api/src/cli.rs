@@ -82,7 +82,7 @@ fn describe(e: &ApiError) -> String {
 
 /// An argument the API would refuse with 422, as a usage error naming `option` (the API's
 /// field names, e.g. `id`, mean nothing on the command line).
-fn invalid_argument(option: &str, e: ApiError) -> CliError {
+pub(crate) fn invalid_argument(option: &str, e: ApiError) -> CliError {
     match e {
         ApiError::Invalid { reason, .. } => CliError::Usage(format!("{option}: {reason}")),
         other => other.into(),
@@ -266,7 +266,8 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
     check_timeline(&args.timeline)?;
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
-    let commands = crate::import::parse_file(&args.file, &text, &args)?;
+    let crate::import::ImportFile { commands, origins } =
+        crate::import::parse_file(&args.file, &text, &args)?;
     if let Some(name) = &args.create {
         let exists = match app.summary(&args.timeline).await {
             Ok(_) => true,
@@ -291,16 +292,54 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
         }
     }
     let n = commands.len();
+    let file = args.file.display();
     let result = app
         .execute(&args.timeline, commands, true, &args.actor)
-        .await?;
-    eprintln!(
-        "imported {n} commands into {}: {} new events, now at version {}",
-        args.timeline,
-        result.events.len(),
-        result.version
-    );
+        .await
+        .map_err(|e| placed(e, &args.file, &origins))?;
+    if result.duplicate {
+        eprintln!(
+            "{file} was already imported into {} (duplicate): nothing written, the timeline \
+             stays at version {}",
+            args.timeline, result.version
+        );
+    } else {
+        // One event per command; a command of the file applied before (by an earlier import
+        // of an overlapping file) writes none.
+        let new = result.events.len();
+        let earlier = match n.saturating_sub(new) {
+            0 => String::new(),
+            k => format!(" ({k} commands were already applied)"),
+        };
+        eprintln!(
+            "imported {n} commands from {file} into {}: {new} new events{earlier}, now at \
+             version {}",
+            args.timeline, result.version
+        );
+    }
     Ok(())
+}
+
+/// A refusal of one command of an import, placed in its file: `FILE: line 2: …` for a CSV
+/// row, `FILE: command 0: …` for an entry of a command list.
+fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]) -> CliError {
+    let Some(origin) = e.problem().index.and_then(|i| origins.get(i)) else {
+        return e.into();
+    };
+    // Without the index: the origin says where, in the file's own terms.
+    let e = match e {
+        ApiError::Refused { source, .. } => ApiError::Refused {
+            source,
+            index: None,
+        },
+        ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
+            field,
+            reason,
+            index: None,
+        },
+        other => other,
+    };
+    CliError::Input(format!("{}: {origin}: {}", file.display(), describe(&e)))
 }
 
 async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {

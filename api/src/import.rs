@@ -11,20 +11,46 @@
 //!   row's key, so re-importing the same file is a no-op. The decision comes from the
 //!   `--case-number/--body/--title` options.
 
-use crate::cli::CliError;
+use crate::cli::{invalid_argument, CliError};
 use crate::config::ImportArgs;
-use crate::error::batch_command_from_value;
+use crate::error::{batch_command_from_value, command_from_value};
+use crate::ApiError;
+use chrono::NaiveDate;
 use omorg_domain::TimelineCommand;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 
+/// An import file read into commands.
+#[derive(Debug)]
+pub struct ImportFile {
+    /// The commands, in file order.
+    pub commands: Vec<TimelineCommand>,
+    /// Where each command is in the file, for messages about it.
+    pub origins: Vec<Origin>,
+}
+
+/// Where a command is in its import file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A CSV row, by its line (the header is line 1).
+    Line(u64),
+    /// An entry of a YAML/JSON command list, by its 0-based index (as the API's batches).
+    Index(usize),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Line(n) => write!(f, "line {n}"),
+            Self::Index(i) => write!(f, "command {i}"),
+        }
+    }
+}
+
 /// Parses an import file (by extension) into commands, in file order.
-pub fn parse_file(
-    path: &Path,
-    text: &str,
-    args: &ImportArgs,
-) -> Result<Vec<TimelineCommand>, CliError> {
+pub fn parse_file(path: &Path, text: &str, args: &ImportArgs) -> Result<ImportFile, CliError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -34,14 +60,14 @@ pub fn parse_file(
         "json" => {
             let v: Value = serde_json::from_str(text)
                 .map_err(|e| CliError::Input(format!("{}: not valid JSON: {e}", path.display())))?;
-            command_list(v)?
+            command_list(path, v)?
         }
         "yaml" | "yml" => {
             let v: Value = serde_yaml::from_str(text)
                 .map_err(|e| CliError::Input(format!("{}: not valid YAML: {e}", path.display())))?;
-            command_list(v)?
+            command_list(path, v)?
         }
-        "csv" => csv_commands(text, args)?,
+        "csv" => csv_commands(path, text, args)?,
         other => {
             return Err(CliError::Usage(format!(
                 "{}: unknown file type {other:?} (expected .yaml, .yml, .json or .csv)",
@@ -49,45 +75,78 @@ pub fn parse_file(
             )))
         }
     };
-    values
+    let mut file = ImportFile {
+        commands: Vec::with_capacity(values.len()),
+        origins: Vec::with_capacity(values.len()),
+    };
+    for (origin, mut v) in values {
+        if let Some(o) = v.as_object_mut() {
+            o.entry("actor").or_insert_with(|| json!(args.actor));
+        }
+        let command = match origin {
+            // The index is already in the error (as the API reports a batch's command).
+            Origin::Index(i) => batch_command_from_value(v, i)
+                .map_err(|e| CliError::Input(format!("{}: {}", path.display(), detail(&e)))),
+            Origin::Line(_) => command_from_value(v).map_err(|e| {
+                CliError::Input(format!("{}: {origin}: {}", path.display(), detail(&e)))
+            }),
+        }?;
+        file.commands.push(command);
+        file.origins.push(origin);
+    }
+    Ok(file)
+}
+
+/// A problem's detail and field, on one line.
+fn detail(e: &ApiError) -> String {
+    let p = e.problem();
+    let field = p
+        .field
+        .map(|f| format!(" [field: {f}]"))
+        .unwrap_or_default();
+    format!("{}{field}", p.detail)
+}
+
+fn command_list(path: &Path, v: Value) -> Result<Vec<(Origin, Value)>, CliError> {
+    let items = match v {
+        Value::Array(items) => Some(items),
+        Value::Object(mut o) => match o.remove("commands") {
+            Some(Value::Array(items)) => Some(items),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| {
+        CliError::Input(format!(
+            "{}: expected a list of commands or {{commands: [...]}}",
+            path.display()
+        ))
+    })?;
+    Ok(items
         .into_iter()
         .enumerate()
-        .map(|(i, mut v)| {
-            if let Some(o) = v.as_object_mut() {
-                o.entry("actor").or_insert_with(|| json!(args.actor));
-            }
-            batch_command_from_value(v, i).map_err(|e| {
-                let p = e.problem();
-                let field = p
-                    .field
-                    .map(|f| format!(" [field: {f}]"))
-                    .unwrap_or_default();
-                CliError::Input(format!("{}: {}{field}", path.display(), p.detail))
-            })
-        })
-        .collect()
+        .map(|(i, v)| (Origin::Index(i), v))
+        .collect())
 }
 
-fn command_list(v: Value) -> Result<Vec<Value>, CliError> {
-    match v {
-        Value::Array(items) => Ok(items),
-        Value::Object(mut o) => match o.remove("commands") {
-            Some(Value::Array(items)) => Ok(items),
-            _ => Err(CliError::Input(
-                "expected a list of commands or {commands: [...]}".into(),
-            )),
-        },
-        _ => Err(CliError::Input(
-            "expected a list of commands or {commands: [...]}".into(),
-        )),
+fn csv_commands(
+    path: &Path,
+    text: &str,
+    args: &ImportArgs,
+) -> Result<Vec<(Origin, Value)>, CliError> {
+    let file = path.display();
+    for (option, date) in [
+        ("--effective-from", args.effective_from),
+        ("--decision-date", args.decision_date),
+    ] {
+        if let Some(d) = date {
+            crate::service::check_date_range(option, d).map_err(|e| invalid_argument(option, e))?;
+        }
     }
-}
-
-fn csv_commands(text: &str, args: &ImportArgs) -> Result<Vec<Value>, CliError> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| CliError::Input(format!("CSV header: {e}")))?
+        .map_err(|e| CliError::Input(format!("{file}: CSV header: {e}")))?
         .iter()
         .map(|h| h.trim().to_owned())
         .collect();
@@ -100,7 +159,7 @@ fn csv_commands(text: &str, args: &ImportArgs) -> Result<Vec<Value>, CliError> {
         "services"
     } else {
         return Err(CliError::Input(format!(
-            "unrecognised CSV header {headers:?}: expected units (unit,name,kind,…), services \
+            "{file}: unrecognised CSV header {headers:?}: expected units (unit,name,kind,…), services \
              (service,name,…) or responsibilities (service,unit,areas,…)"
         )));
     };
@@ -121,8 +180,10 @@ fn csv_commands(text: &str, args: &ImportArgs) -> Result<Vec<Value>, CliError> {
     };
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.map_err(|e| CliError::Input(format!("CSV line {line}: {e}")))?;
+        // One record per line (a quoted cell spanning lines would shift it): the line is in
+        // the rationale, which is part of the command, and a re-import must send the same one.
+        let line = i as u64 + 2;
+        let record = record.map_err(|e| CliError::Input(format!("{file}: line {line}: {e}")))?;
         let row: HashMap<&str, &str> = headers
             .iter()
             .map(String::as_str)
@@ -132,14 +193,31 @@ fn csv_commands(text: &str, args: &ImportArgs) -> Result<Vec<Value>, CliError> {
         let get = |k: &str| {
             row.get(k)
                 .copied()
-                .ok_or_else(|| CliError::Input(format!("CSV line {line}: column {k} is empty")))
+                .ok_or_else(|| CliError::Input(format!("{file}: line {line}: column {k} is empty")))
         };
         let effective = match (row.get("effective_from"), args.effective_from) {
-            (Some(d), _) => (*d).to_owned(),
+            (Some(d), _) => {
+                // Checked here, where the cell is known: the command would only name its
+                // JSON fields (and the decision date, a copy of this one).
+                let bad = |reason: String| {
+                    CliError::Input(format!(
+                        "{file}: line {line}: column effective_from: {reason}"
+                    ))
+                };
+                let date = d
+                    .parse::<NaiveDate>()
+                    .map_err(|e| bad(format!("{d:?} is not a date (YYYY-MM-DD): {e}")))?;
+                crate::service::check_date_range("effective_from", date).map_err(|e| match e {
+                    ApiError::Invalid { reason, .. } => bad(reason),
+                    other => other.into(),
+                })?;
+                // The text as written, not reformatted: it is part of the command id.
+                (*d).to_owned()
+            }
             (None, Some(d)) => d.to_string(),
             (None, None) => {
                 return Err(CliError::Usage(format!(
-                    "CSV line {line}: no effective_from column value and no --effective-from"
+                    "{file}: line {line}: no effective_from column value and no --effective-from"
                 )))
             }
         };
@@ -186,14 +264,17 @@ fn csv_commands(text: &str, args: &ImportArgs) -> Result<Vec<Value>, CliError> {
                        "unit": get("unit")?, "areas": split(get("areas")?)}),
             ),
         };
-        out.push(json!({
-            "command_id": format!("import:{}:{kind}:{key}:{effective}", args.timeline),
-            "effective_from": effective,
-            "decision": decision(&effective)?,
-            "actor": args.actor,
-            "rationale": format!("imported from CSV line {line}"),
-            "action": action,
-        }));
+        out.push((
+            Origin::Line(line),
+            json!({
+                "command_id": format!("import:{}:{kind}:{key}:{effective}", args.timeline),
+                "effective_from": effective,
+                "decision": decision(&effective)?,
+                "actor": args.actor,
+                "rationale": format!("imported from CSV line {line}"),
+                "action": action,
+            }),
+        ));
     }
     Ok(out)
 }
@@ -225,14 +306,16 @@ mod tests {
             "T",
         ]);
         let units = "unit,name,kind,code,parent,areas\noslo,Oslo,municipality,0301,,\ngamle-oslo,Bydel Gamle Oslo,district,030101,oslo,030101=Gamle Oslo\n";
-        let c = parse_file(Path::new("u.csv"), units, &a).unwrap();
+        let f = parse_file(Path::new("u.csv"), units, &a).unwrap();
+        assert_eq!(f.origins, [Origin::Line(2), Origin::Line(3)]);
+        let c = f.commands;
         assert_eq!(c.len(), 2);
         assert_eq!(
             c[1].context.command_id.as_str(),
             "import:t:units:gamle-oslo:2020-01-01"
         );
         let resp = "service,unit,areas\nhome-care,gamle-oslo,030101;030102\n";
-        let c = parse_file(Path::new("r.csv"), resp, &a).unwrap();
+        let c = parse_file(Path::new("r.csv"), resp, &a).unwrap().commands;
         assert!(
             matches!(&c[0].action, omorg_domain::Action::AssignResponsibility(x) if x.areas.len() == 2)
         );
@@ -249,5 +332,57 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = parse_file(Path::new("c.json"), "{", &a).unwrap_err();
         assert!(e.to_string().contains("not valid JSON"), "{e}");
+    }
+
+    /// A bad date cell names the file, the line and the column, not the command's JSON fields.
+    #[test]
+    fn a_bad_effective_date_names_its_line_and_column() {
+        let a = args(&["--case-number", "1/1", "--body", "Bystyret", "--title", "T"]);
+        for cell in ["notadate", "+10000-01-01"] {
+            let csv = format!("service,name,effective_from\nhc,Home care,2020-01-01\nx,X,{cell}\n");
+            let e = parse_file(Path::new("s.csv"), &csv, &a).unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.starts_with("s.csv: line 3: column effective_from: "),
+                "{e}"
+            );
+            assert!(e.contains(cell) && !e.contains("decision_date"), "{e}");
+        }
+    }
+
+    /// The CSV date options are checked as the API checks dates, naming the option.
+    #[test]
+    fn out_of_range_date_options_name_the_option() {
+        let csv = "service,name\nhc,Home care\n";
+        for (option, other) in [
+            ("--effective-from", "--decision-date"),
+            ("--decision-date", "--effective-from"),
+        ] {
+            let a = args(&[
+                option,
+                "0000-01-01",
+                other,
+                "2020-01-01",
+                "--case-number",
+                "1/1",
+                "--body",
+                "B",
+                "--title",
+                "T",
+            ]);
+            let e = parse_file(Path::new("s.csv"), csv, &a).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().starts_with(&format!("{option}: ")), "{e}");
+        }
+    }
+
+    /// Malformed entries of a command list name the file and the entry's index.
+    #[test]
+    fn list_errors_name_the_file_and_index() {
+        let a = args(&[]);
+        let e = parse_file(Path::new("c.yaml"), "- {command_id: x}\n", &a).unwrap_err();
+        assert!(e.to_string().starts_with("c.yaml: command 0: "), "{e}");
+        let e = parse_file(Path::new("c.yaml"), "42\n", &a).unwrap_err();
+        assert!(e.to_string().starts_with("c.yaml: expected a list"), "{e}");
     }
 }

@@ -121,6 +121,11 @@ async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("rule: unknown-unit"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("bad.yaml: command 0: unknown unit ghost"),
+        "{e}"
+    );
     let e = omorg(
         &app,
         &[
@@ -225,6 +230,107 @@ fn scratch(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Import messages say what happened: a re-import wrote nothing, and a bad or refused row is
+/// named by its file and line (a command list's entry by its file and index).
+#[tokio::test]
+async fn import_messages_name_the_file_and_line() {
+    let dir = scratch("import-messages");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let csv = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let import = |file: String| {
+        let url = url.clone();
+        async move {
+            omorg_binary(
+                &[
+                    "--database-url",
+                    &url,
+                    "import",
+                    &file,
+                    "--timeline",
+                    "t",
+                    "--create",
+                    "T",
+                    "--effective-from",
+                    "2021-01-01",
+                    "--case-number",
+                    "21/2",
+                    "--body",
+                    "Bystyret",
+                    "--title",
+                    "Legevakt",
+                ],
+                &[],
+            )
+            .await
+        }
+    };
+
+    let services = csv("services.csv", "service,name\nlegevakt,Legevakt\n");
+    let (ok, stderr) = import(services.clone()).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "imported 1 commands from {services} into t: 1 new events"
+        )),
+        "{stderr}"
+    );
+    let (ok, stderr) = import(services.clone()).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{services} was already imported into t (duplicate): nothing written"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("new events"), "{stderr}");
+    // The same file with a row added: only that row is new.
+    let more = csv(
+        "more.csv",
+        "service,name\nlegevakt,Legevakt\nsykehjem,Sykehjem\n",
+    );
+    let (ok, stderr) = import(more).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("1 new events (1 commands were already applied)"),
+        "{stderr}"
+    );
+
+    let bad = csv(
+        "bad-date.csv",
+        "service,name,effective_from\nx,X,notadate\n",
+    );
+    let (ok, stderr) = import(bad.clone()).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "omorg: error: {bad}: line 2: column effective_from: \"notadate\" is not a date"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("decision_date"), "{stderr}");
+
+    let refused = csv(
+        "refused.csv",
+        "service,unit,areas\nlegevakt,nounit,030101\n",
+    );
+    let (ok, stderr) = import(refused.clone()).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("omorg: error: {refused}: line 2: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown unit nounit [rule: unknown-unit]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("command 0"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The binary prints an out-of-range `--as-of` as an error, not an empty chart.
