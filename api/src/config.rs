@@ -4,7 +4,8 @@
 
 use crate::auth::AuthConfig;
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,7 +127,8 @@ pub struct ServeArgs {
     #[arg(long, env = "OMORG_TOKENS", hide_env_values = true, value_parser = AuthConfig::parse)]
     pub tokens: Option<AuthConfig>,
     /// Turn authentication off (every caller is admin). Refused unless listening on loopback.
-    #[arg(long, env = "OMORG_NO_AUTH")]
+    /// The environment variable takes 1/0, yes/no, true/false, on/off.
+    #[arg(long, env = "OMORG_NO_AUTH", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_auth: bool,
     /// Load the demo data before serving.
     #[arg(long)]

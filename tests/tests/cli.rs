@@ -357,3 +357,41 @@ async fn an_out_of_range_as_of_is_an_error() {
     assert!(stderr.starts_with("omorg: error: --as-of: "), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `OMORG_NO_AUTH` takes the usual spellings of a boolean, as `--no-auth` does without one.
+#[tokio::test]
+async fn no_auth_from_the_environment_takes_boolish_values() {
+    let dir = scratch("no-auth");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    // On a non-loopback address the server refuses before serving, and the refusal tells
+    // whether authentication was asked to be off.
+    let serve = ["--database-url", &url, "serve", "--listen", "0.0.0.0:0"];
+    for value in ["1", "yes", "true", "on"] {
+        let (ok, stderr) = omorg_binary(&serve, &[("OMORG_NO_AUTH", value)]).await;
+        assert!(!ok);
+        assert!(
+            stderr.contains("only allowed on a loopback address"),
+            "{value}: {stderr}"
+        );
+    }
+    for value in ["0", "no", "false", "off"] {
+        let (ok, stderr) = omorg_binary(&serve, &[("OMORG_NO_AUTH", value)]).await;
+        assert!(!ok);
+        assert!(stderr.contains("no tokens configured"), "{value}: {stderr}");
+    }
+    let (ok, stderr) = omorg_binary(&serve, &[("OMORG_NO_AUTH", "maybe")]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("OMORG_NO_AUTH") || stderr.contains("--no-auth"),
+        "{stderr}"
+    );
+    let mut flag = serve.to_vec();
+    flag.push("--no-auth");
+    let (ok, stderr) = omorg_binary(&flag, &[]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("only allowed on a loopback address"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
