@@ -161,7 +161,7 @@ pub fn auth_for(args: &ServeArgs) -> Result<AuthConfig, CliError> {
             "give either OMORG_TOKENS/--tokens or --no-auth, not both".into(),
         )),
         (Some(tokens), false) => Ok(tokens.clone()),
-        (None, true) if args.listen.ip().is_loopback() => Ok(AuthConfig::disabled()),
+        (None, true) if args.listen.is_loopback() => Ok(AuthConfig::disabled()),
         (None, true) => Err(CliError::Usage(format!(
             "--no-auth is only allowed on a loopback address, not {}; configure OMORG_TOKENS",
             args.listen
@@ -195,7 +195,7 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
     if auth.is_disabled() {
         tracing::warn!("authentication is OFF (--no-auth): every caller is admin");
     }
-    let listener = crate::listen(args.listen)
+    let listener = crate::listen(args.listen.addrs())
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     // One projector per server: it catches up now, then after every accepted command (the
@@ -215,7 +215,9 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
         runner,
         Duration::from_millis(args.sync_patience_ms),
     );
-    tracing::info!(listen = %args.listen, backend = ?app.db().backend(), "omorg serving");
+    // The address bound too: a host name may resolve to several.
+    let bound = axum::serve::Listener::local_addr(&listener).ok();
+    tracing::info!(listen = %args.listen, ?bound, backend = ?app.db().backend(), "omorg serving");
     let served = axum::serve(
         listener,
         crate::app(AppState::with_queries(app, auth, queries.clone())),

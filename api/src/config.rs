@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// `omorg`: an event-sourced backend for reorganising public-service responsibilities.
@@ -83,6 +83,54 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// The address `omorg serve` listens on, as given (`IP:PORT` or `HOST:PORT`) and as resolved
+/// once, at start.
+#[derive(Debug, Clone)]
+pub struct ListenAddr {
+    given: String,
+    addrs: Vec<SocketAddr>,
+}
+
+impl ListenAddr {
+    /// The resolved addresses (one for an `IP:PORT`); the server binds the first it can.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Whether every address is a loopback one: only then may authentication be off (a name
+    /// that also resolves to another address could be reached from elsewhere).
+    pub fn is_loopback(&self) -> bool {
+        self.addrs.iter().all(|a| a.ip().is_loopback())
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // An IP address needs no resolver.
+        let addrs = match s.parse::<SocketAddr>() {
+            Ok(addr) => vec![addr],
+            Err(_) => s
+                .to_socket_addrs()
+                .map_err(|e| format!("expected IP:PORT or HOST:PORT: {e}"))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(format!("{s} resolves to no address"));
+        }
+        Ok(Self {
+            given: s.to_owned(),
+            addrs,
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.given)
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -120,9 +168,9 @@ pub enum Command {
 /// `omorg serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on: `IP:PORT` or `HOST:PORT`.
     #[arg(long, env = "OMORG_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     /// Bearer tokens as `token:role[:name],…` (roles: planner, auditor, reader, admin).
     #[arg(long, env = "OMORG_TOKENS", hide_env_values = true, value_parser = AuthConfig::parse)]
     pub tokens: Option<AuthConfig>,
@@ -287,5 +335,29 @@ mod tests {
         );
         assert_eq!(gather(&["omorg", "serve", "--projector-gather-ms", "5"]), 5);
         assert!(Cli::try_parse_from(["omorg", "serve", "--projector-gather-ms", "soon"]).is_err());
+    }
+
+    /// A host name is resolved; only a name whose every address is loopback counts as loopback.
+    #[test]
+    fn listen_takes_a_host_name() {
+        let listen: ListenAddr = "localhost:8080".parse().unwrap();
+        assert!(!listen.addrs().is_empty() && listen.is_loopback());
+        assert!(listen.addrs().iter().all(|a| a.port() == 8080));
+        assert_eq!(listen.to_string(), "localhost:8080");
+        let listen: ListenAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(listen.addrs(), ["127.0.0.1:8080".parse().unwrap()]);
+        assert!(!"0.0.0.0:8080".parse::<ListenAddr>().unwrap().is_loopback());
+        let mixed = ListenAddr {
+            given: "both:8080".into(),
+            addrs: vec![
+                "127.0.0.1:8080".parse().unwrap(),
+                "10.0.0.1:8080".parse().unwrap(),
+            ],
+        };
+        assert!(!mixed.is_loopback());
+        assert!(
+            "localhost".parse::<ListenAddr>().is_err(),
+            "a port is required"
+        );
     }
 }

@@ -163,6 +163,12 @@ fn serve_args(argv: &[&str]) -> omorg_api::config::ServeArgs {
 #[test]
 fn no_auth_only_on_loopback_and_tokens_otherwise() {
     assert!(auth_for(&serve_args(&["--no-auth"])).unwrap().is_disabled());
+    // A host name resolving only to loopback addresses is loopback.
+    assert!(
+        auth_for(&serve_args(&["--no-auth", "--listen", "localhost:8080"]))
+            .unwrap()
+            .is_disabled()
+    );
     let e = auth_for(&serve_args(&["--no-auth", "--listen", "0.0.0.0:8080"])).unwrap_err();
     assert!(e.to_string().contains("loopback"), "{e}");
     let e = auth_for(&serve_args(&["--listen", "0.0.0.0:8080"])).unwrap_err();
