@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow,
 };
-use sqlx::Row;
+use sqlx::{ConnectOptions, Connection, Row};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +22,9 @@ use std::time::Duration;
 /// Default pool size; the bench and busy servers ask for more with
 /// [`Database::connect_with_max_connections`].
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// How long [`Database::connect`] waits for its first PostgreSQL connection.
+const PG_FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an SQLite writer waits for the single write lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +69,24 @@ impl Database {
             // JIT off: every statement omorg runs is short, and when the planner overestimates
             // a query (fresh tables without statistics) JIT compilation alone cost ~200 ms.
             let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
+            // One connection on its own first, with a short deadline: the pool retries a refused
+            // connection until its acquire timeout (30 s) and then reports only "pool timed
+            // out", whereas one attempt fails at once with the cause (connection refused, no
+            // such host, authentication failed). A database that is not up yet therefore fails
+            // the start instead of being waited for. The pool keeps its default acquire timeout:
+            // under load, waiting for a busy connection is normal.
+            match tokio::time::timeout(PG_FIRST_CONNECT_TIMEOUT, options.connect()).await {
+                Ok(Ok(first)) => {
+                    // Only a probe: the pool opens its own connections.
+                    let _ = first.close().await;
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    let reason = format!("no answer within {PG_FIRST_CONNECT_TIMEOUT:?}");
+                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, reason);
+                    return Err(sqlx::Error::Io(e).into());
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 // No ping before every acquire: it is a round trip per statement outside a

@@ -401,3 +401,31 @@ async fn no_auth_from_the_environment_takes_boolish_values() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An unreachable PostgreSQL fails at once with the cause, the password hidden.
+#[tokio::test]
+async fn an_unreachable_database_fails_fast_with_the_cause() {
+    let started = std::time::Instant::now();
+    let (ok, stderr) = omorg_binary(
+        &[
+            "--database-url",
+            "postgres://omorg:s3cret@127.0.0.1:1/x",
+            "migrate",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stderr.to_lowercase().matches("connection refused").count(),
+        1,
+        "the cause, once: {stderr}"
+    );
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
