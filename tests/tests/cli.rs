@@ -405,7 +405,6 @@ async fn no_auth_from_the_environment_takes_boolish_values() {
 /// An unreachable PostgreSQL fails at once with the cause, the password hidden.
 #[tokio::test]
 async fn an_unreachable_database_fails_fast_with_the_cause() {
-    let started = std::time::Instant::now();
     let (ok, stderr) = omorg_binary(
         &[
             "--database-url",
@@ -416,11 +415,9 @@ async fn an_unreachable_database_fails_fast_with_the_cause() {
     )
     .await;
     assert!(!ok);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    // The first attempt's own cause, not the pool's "timed out" after retrying for 30 s (no
+    // wall-clock bound here: the message tells which path failed).
+    assert!(!stderr.contains("timed out"), "{stderr}");
     assert_eq!(
         stderr.to_lowercase().matches("connection refused").count(),
         1,
