@@ -371,46 +371,28 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
     );
     for n in client_counts()? {
         let (raw_rate, ours, ratio, lag) = measure_http(server, &raw, n, window).await?;
-        report(
-            &format!("raw INSERT commit, {n} connection(s)"),
-            raw_rate,
-            "rows/s",
-            None,
-        );
-        report(
-            &format!("HTTP, {n} client(s), own timelines (projected +{lag} ms)"),
-            ours,
-            "cmds/s",
-            Some(ratio),
-        );
+        let label = format!("HTTP, {n} client(s), own timelines (projected +{lag} ms)");
+        report_paired(n, raw_rate, &label, ours, "cmds/s", ratio);
         let (raw_rate, direct, ratio) = measure_direct(server, &raw, n, window).await?;
-        report(
-            &format!("raw INSERT commit, {n} connection(s)"),
-            raw_rate,
-            "rows/s",
-            None,
-        );
-        report(
-            &format!("  same commands, in process (no HTTP), {n} caller(s)"),
-            direct,
-            "cmds/s",
-            Some(ratio),
-        );
+        let label = format!("  same commands, in process (no HTTP), {n} caller(s)");
+        report_paired(n, raw_rate, &label, direct, "cmds/s", ratio);
         let (raw_rate, bare, ratio) = measure_floor(&floor, &raw, n, window).await?;
-        report(
-            &format!("raw INSERT commit, {n} connection(s)"),
-            raw_rate,
-            "rows/s",
-            None,
-        );
-        report(
-            &format!("  HTTP floor: bare axum handler + raw INSERT, {n} client(s)"),
-            bare,
-            "req/s",
-            Some(ratio),
-        );
+        let label = format!("  HTTP floor: bare axum handler + raw INSERT, {n} client(s)");
+        report_paired(n, raw_rate, &label, bare, "req/s", ratio);
     }
     Ok(())
+}
+
+/// Prints one paired measurement: the raw rate of its rounds, then the measured line with its
+/// ratio.
+fn report_paired(n: usize, raw: f64, label: &str, rate: f64, unit: &str, ratio: f64) {
+    report(
+        &format!("raw INSERT commit, {n} connection(s)"),
+        raw,
+        "rows/s",
+        None,
+    );
+    report(label, rate, unit, Some(ratio));
 }
 
 /// Commands through omorg's HTTP API from `n` clients, paired with `n` raw writers. Returns the
