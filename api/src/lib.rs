@@ -24,6 +24,7 @@
 //! - [`state`]: [`AppState`], what every handler gets.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod batch;
 pub mod cli;

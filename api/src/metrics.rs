@@ -4,10 +4,8 @@
 //! Counters are process-wide statics: the commands counter is bumped by the application layer,
 //! which the CLI shares with the server, and a process serves one app.
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
-use std::collections::BTreeMap;
+use axum::extract::MatchedPath;
+use axum::http::Method;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -39,23 +37,38 @@ pub static COMMANDS: CommandCounters = CommandCounters {
     events: AtomicU64::new(0),
 };
 
-/// Requests by (method, route template, status). A std mutex: held only to bump a counter,
-/// never across an await.
-static REQUESTS: Mutex<BTreeMap<(String, String, u16), u64>> = Mutex::new(BTreeMap::new());
+/// Requests by (method, route template, status), in the order first seen. A std mutex: held
+/// only to bump a counter, never across an await. A list, not a map: an API has a few dozen
+/// series, a scan of them is cheaper than hashing, and a request of a series already seen
+/// allocates nothing.
+static REQUESTS: Mutex<Vec<RequestCount>> = Mutex::new(Vec::new());
 
-/// Middleware counting every request by its route *template* (so ids do not explode the label
-/// set; unmatched paths count as `unmatched`).
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
-    let response = next.run(req).await;
-    let key = (method, route, response.status().as_u16());
-    let mut map = REQUESTS.lock().unwrap_or_else(|p| p.into_inner());
-    *map.entry(key).or_insert(0) += 1;
-    response
+/// One series of `omorg_http_requests_total`.
+#[derive(Clone, Debug)]
+struct RequestCount {
+    method: Method,
+    route: String,
+    status: u16,
+    count: u64,
+}
+
+/// Counts a request by its route *template* (so ids do not explode the label set; a request
+/// that matched no route counts as `unmatched`). Called by [`crate::access`] for every request.
+pub fn count_request(method: &Method, route: Option<&MatchedPath>, status: u16) {
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let mut series = REQUESTS.lock().unwrap_or_else(|p| p.into_inner());
+    match series
+        .iter_mut()
+        .find(|s| s.status == status && s.method == *method && s.route == route)
+    {
+        Some(s) => s.count += 1,
+        None => series.push(RequestCount {
+            method: method.clone(),
+            route: route.to_owned(),
+            status,
+            count: 1,
+        }),
+    }
 }
 
 fn escape(label: &str) -> String {
@@ -70,12 +83,21 @@ pub fn render() -> String {
     let mut s = String::new();
     s.push_str("# HELP omorg_http_requests_total HTTP requests by method, route and status.\n");
     s.push_str("# TYPE omorg_http_requests_total counter\n");
-    let map = REQUESTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for ((method, route, status), n) in map {
+    let mut series = REQUESTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    series.sort_by(|a, b| {
+        (a.method.as_str(), &a.route, a.status).cmp(&(b.method.as_str(), &b.route, b.status))
+    });
+    for RequestCount {
+        method,
+        route,
+        status,
+        count: n,
+    } in series
+    {
         let _ = writeln!(
             s,
             "omorg_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-            escape(&method),
+            escape(method.as_str()),
             escape(&route)
         );
     }

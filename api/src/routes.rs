@@ -16,7 +16,7 @@ use crate::service::{
 };
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,16 +25,10 @@ use omorg_domain::TimelineCommand;
 use omorg_projections::queries::DecisionFilter;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_http::LatencyUnit;
 use utoipa::{OpenApi, ToSchema};
 
 /// Largest request body accepted (a large batch or a fork request is well below this).
 pub(crate) const BODY_LIMIT: usize = 16 * 1024 * 1024;
-
-/// The `x-request-id` header, set on every request and response.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What [`listen`] gives: a TCP listener whose connections have `TCP_NODELAY` set.
 pub type Listener = axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
@@ -56,21 +50,6 @@ pub async fn listen(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Lis
 
 /// The router of the whole API on `state`. Tests serve it on port 0.
 pub fn app(state: AppState) -> Router {
-    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-        let request_id = req
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
-    })
-    // One line per request at `info` (status and latency, inside the request's span), as an
-    // operator reading the log expects; `RUST_LOG=info,tower_http=warn` turns it off.
-    .on_response(
-        DefaultOnResponse::new()
-            .level(tracing::Level::INFO)
-            .latency_unit(LatencyUnit::Micros),
-    );
     Router::new()
         .route("/timelines", post(create_timeline).get(list_timelines))
         .route("/timelines/{id}", get(show_timeline))
@@ -97,11 +76,9 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Request id, span, count and log line (one layer: see access.rs for why).
+        .layer(crate::access::AccessLayer)
         .with_state(state)
 }
 

@@ -723,6 +723,63 @@ async fn fork_starts_a_scenario_that_diverges(app: TestApp) {
     assert_eq!(body["field"], "version");
 }
 
+/// The value of one series in a `/metrics` page, 0 when it is absent.
+fn series(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn requests_are_counted_by_route_template(app: TestApp) {
+    seeded(&app).await;
+    let oslo = "omorg_http_requests_total{method=\"GET\",route=\"/timelines/{id}\",status=\"200\"}";
+    let unmatched = "omorg_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}";
+    let (_, before) = app.get(READER, "/metrics").await;
+    assert_eq!(app.get(READER, "/timelines/oslo").await.0, 200);
+    assert_eq!(app.get(READER, "/no/such/route").await.0, 404);
+    let (_, after) = app.get(READER, "/metrics").await;
+    // Other tests may share the process (and its counters): at least this test's requests.
+    assert!(series(&after, oslo) > series(&before, oslo), "{after}");
+    assert!(
+        series(&after, unmatched) > series(&before, unmatched),
+        "{after}"
+    );
+    // The id is part of no label: one series per route, not per timeline.
+    assert!(!after.contains("route=\"/timelines/oslo\""), "{after}");
+}
+
+async fn every_response_carries_a_request_id(app: TestApp) {
+    seeded(&app).await;
+    // Generated when the request has none: a UUID, a new one each time, also on errors.
+    let mut seen = Vec::new();
+    for path in ["/timelines/oslo", "/timelines/oslo", "/timelines/nope"] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert!(!seen.contains(&id), "{id} given twice");
+        seen.push(id);
+    }
+    // Kept when the client sends one, so that its logs and ours can be joined.
+    let r = app
+        .client
+        .post(format!("{}/timelines/oslo/commands", app.base))
+        .bearer_auth(PLANNER)
+        .header("x-request-id", "client-chosen-42")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-request-id"], "client-chosen-42");
+}
+
 async fn metrics_and_openapi_are_served(app: TestApp) {
     seeded(&app).await;
     let (_, _) = app.get_json(READER, "/timelines/oslo").await;
@@ -837,4 +894,6 @@ on_both_backends!(
     verify_reports_an_intact_chain,
     fork_starts_a_scenario_that_diverges,
     metrics_and_openapi_are_served,
+    requests_are_counted_by_route_template,
+    every_response_carries_a_request_id,
 );
