@@ -722,6 +722,26 @@ mod tests {
     }
 
     #[test]
+    fn an_escaped_nul_is_found_wherever_it_is() {
+        for (text, found) in [
+            (&b"no escapes at all"[..], false),
+            (b"\\u0000", true),
+            (b"at the end: \\u0000", true),
+            (b"upper case \\U0000 too", true),
+            (b"\\\\u0000", true), // a literal backslash before u0000: erring towards careful
+            (b"too short \\u000", false),
+            (b"another escape \\u0041", false),
+        ] {
+            assert_eq!(
+                escapes_nul(text),
+                found,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
     fn direct_read_agrees_with_the_careful_one() {
         let cases = [
             body("", ""),

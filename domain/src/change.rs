@@ -49,24 +49,159 @@ pub struct ChangeContext {
     pub rationale: String,
 }
 
-/// A command on a timeline: the change asked for and its context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A command on a timeline: the change asked for and its context. In JSON the context's members
+/// and `action` sit side by side in one object (see [`flat`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "flat::Command")]
 pub struct TimelineCommand {
     /// Decision, dates, actor, command id.
-    #[serde(flatten)]
     pub context: ChangeContext,
     /// The change asked for.
     pub action: Action,
 }
 
-/// An event on a timeline: the change made and its context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An event on a timeline: the change made and its context. In JSON the context's members and
+/// `change` sit side by side in one object (see [`flat`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "flat::Event")]
 pub struct TimelineEvent {
     /// Decision, dates, actor, command id, copied from the command.
-    #[serde(flatten)]
     pub context: ChangeContext,
     /// The change made.
     pub change: Change,
+}
+
+/// The JSON form of commands and events: [`ChangeContext`]'s members and the action or change
+/// in one flat object, as `#[serde(flatten)]` would write it. Spelled out because serde reads a
+/// flattened struct through a buffered copy of the whole object: on the command path of the
+/// server that made reading a command and writing its event cost roughly twice the
+/// instructions, and the projector pays it again for every event it reads.
+mod flat {
+    use super::{Action, Change, ChangeContext, DecisionRef, TimelineCommand, TimelineEvent};
+    use crate::ids::CommandId;
+    use chrono::NaiveDate;
+    use serde::ser::{SerializeStruct, Serializer};
+    use serde::{Deserialize, Serialize};
+
+    /// [`TimelineCommand`] as read.
+    #[derive(Deserialize)]
+    pub struct Command {
+        command_id: CommandId,
+        effective_from: NaiveDate,
+        decision: DecisionRef,
+        actor: String,
+        #[serde(default)]
+        rationale: String,
+        action: Action,
+    }
+
+    /// [`TimelineEvent`] as read.
+    #[derive(Deserialize)]
+    pub struct Event {
+        command_id: CommandId,
+        effective_from: NaiveDate,
+        decision: DecisionRef,
+        actor: String,
+        #[serde(default)]
+        rationale: String,
+        change: Change,
+    }
+
+    impl From<Command> for TimelineCommand {
+        fn from(c: Command) -> Self {
+            let Command {
+                command_id,
+                effective_from,
+                decision,
+                actor,
+                rationale,
+                action,
+            } = c;
+            Self {
+                context: ChangeContext {
+                    command_id,
+                    effective_from,
+                    decision,
+                    actor,
+                    rationale,
+                },
+                action,
+            }
+        }
+    }
+
+    impl From<Event> for TimelineEvent {
+        fn from(e: Event) -> Self {
+            let Event {
+                command_id,
+                effective_from,
+                decision,
+                actor,
+                rationale,
+                change,
+            } = e;
+            Self {
+                context: ChangeContext {
+                    command_id,
+                    effective_from,
+                    decision,
+                    actor,
+                    rationale,
+                },
+                change,
+            }
+        }
+    }
+
+    /// Writes the context's members and then `body` under `name`, in one struct.
+    fn write<S: Serializer, B: Serialize>(
+        serializer: S,
+        struct_name: &'static str,
+        context: &ChangeContext,
+        name: &'static str,
+        body: &B,
+    ) -> Result<S::Ok, S::Error> {
+        // Exhaustive, so that a member added to the context cannot be left out here.
+        let ChangeContext {
+            command_id,
+            effective_from,
+            decision,
+            actor,
+            rationale,
+        } = context;
+        let mut s = serializer.serialize_struct(struct_name, 6)?;
+        s.serialize_field("command_id", command_id)?;
+        s.serialize_field("effective_from", effective_from)?;
+        s.serialize_field("decision", decision)?;
+        s.serialize_field("actor", actor)?;
+        s.serialize_field("rationale", rationale)?;
+        s.serialize_field(name, body)?;
+        s.end()
+    }
+
+    impl Serialize for TimelineCommand {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            write(
+                serializer,
+                "TimelineCommand",
+                &self.context,
+                "action",
+                &self.action,
+            )
+        }
+    }
+
+    impl Serialize for TimelineEvent {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            write(
+                serializer,
+                "TimelineEvent",
+                &self.context,
+                "change",
+                &self.change,
+            )
+        }
+    }
 }
 
 /// A new area, given whole to a unit or carved from an area being divided.

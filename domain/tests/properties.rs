@@ -92,6 +92,27 @@ fn check_invariants(s: &OrgState, when: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Commands and events as `#[serde(flatten)]` writes and reads them: the wire form that stored
+/// events, snapshots and API clients have, which the hand-written form must keep.
+mod flattened {
+    use omorg_domain::{Action, Change, ChangeContext};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub struct Command {
+        #[serde(flatten)]
+        pub context: ChangeContext,
+        pub action: Action,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub struct Event {
+        #[serde(flatten)]
+        pub context: ChangeContext,
+        pub change: Change,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -153,6 +174,27 @@ proptest! {
         prop_assert_eq!(&restored, &t);
         let cmd = TimelineCommand { context: ctx(1000, k), action: action(&next, 1000, &t.state_at(date(k))) };
         prop_assert_eq!(restored.decide(cmd.clone()), t.decide(cmd));
+    }
+
+    /// Every accepted command and its event have the same JSON (text, member order and all) as
+    /// with `#[serde(flatten)]`, and each form reads the other's.
+    #[test]
+    fn commands_and_events_keep_their_flattened_json(ops in ops()) {
+        let (_, events, commands) = build_commands(&ops)?;
+        for c in commands {
+            let old = flattened::Command { context: c.context.clone(), action: c.action.clone() };
+            let text = serde_json::to_string(&c).expect("json");
+            prop_assert_eq!(&text, &serde_json::to_string(&old).expect("json"));
+            prop_assert_eq!(&serde_json::from_str::<TimelineCommand>(&text).expect("read"), &c);
+            prop_assert_eq!(serde_json::from_str::<flattened::Command>(&text).expect("read"), old);
+        }
+        for e in events {
+            let old = flattened::Event { context: e.context.clone(), change: e.change.clone() };
+            let text = serde_json::to_string(&e).expect("json");
+            prop_assert_eq!(&text, &serde_json::to_string(&old).expect("json"));
+            prop_assert_eq!(&serde_json::from_str::<TimelineEvent>(&text).expect("read"), &e);
+            prop_assert_eq!(serde_json::from_str::<flattened::Event>(&text).expect("read"), old);
+        }
     }
 
     /// (d) a merge effective on D changes nothing before D.
