@@ -83,75 +83,47 @@ mod flat {
     use serde::ser::{SerializeStruct, Serializer};
     use serde::{Deserialize, Serialize};
 
-    /// [`TimelineCommand`] as read.
-    #[derive(Deserialize)]
-    pub struct Command {
-        command_id: CommandId,
-        effective_from: NaiveDate,
-        decision: DecisionRef,
-        actor: String,
-        #[serde(default)]
-        rationale: String,
-        action: Action,
-    }
-
-    /// [`TimelineEvent`] as read.
-    #[derive(Deserialize)]
-    pub struct Event {
-        command_id: CommandId,
-        effective_from: NaiveDate,
-        decision: DecisionRef,
-        actor: String,
-        #[serde(default)]
-        rationale: String,
-        change: Change,
-    }
-
-    impl From<Command> for TimelineCommand {
-        fn from(c: Command) -> Self {
-            let Command {
-                command_id,
-                effective_from,
-                decision,
-                actor,
-                rationale,
-                action,
-            } = c;
-            Self {
-                context: ChangeContext {
-                    command_id,
-                    effective_from,
-                    decision,
-                    actor,
-                    rationale,
-                },
-                action,
+    /// A command or event as read (`$wire`), and how it becomes `$target`: the context's
+    /// members and `$body` (`action` or `change`) side by side.
+    macro_rules! read_flat {
+        ($wire:ident, $target:ident, $body:ident: $ty:ty) => {
+            #[doc = concat!("[`", stringify!($target), "`] as read.")]
+            #[derive(Deserialize)]
+            pub struct $wire {
+                command_id: CommandId,
+                effective_from: NaiveDate,
+                decision: DecisionRef,
+                actor: String,
+                #[serde(default)]
+                rationale: String,
+                $body: $ty,
             }
-        }
+
+            impl From<$wire> for $target {
+                fn from(w: $wire) -> Self {
+                    let $wire {
+                        command_id,
+                        effective_from,
+                        decision,
+                        actor,
+                        rationale,
+                        $body,
+                    } = w;
+                    let context = ChangeContext {
+                        command_id,
+                        effective_from,
+                        decision,
+                        actor,
+                        rationale,
+                    };
+                    Self { context, $body }
+                }
+            }
+        };
     }
 
-    impl From<Event> for TimelineEvent {
-        fn from(e: Event) -> Self {
-            let Event {
-                command_id,
-                effective_from,
-                decision,
-                actor,
-                rationale,
-                change,
-            } = e;
-            Self {
-                context: ChangeContext {
-                    command_id,
-                    effective_from,
-                    decision,
-                    actor,
-                    rationale,
-                },
-                change,
-            }
-        }
-    }
+    read_flat!(Command, TimelineCommand, action: Action);
+    read_flat!(Event, TimelineEvent, change: Change);
 
     /// Writes the context's members and then `body` under `name`, in one struct.
     fn write<S: Serializer, B: Serialize>(
