@@ -180,6 +180,23 @@ impl Database {
         from: u64,
         to: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.stream_rows(stream_id, from, to)
+            .await?
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect()
+    }
+
+    /// Like [`Database::stream_events`], but each row on its own: its version, and the event or
+    /// why the row does not decode (a payload or metadata that is not JSON, a `recorded_at` that
+    /// is not a time: only an edit behind the store's back leaves such a row, and `verify` must
+    /// name it rather than fail).
+    pub(crate) async fn stream_rows(
+        &self,
+        stream_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Result<RecordedEvent, StoreError>)>, StoreError> {
         let (from, to) = (to_i64(from)?, to_i64(to)?);
         match self {
             Self::Postgres(pool) => {
@@ -192,7 +209,9 @@ impl Database {
                 .bind(to)
                 .fetch_all(pool)
                 .await?;
-                rows.iter().map(pg_event).collect()
+                rows.iter()
+                    .map(|row| Ok((to_u64(row.try_get("stream_version")?)?, pg_event(row))))
+                    .collect()
             }
             Self::Sqlite(pool) => {
                 let rows = sqlx::query(&format!(
@@ -204,7 +223,9 @@ impl Database {
                 .bind(to)
                 .fetch_all(pool)
                 .await?;
-                rows.iter().map(sqlite_event).collect()
+                rows.iter()
+                    .map(|row| Ok((to_u64(row.try_get("stream_version")?)?, sqlite_event(row))))
+                    .collect()
             }
         }
     }

@@ -489,6 +489,28 @@ async fn verify_names_an_altered_event(backend: Backend) {
     assert!(db.verify("neighbour").await.expect("verify").is_intact());
 }
 
+/// On SQLite the event columns are text, so an edit can leave a row that no longer decodes at
+/// all (PostgreSQL's `jsonb` and `timestamptz` refuse such values). `verify` is the tool an
+/// auditor runs to find such an edit: it names the event instead of failing with an error.
+#[tokio::test]
+async fn verify_names_an_event_that_no_longer_decodes() {
+    for (version, dml) in [
+        (3, "UPDATE events SET payload = 'not json' WHERE stream_id = 'acc' AND stream_version = 3"),
+        (2, "UPDATE events SET metadata = '{' WHERE stream_id = 'acc' AND stream_version = 2"),
+        (4, "UPDATE events SET recorded_at = 'yesterday' WHERE stream_id = 'acc' AND stream_version = 4"),
+    ] {
+        let (db, _) = fresh_database(Backend::Sqlite).await;
+        five_events(&db).await;
+        tamper(&db, dml).await;
+        let report = db.verify("acc").await.expect("verify answers, naming the event");
+        let broken = report.first_break.expect("a break");
+        assert_eq!((broken.stream_id.as_str(), broken.version), ("acc", version), "{dml}");
+        assert_eq!(broken.kind, BreakKind::Altered, "{dml}");
+        assert_eq!(report.events_checked, version, "{dml}");
+        assert!(db.verify("neighbour").await.expect("verify").is_intact());
+    }
+}
+
 async fn verify_names_a_deleted_event(backend: Backend) {
     let (db, _) = fresh_database(backend).await;
     five_events(&db).await;
