@@ -6,7 +6,7 @@
 use crate::error::ProjectionError;
 use crate::sql::{RowExt, Ts};
 use crate::{fetch, fold_rows};
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
 use omorg_store::Database;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,19 +45,22 @@ impl AsOf {
 
     /// As of `date`, as known at the end of the recorded day `known_on`.
     pub fn known_on(date: NaiveDate, known_on: NaiveDate) -> Self {
-        let next = known_on.checked_add_days(Days::new(1)).unwrap_or(known_on);
+        let next = known_on
+            .checked_add_days(Days::new(1))
+            .map(|d| d.and_time(NaiveTime::MIN).and_utc());
         Self {
             date,
-            known_before: Some(next.and_time(NaiveTime::MIN).and_utc()),
+            known_before: next.and_then(recorded_bound),
             known_version: None,
         }
     }
 
     /// As of `date`, as known at the instant `at` (events recorded at `at` included).
     pub fn known_at(date: NaiveDate, at: DateTime<Utc>) -> Self {
+        let next = at.checked_add_signed(chrono::Duration::microseconds(1));
         Self {
             date,
-            known_before: Some(at + chrono::Duration::microseconds(1)),
+            known_before: next.and_then(recorded_bound),
             known_version: None,
         }
     }
@@ -87,6 +90,15 @@ impl AsOf {
             (None, None) => Third::None,
         }
     }
+}
+
+/// `before` as an exclusive bound on recorded time, or `None` ("everything known now") when it
+/// lies past the last instant of year 9999. Every recorded time is earlier than that, so the
+/// answer is the same; and such a bound cannot be compared on SQLite, where times are RFC 3339
+/// text and year 10000 is written `+10000-…`, which sorts before every real time (so "as known
+/// at the end of 9999-12-31" saw nothing at all).
+fn recorded_bound(before: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (before.year() <= 9999).then_some(before)
 }
 
 /// The third bound parameter of an as-of query, if any.

@@ -281,6 +281,19 @@ async fn both_recorded_axes_before_and_after_the_correction(app: TestApp) {
         districts(&known_today),
         ["grorud-alna", "helseetaten", "stovner"]
     );
+    // The last day the API accepts, and its last instant, are in the future too: everything
+    // is known (on SQLite, the bound one microsecond later, in year 10000, once saw nothing).
+    for known_at in ["9999-12-31", "9999-12-31T23:59:59.999999Z"] {
+        for route in ["org-chart", "responsibilities"] {
+            let path = format!("/timelines/oslo/{route}?as_of=2026-06-01");
+            let (all, at_end) = (
+                ok(&app, &path).await,
+                ok(&app, &format!("{path}&known_at={known_at}")).await,
+            );
+            assert_eq!(at_end, all, "{route} known_at={known_at}");
+            assert_eq!(at_end["known_version"], 14, "{route} known_at={known_at}");
+        }
+    }
     // Both axes at once is ambiguous.
     let (status, body) = app
         .get_json(
