@@ -7,8 +7,8 @@ use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
 use chrono::{Datelike, NaiveDate, Utc};
 use omorg_domain::{
-    Action, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline, TimelineCommand,
-    TimelineDef, TimelineEvent, TimelineId,
+    Action, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline,
+    TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
 };
 use omorg_store::{
     Checkpoint, CommandMetadata, Database, Outcome, RecordedEvent, Store, StoreConfig, Verification,
@@ -247,11 +247,15 @@ impl Omorg {
     ) -> Result<(TimelineSummary, CommandResult), ApiError> {
         let id = req.id.clone().unwrap_or_else(generated_id);
         tracing::Span::current().record("id", id.as_str());
-        let effective_from = req.effective_from.unwrap_or_else(today);
         let command_id = match req.command_id {
             Some(c) => c,
             None => command_id(&format!("create:{id}"))?,
         };
+        let earlier = self.started_by(id.as_str(), &command_id).await?;
+        let effective_from = req
+            .effective_from
+            .or(earlier.as_ref().map(|e| e.context.effective_from))
+            .unwrap_or_else(today);
         let decision = req
             .decision
             .unwrap_or_else(|| neutral_decision(effective_from, &format!("Create {}", req.name)));
@@ -290,25 +294,37 @@ impl Omorg {
             return Err(ApiError::timeline_not_found(parent));
         }
         let current = parent_events.len() as u64;
-        let version = req.version.unwrap_or(current);
+        let id = req.id.clone().unwrap_or_else(generated_id);
+        tracing::Span::current().record("id", id.as_str());
+        let command_id = match req.command_id {
+            Some(c) => c,
+            None => command_id(&format!("fork:{id}"))?,
+        };
+        // A retry takes the defaults the original request was given (the parent's version and
+        // the date then), so that it is the same command even after the parent moved on.
+        let earlier = match self.started_by(id.as_str(), &command_id).await? {
+            Some(TimelineEvent {
+                context,
+                change: Change::TimelineForked(f),
+            }) if f.parent == parent_id => Some((f.parent_version, context.effective_from)),
+            _ => None,
+        };
+        let version = req.version.or(earlier.map(|(v, _)| v)).unwrap_or(current);
         if version == 0 || version > current {
             return Err(ApiError::invalid(
                 "version",
                 format!("must be between 1 and the parent's version {current}"),
             ));
         }
-        let id = req.id.clone().unwrap_or_else(generated_id);
-        tracing::Span::current().record("id", id.as_str());
         let base: Vec<TimelineEvent> = parent_events
             .into_iter()
             .take(usize::try_from(version).unwrap_or(usize::MAX))
             .map(|c| c.event)
             .collect();
-        let effective_from = req.effective_from.unwrap_or_else(today);
-        let command_id = match req.command_id {
-            Some(c) => c,
-            None => command_id(&format!("fork:{id}"))?,
-        };
+        let effective_from = req
+            .effective_from
+            .or(earlier.map(|(_, d)| d))
+            .unwrap_or_else(today);
         let decision = req.decision.unwrap_or_else(|| {
             neutral_decision(effective_from, &format!("Fork {} from {parent}", req.name))
         });
@@ -333,6 +349,23 @@ impl Omorg {
             .map_err(request_fields)?;
         let summary = self.summary(id.as_str()).await?;
         Ok((summary, result))
+    }
+
+    /// The first event of timeline `id` when the command `command_id` wrote it: the request that
+    /// started the timeline is being retried. Its defaults (today's date, the parent's current
+    /// version) are taken from that event, so that a retry on another day or after the parent
+    /// moved on is answered as the duplicate it is, not refused as a reused command id.
+    async fn started_by(
+        &self,
+        id: &str,
+        command_id: &CommandId,
+    ) -> Result<Option<TimelineEvent>, ApiError> {
+        let first = self.store.load_stream_range(id, 1, 1).await?;
+        Ok(first
+            .into_iter()
+            .next()
+            .map(|c| c.event)
+            .filter(|e| e.context.command_id == *command_id))
     }
 
     /// Runs commands on an existing timeline, all or nothing: every command is decided against

@@ -671,6 +671,45 @@ async fn verify_reports_an_intact_chain(app: TestApp) {
     assert!(v["first_break"].is_null());
 }
 
+/// A fork request without `version` means the parent's version *then*: retrying it after the
+/// parent moved on (the answer was lost, another planner wrote meanwhile) is still the same
+/// request, a no-op, not a "command id reused" refusal; a different request under that id is.
+async fn a_fork_retried_after_the_parent_moved_on_is_a_no_op(app: TestApp) {
+    seeded(&app).await;
+    let fork = json!({"id": "alt-2", "name": "Alternative 2"});
+    let (status, first) = app.post(PLANNER, "/timelines/oslo/fork", &fork).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["timeline"]["forked_at_version"], 8);
+    let later = command(
+        "after-fork",
+        "2021-01-01",
+        json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": "Bydel Gamle Oslo (ny)"}),
+    );
+    let (status, body) = app.command("oslo", &later).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, again) = app.post(PLANNER, "/timelines/oslo/fork", &fork).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["result"]["duplicate"], true, "{again}");
+    assert_eq!(again["timeline"]["forked_at_version"], 8, "{again}");
+    assert_eq!(again["timeline"]["version"], 1, "{again}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-2", "name": "Another name"}),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "command-id-reused");
+    // Creating a timeline again with the same request is a no-op too.
+    let create = json!({"id": "bergen", "name": "Bergen kommune"});
+    let (status, body) = app.post(PLANNER, "/timelines", &create).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.post(PLANNER, "/timelines", &create).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["result"]["duplicate"], true, "{body}");
+}
+
 async fn fork_starts_a_scenario_that_diverges(app: TestApp) {
     seeded(&app).await;
     let (status, body) = app
@@ -893,6 +932,7 @@ on_both_backends!(
     event_log_pages_by_stream_and_globally,
     verify_reports_an_intact_chain,
     fork_starts_a_scenario_that_diverges,
+    a_fork_retried_after_the_parent_moved_on_is_a_no_op,
     metrics_and_openapi_are_served,
     requests_are_counted_by_route_template,
     every_response_carries_a_request_id,
