@@ -12,7 +12,7 @@ use crate::queries::{
 };
 use crate::render::{self, Format};
 use crate::service::{
-    CommandResult, CreateTimelineRequest, EventPage, ForkRequest, TimelineSummary,
+    AdoptRequest, CommandResult, CreateTimelineRequest, EventPage, ForkRequest, TimelineSummary,
 };
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/timelines", post(create_timeline).get(list_timelines))
         .route("/timelines/{id}", get(show_timeline))
         .route("/timelines/{id}/fork", post(fork_timeline))
+        .route("/timelines/{id}/adopt", post(adopt_scenario))
         .route("/timelines/{id}/commands", post(submit_command))
         .route("/timelines/{id}/batch", post(submit_batch))
         .route("/timelines/{id}/org-chart", get(org_chart))
@@ -87,12 +88,12 @@ pub fn app(state: AppState) -> Router {
 #[openapi(
     info(title = "omorg", description = "Reorganising which public bodies are responsible for which services: timelines, scenarios, commands, org charts."),
     paths(
-        create_timeline, list_timelines, show_timeline, fork_timeline, submit_command,
+        create_timeline, list_timelines, show_timeline, fork_timeline, adopt_scenario, submit_command,
         submit_batch, org_chart, responsibilities, unit_history, service_history, decisions,
         changes, change_feed, compare, timeline_events, all_events, verify, healthz,
         readyz, metrics
     ),
-    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Comparison, EventPage, Format)),
+    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Comparison, EventPage, Format)),
     modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]
@@ -424,6 +425,23 @@ async fn fork_timeline(
     let (timeline, result) = state.app.fork(&id, req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
+}
+
+/// Adopt a scenario into the timeline it was forked from: its own changes, applied all or
+/// nothing under the adopting decision.
+#[utoipa::path(post, path = "/timelines/{id}/adopt", request_body = AdoptRequest,
+    params(("id" = String, Path, description = "The timeline the scenario was forked from")),
+    responses((status = 200, body = CommandResult), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.adopt_scenario", skip(state, caller, req))]
+async fn adopt_scenario(
+    State(state): State<AppState>,
+    Writer(caller): Writer,
+    PathParams(id): PathParams<String>,
+    JsonBody(req): JsonBody<AdoptRequest>,
+) -> Result<Json<CommandResult>, ApiError> {
+    let result = state.app.adopt(&id, req, &caller.name).await?;
+    state.queries.nudge();
+    Ok(Json(result))
 }
 
 /// Submit one command (JSON shape: `TimelineCommand` of the domain; see docs/api.md).

@@ -81,6 +81,25 @@ pub struct CreateTimelineRequest {
     pub rationale: String,
 }
 
+/// Request to adopt a scenario into the timeline it was forked from.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct AdoptRequest {
+    /// The scenario: a timeline forked from this one.
+    #[schema(value_type = String, example = "oslo-alt-1")]
+    pub scenario: TimelineId,
+    /// The decision that adopts it (e.g. the city council's): every adopted change rests on it.
+    #[schema(value_type = crate::schemas::Decision)]
+    pub decision: DecisionRef,
+    /// Command id of the adoption; defaults to `adopt:<scenario>`. The adopted changes get
+    /// `<command_id>/<version>`, `<version>` being the change's version in the scenario.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub command_id: Option<CommandId>,
+    /// Free text: why this alternative; prefixed to each adopted change's own rationale.
+    #[serde(default)]
+    pub rationale: String,
+}
+
 /// Request to fork a scenario from a timeline.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ForkRequest {
@@ -349,6 +368,109 @@ impl Omorg {
             .map_err(request_fields)?;
         let summary = self.summary(id.as_str()).await?;
         Ok((summary, result))
+    }
+
+    /// Adopts scenario `req.scenario` into `timeline`, the timeline it was forked from: the
+    /// scenario's own changes (those after its fork), in their order and with their effective
+    /// dates, are applied to `timeline` as one batch, all or nothing, each resting on the
+    /// adopting decision. They are checked against `timeline` as it stands now, including what
+    /// was recorded on it after the fork: a change that no longer fits is refused with its rule,
+    /// and nothing is written. A retry of the same adoption is a no-op (the ids are derived).
+    #[tracing::instrument(name = "omorg.adopt", skip(self, req), fields(scenario = %req.scenario))]
+    pub async fn adopt(
+        &self,
+        timeline: &str,
+        req: AdoptRequest,
+        actor: &str,
+    ) -> Result<CommandResult, ApiError> {
+        timeline_id(timeline)?;
+        let scenario = req.scenario.as_str();
+        let recorded = self.store.load_stream(scenario).await?;
+        let Some(first) = recorded.first() else {
+            return Err(ApiError::NotFound {
+                what: "scenario",
+                id: scenario.to_owned(),
+            });
+        };
+        match &first.event.change {
+            Change::TimelineForked(f) if f.parent.as_str() == timeline => {}
+            Change::TimelineForked(f) => {
+                return Err(ApiError::invalid(
+                    "scenario",
+                    format!("was forked from {}, not from {timeline}", f.parent),
+                ))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "scenario",
+                    "is not a scenario: it was not forked from another timeline",
+                ))
+            }
+        }
+        let own = &recorded[1..];
+        if own.is_empty() {
+            return Err(ApiError::invalid(
+                "scenario",
+                "has no changes of its own to adopt",
+            ));
+        }
+        let adoption = match req.command_id {
+            Some(c) => c,
+            None => command_id(&format!("adopt:{scenario}"))?,
+        };
+        // The scenario's own command ids: a revocation of one of them withdrew a change that
+        // exists only in the scenario, which the adopted copy (under a new id) cannot name.
+        let own_ids: Vec<&CommandId> = own.iter().map(|c| &c.event.context.command_id).collect();
+        let mut commands = Vec::with_capacity(own.len());
+        for c in own {
+            let version = c.record.stream_version;
+            let planned = &c.event.context;
+            let Some(action) = c.event.change.to_action() else {
+                return Err(ApiError::invalid(
+                    "scenario",
+                    format!("change {version} starts a timeline and cannot be adopted"),
+                ));
+            };
+            if let Action::RevokeDecision(r) = &action {
+                if r.command_ids
+                    .iter()
+                    .flatten()
+                    .any(|id| own_ids.contains(&id))
+                {
+                    return Err(ApiError::Conflict {
+                        rule: "scenario-revokes-its-own-change",
+                        detail: format!(
+                            "change {version} of scenario {scenario} revokes changes made in the \
+                             scenario itself; fork a new scenario without them to adopt"
+                        ),
+                    });
+                }
+            }
+            let command_id = CommandId::new(format!("{adoption}/{version}"))
+                .map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
+            let mut rationale = format!(
+                "Adopted from scenario {scenario} (its change {version}, command {}, planned \
+                 under {} {})",
+                planned.command_id, planned.decision.body, planned.decision.case_number
+            );
+            for text in [&req.rationale, &planned.rationale] {
+                if !text.is_empty() {
+                    rationale.push_str(": ");
+                    rationale.push_str(text);
+                }
+            }
+            commands.push(TimelineCommand {
+                context: ChangeContext {
+                    command_id,
+                    effective_from: planned.effective_from,
+                    decision: req.decision.clone(),
+                    actor: actor.to_owned(),
+                    rationale,
+                },
+                action,
+            });
+        }
+        self.run(timeline, commands, true, actor).await
     }
 
     /// The first event of timeline `id` when the command `command_id` wrote it: the request that

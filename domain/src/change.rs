@@ -568,6 +568,40 @@ impl Change {
         }
     }
 
+    /// The command that asks for this change again, e.g. to apply a scenario's changes to the
+    /// timeline it was forked from. `None` for the timeline's own start (creation, fork), which
+    /// cannot be asked for on an existing timeline. A revocation asks for exactly the changes it
+    /// withdrew when it was recorded.
+    pub fn to_action(&self) -> Option<Action> {
+        Some(match self.clone() {
+            Self::TimelineCreated(_) | Self::TimelineForked(_) => return None,
+            Self::UnitEstablished(p) => Action::EstablishUnit(p),
+            Self::UnitRenamed(p) => Action::RenameUnit(p),
+            Self::UnitMoved(p) => Action::MoveUnit(p),
+            Self::UnitDissolved(p) => Action::DissolveUnit(p),
+            Self::UnitsMerged(p) => Action::MergeUnits(p),
+            Self::UnitSplit(p) => Action::SplitUnit(p),
+            Self::AreaTransferred(p) => Action::TransferArea(p),
+            Self::ServiceRegistered(p) => Action::RegisterService(p),
+            Self::ServiceRetired(p) => Action::RetireService(p),
+            Self::ResponsibilityAssigned(p) => Action::AssignResponsibility(p),
+            Self::ResponsibilityTransferred(p) => Action::TransferResponsibility(p),
+            Self::ResponsibilityWithdrawn(p) => Action::WithdrawResponsibility(p),
+            Self::ServiceCentralised(p) => Action::CentraliseService(p),
+            Self::ServiceDecentralised(p) => Action::DecentraliseService(p),
+            Self::ServicePointOpened(p) => Action::OpenServicePoint(p),
+            Self::ServicePointClosed(p) => Action::CloseServicePoint(p),
+            Self::ServicePointServicesSet(p) => Action::SetServicePointServices(p),
+            Self::DecisionRevoked(Revoked {
+                case_number,
+                revoked,
+            }) => Action::RevokeDecision(Revocation {
+                case_number,
+                command_ids: Some(revoked),
+            }),
+        })
+    }
+
     /// True for the changes that alter the organisation on an effective date (as opposed to the
     /// timeline-level events: creation, fork, revocation).
     pub fn is_org_change(&self) -> bool {

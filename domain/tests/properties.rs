@@ -197,6 +197,26 @@ proptest! {
         }
     }
 
+    /// Asking again for every recorded change (`Change::to_action`), in order, on a fresh
+    /// timeline decides exactly the same events: what adopting a scenario relies on.
+    #[test]
+    fn every_change_asked_for_again_decides_the_same_event(ops in ops()) {
+        let (t, events) = build(&ops)?;
+        let mut again = Timeline::default();
+        for e in events {
+            let event = match e.change.to_action() {
+                None => e.clone(),
+                Some(action) => {
+                    let command = TimelineCommand { context: e.context.clone(), action };
+                    again.decide(command).expect("accepted again").expect("an event")
+                }
+            };
+            prop_assert_eq!(&event, &e);
+            again.apply(event);
+        }
+        prop_assert_eq!(&again, &t);
+    }
+
     /// (d) a merge effective on D changes nothing before D.
     #[test]
     fn a_merge_leaves_earlier_dates_unchanged(ops in ops(), a in 0..UNITS, b in 0..UNITS, into_new in any::<bool>(), k in 1..20u64) {

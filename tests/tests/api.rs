@@ -762,6 +762,142 @@ async fn fork_starts_a_scenario_that_diverges(app: TestApp) {
     assert_eq!(body["field"], "version");
 }
 
+/// The adopting decision of the adoption tests.
+fn adoption(case: &str) -> Value {
+    json!({"case_number": case, "body": "Bystyret", "decision_date": "2025-11-20",
+           "title": "Vedtak om alternativ"})
+}
+
+async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
+    seeded(&app).await;
+    for id in ["alt-1", "alt-2", "alt-3"] {
+        let (status, body) = app
+            .post(
+                PLANNER,
+                "/timelines/oslo/fork",
+                &json!({"id": id, "name": id}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let central =
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"});
+    let (status, body) = app
+        .command("alt-1", &command("alt-1-central", "2025-01-01", central))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let adopt = |scenario: &str, case: &str| json!({"scenario": scenario, "decision": adoption(case), "rationale": "valgt"});
+
+    // Who may, and what may be adopted where.
+    let (status, body) = app
+        .post(READER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_problem(status, &body, 403);
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("nope", "25/1"))
+        .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("oslo", "25/1"))
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "scenario");
+    app.create_timeline("bergen").await;
+    let (status, body) = app
+        .post(PLANNER, "/timelines/bergen/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "scenario");
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-3", "25/1"))
+        .await;
+    assert_problem(status, &body, 422);
+
+    // Adopted: the baseline now says what the scenario said, resting on the adopting decision.
+    let (_, before) = app.get_json(READER, "/timelines/oslo").await;
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"][0]["command_id"], "adopt:alt-1/2", "{body}");
+    assert_eq!(body["duplicate"], false);
+    let (_, rows) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?as_of=2025-06-01")
+        .await;
+    assert_eq!(rows["rows"][0]["unit"], "helseetaten", "{rows}");
+    let (_, rows) = app
+        .get_json(READER, "/timelines/oslo/responsibilities?as_of=2024-06-01")
+        .await;
+    assert_eq!(rows["rows"][0]["unit"], "gamle-oslo", "{rows}");
+    let (_, log) = app.get_json(READER, "/timelines/oslo/decisions").await;
+    assert!(log.to_string().contains("25/1"), "{log}");
+    assert!(
+        log.to_string().contains("Adopted from scenario alt-1"),
+        "{log}"
+    );
+    // Retried: a no-op.
+    let (status, again) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true, "{again}");
+    let (_, after) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(after["version"], before["version"].as_u64().unwrap() + 1);
+
+    // A scenario that no longer fits the baseline is refused whole: its first change (a rename
+    // that would fit) is not applied either.
+    let rename =
+        json!({"type": "RenameUnit", "unit": "grunerlokka", "name": "Bydel Grünerløkka (ny)"});
+    let (status, body) = app
+        .command("alt-2", &command("alt-2-rename", "2025-03-01", rename))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let new_unit = |id: &str| {
+        command(
+            id,
+            "2025-01-01",
+            json!({"type": "EstablishUnit", "unit": "bydel-x", "name": "Bydel X", "kind": "district", "parent": "oslo"}),
+        )
+    };
+    let (status, body) = app.command("alt-2", &new_unit("alt-2-est")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.command("oslo", &new_unit("oslo-est-x")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, before) = app.get_json(READER, "/timelines/oslo").await;
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-2", "25/2"))
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["index"], 1, "{body}");
+    let (_, after) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(after["version"], before["version"]);
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
+        .await;
+    assert!(!chart.to_string().contains("(ny)"), "{chart}");
+
+    // A scenario that revoked one of its own changes cannot name it once adopted.
+    let est = command(
+        "alt-3-est",
+        "2025-01-01",
+        json!({"type": "EstablishUnit", "unit": "bydel-y", "name": "Bydel Y", "kind": "district", "parent": "oslo"}),
+    );
+    let (status, body) = app.command("alt-3", &est).await;
+    assert_eq!(status, 200, "{body}");
+    let revoke = command(
+        "alt-3-revoke",
+        "2025-01-01",
+        json!({"type": "RevokeDecision", "case_number": "case/alt-3-est"}),
+    );
+    let (status, body) = app.command("alt-3", &revoke).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-3", "25/3"))
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "scenario-revokes-its-own-change", "{body}");
+}
+
 /// The value of one series in a `/metrics` page, 0 when it is absent.
 fn series(metrics: &str, series: &str) -> u64 {
     metrics
@@ -936,4 +1072,5 @@ on_both_backends!(
     metrics_and_openapi_are_served,
     requests_are_counted_by_route_template,
     every_response_carries_a_request_id,
+    a_scenario_is_adopted_all_or_nothing,
 );
