@@ -550,11 +550,29 @@ async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
             .map(|t| t.id)
             .collect(),
     };
+    let head = match (args.head_version, args.head_hash) {
+        (Some(version), Some(hash)) => {
+            if version == 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(CliError::Usage(
+                    "--head-version must be at least 1 and --head-hash 64 hexadecimal digits"
+                        .into(),
+                ));
+            }
+            Some((version, hash.to_ascii_lowercase()))
+        }
+        _ => None,
+    };
     let mut broken = Vec::new();
     for id in &ids {
-        let v = app.verify(id).await?;
+        let v = app.verify(id, head.as_ref()).await?;
         match &v.first_break {
-            None => println!("{id}: intact ({} events)", v.events_checked),
+            None => match &v.head {
+                Some((version, hash)) => println!(
+                    "{id}: intact ({} events; head: --head-version {version} --head-hash {hash})",
+                    v.events_checked
+                ),
+                None => println!("{id}: intact ({} events)", v.events_checked),
+            },
             Some(b) => {
                 println!("{id}: BROKEN at version {}: {:?}", b.version, b.kind);
                 broken.push(id.clone());

@@ -300,6 +300,13 @@ pub struct VerifyArgs {
     /// The timeline; every timeline when absent.
     #[arg(long)]
     pub timeline: Option<String>,
+    /// With `--head-hash`: the head an earlier verification printed, which the timeline's chain
+    /// must still reach with the same hash (a deleted tail is caught).
+    #[arg(long, requires_all = ["timeline", "head_hash"])]
+    pub head_version: Option<u64>,
+    /// The hash at `--head-version` (64 hexadecimal digits).
+    #[arg(long, requires = "head_version")]
+    pub head_hash: Option<String>,
 }
 
 #[cfg(test)]

@@ -727,16 +727,45 @@ fn limit(params: &Params) -> Result<u32, ApiError> {
 }
 
 /// Walk a timeline's hash chain and report the first altered or missing event (auditor).
-#[utoipa::path(get, path = "/timelines/{id}/verify", params(("id" = String, Path, description = "Timeline id")),
-    responses((status = 200, body = crate::schemas::VerifyReport, description = "Verification: events_checked, head, first_break (null when intact)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
-#[tracing::instrument(name = "http.verify", skip(state, caller))]
+#[utoipa::path(get, path = "/timelines/{id}/verify", params(("id" = String, Path, description = "Timeline id"),
+        ("head_version" = Option<u64>, Query, description = "With head_hash: the head of an earlier verification, which the chain must still reach (a deleted tail is caught)"),
+        ("head_hash" = Option<String>, Query, description = "The hash at head_version (64 hex digits)")),
+    responses((status = 200, body = crate::schemas::VerifyReport, description = "Verification: events_checked, head, first_break (null when intact)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(name = "http.verify", skip(state, caller, query))]
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Audit)?;
-    let v = state.app.verify(&id).await?;
+    let params = Params::parse(query)?;
+    let head = match (params.number("head_version")?, params.get("head_hash")) {
+        (None, None) => None,
+        (Some(0), _) => return Err(ApiError::invalid("head_version", "must be at least 1")),
+        (Some(version), Some(hash)) => {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::invalid(
+                    "head_hash",
+                    "must be 64 hexadecimal digits",
+                ));
+            }
+            Some((version, hash.to_ascii_lowercase()))
+        }
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "head_hash",
+                "is required with head_version",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "head_version",
+                "is required with head_hash",
+            ))
+        }
+    };
+    let v = state.app.verify(&id, head.as_ref()).await?;
     let intact = v.is_intact();
     let mut body = serde_json::to_value(&v).map_err(ApiError::internal)?;
     if let Some(o) = body.as_object_mut() {

@@ -758,9 +758,16 @@ impl Omorg {
 
     /// Walks the timeline's hash chain; 404 when the timeline is unknown.
     #[tracing::instrument(name = "omorg.verify", skip(self))]
-    pub async fn verify(&self, timeline: &str) -> Result<Verification, ApiError> {
+    pub async fn verify(
+        &self,
+        timeline: &str,
+        head: Option<&(u64, String)>,
+    ) -> Result<Verification, ApiError> {
         timeline_id(timeline)?;
-        let v = self.db().verify(timeline).await?;
+        let v = match head {
+            Some(head) => self.db().verify_against(timeline, head).await?,
+            None => self.db().verify(timeline).await?,
+        };
         if v.events_checked == 0 && v.is_intact() {
             return Err(ApiError::timeline_not_found(timeline));
         }

@@ -669,6 +669,48 @@ async fn verify_reports_an_intact_chain(app: TestApp) {
     assert_eq!(v["intact"], true);
     assert_eq!(v["events_checked"], 8);
     assert!(v["first_break"].is_null());
+    // Against the head written down then: intact while the chain still reaches it.
+    let (version, hash) = (
+        v["head"][0].as_u64().unwrap(),
+        v["head"][1].as_str().unwrap(),
+    );
+    let (status, again) = app
+        .get_json(
+            AUDITOR,
+            &format!("/timelines/oslo/verify?head_version={version}&head_hash={hash}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["intact"], true, "{again}");
+    // A head the chain no longer reaches (its tail was deleted) or reaches with another hash.
+    let (_, short) = app
+        .get_json(
+            AUDITOR,
+            &format!("/timelines/oslo/verify?head_version=9&head_hash={hash}"),
+        )
+        .await;
+    assert_eq!(short["intact"], false, "{short}");
+    assert_eq!(short["first_break"]["version"], 9, "{short}");
+    let other = "0".repeat(64);
+    let (_, relinked) = app
+        .get_json(
+            AUDITOR,
+            &format!("/timelines/oslo/verify?head_version=8&head_hash={other}"),
+        )
+        .await;
+    assert_eq!(relinked["intact"], false, "{relinked}");
+    for (query, field) in [
+        ("head_version=8", "head_hash"),
+        (&*format!("head_hash={hash}"), "head_version"),
+        ("head_version=8&head_hash=xyz", "head_hash"),
+        (&*format!("head_version=0&head_hash={hash}"), "head_version"),
+    ] {
+        let (status, body) = app
+            .get_json(AUDITOR, &format!("/timelines/oslo/verify?{query}"))
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
 }
 
 /// A fork request without `version` means the parent's version *then*: retrying it after the

@@ -49,6 +49,22 @@ async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
         assert!(!e.to_string().contains("not found"), "{command}: {e}");
     }
     omorg(&app, &["verify"]).await.expect("every chain intact");
+    // Against a head written down earlier: one the chain does not reach is a broken chain
+    // (exit 3); a malformed one is a usage error (exit 2).
+    let zeros = "0".repeat(64);
+    for (version, hash, code) in [("99", zeros.as_str(), 3), ("1", "abc", 2)] {
+        let args = [
+            "verify",
+            "--timeline",
+            "oslo",
+            "--head-version",
+            version,
+            "--head-hash",
+            hash,
+        ];
+        let e = omorg(&app, &args).await.unwrap_err();
+        assert_eq!(e.exit_code(), code, "{version} {hash}: {e}");
+    }
 
     let out = dir.join("oslo.jsonl");
     omorg(
