@@ -488,10 +488,10 @@ impl Queries {
 
     /// Timelines `a` and `b` side by side on `date` (as known now).
     #[tracing::instrument(name = "queries.compare", skip(self))]
-    pub async fn compare(&self, a: &str, b: &str, date: NaiveDate) -> Result<Comparison, ApiError> {
+    pub async fn compare(&self, a: &str, b: &str, at: AsOf) -> Result<Comparison, ApiError> {
         self.sync(&[a, b]).await?;
         Ok(Comparison {
-            comparison: pq::compare(&self.db, a, b, pq::AsOf::now(date)).await?,
+            comparison: pq::compare(&self.db, a, b, at.projection()).await?,
         })
     }
 }

@@ -662,7 +662,8 @@ async fn change_feed(
 #[utoipa::path(get, path = "/compare",
     params(("a" = String, Query, description = "First timeline id"),
         ("b" = String, Query, description = "Second timeline id"),
-        ("as_of" = Option<String>, Query, description = "Effective date YYYY-MM-DD (default: today)")),
+        ("as_of" = Option<String>, Query, description = "Effective date YYYY-MM-DD (default: today)"),
+        ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: both timelines as known then")),
     responses((status = 200, body = Comparison), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.compare", skip(state, caller, query))]
 async fn compare(
@@ -673,8 +674,14 @@ async fn compare(
     caller.require(Permission::Query)?;
     let params = Params::parse(query)?;
     let (a, b) = (params.required("a")?, params.required("b")?);
-    let date = params.date("as_of")?.unwrap_or_else(crate::service::today);
-    Ok(Json(state.queries.compare(a, b, date).await?))
+    if params.get("known_version").is_some() {
+        // A version counts one timeline's own events: it means nothing for the other one.
+        return Err(ApiError::invalid(
+            "known_version",
+            "counts one timeline's events; compare two timelines as known at an instant with known_at",
+        ));
+    }
+    Ok(Json(state.queries.compare(a, b, params.as_of()?).await?))
 }
 
 /// A timeline's events after a version, in version order (auditor).

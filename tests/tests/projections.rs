@@ -540,7 +540,18 @@ async fn compare_a_scenario_with_its_baseline(app: TestApp) {
         (&same["responsibilities"], &same["units"]),
         (&json!([]), &json!([]))
     );
+    // Both sides as known at an instant before any of it was recorded: nothing differs then.
+    let then = ok(
+        &app,
+        "/compare?a=oslo&b=alt&as_of=2026-06-01&known_at=2000-01-01",
+    )
+    .await;
+    assert_eq!(
+        (&then["responsibilities"], &then["units"]),
+        (&json!([]), &json!([]))
+    );
     let c = ok(&app, "/compare?a=oslo&b=alt&as_of=2026-06-01").await;
+    assert_ne!(c["responsibilities"], json!([]), "{c}");
     assert_eq!(
         (&c["a"], &c["b"], &c["as_of"]),
         (&json!("oslo"), &json!("alt"), &json!("2026-06-01"))
@@ -619,6 +630,8 @@ async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
         ("/timelines/oslo/decisions?format=dot", "format"),
         ("/compare?b=oslo", "a"),
         ("/compare?a=oslo&b=oslo&as_of=soon", "as_of"),
+        ("/compare?a=oslo&b=oslo&known_at=soon", "known_at"),
+        ("/compare?a=oslo&b=oslo&known_version=3", "known_version"),
     ] {
         let (status, body) = app.get_json(READER, path).await;
         assert_problem(status, &body, 422, Some(field));
