@@ -375,7 +375,8 @@ impl Omorg {
     /// dates, are applied to `timeline` as one batch, all or nothing, each resting on the
     /// adopting decision. They are checked against `timeline` as it stands now, including what
     /// was recorded on it after the fork: a change that no longer fits is refused with its rule,
-    /// and nothing is written. A retry of the same adoption is a no-op (the ids are derived).
+    /// and nothing is written. The ids are derived from the adoption's command id, so a retry is
+    /// a no-op and adopting again after the scenario went on adds only its new changes.
     #[tracing::instrument(name = "omorg.adopt", skip(self, req), fields(scenario = %req.scenario))]
     pub async fn adopt(
         &self,

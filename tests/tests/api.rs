@@ -885,6 +885,21 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
     assert_eq!(again["duplicate"], true, "{again}");
     let (_, after) = app.get_json(READER, "/timelines/oslo").await;
     assert_eq!(after["version"], before["version"].as_u64().unwrap() + 1);
+    // The scenario went on: adopting it again adds only what is new.
+    let rename =
+        json!({"type": "RenameUnit", "unit": "helseetaten", "name": "Helseetaten (endret)"});
+    let (status, body) = app
+        .command("alt-1", &command("alt-1-rename", "2025-02-01", rename))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, more) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_eq!(status, 200, "{more}");
+    assert_eq!(more["events"].as_array().unwrap().len(), 1, "{more}");
+    assert_eq!(more["events"][0]["command_id"], "adopt:alt-1/3", "{more}");
+    let (_, later) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(later["version"], after["version"].as_u64().unwrap() + 1);
 
     // A scenario that no longer fits the baseline is refused whole: its first change (a rename
     // that would fit) is not applied either.
