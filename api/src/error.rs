@@ -292,7 +292,9 @@ impl From<StoreError> for ApiError {
             },
             StoreError::MissingCommandId => Self::invalid("command_id", "is required"),
             StoreError::InvalidCheckpoint(s) => Self::BadRequest {
-                detail: format!("invalid checkpoint {s:?}: expected <tx>-<position>, e.g. 0-42"),
+                detail: format!(
+                    "invalid checkpoint {s:?}: pass the `next` of an earlier page (<tx>-<position>)"
+                ),
                 field: Some("after".into()),
             },
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
