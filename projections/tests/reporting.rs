@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use omorg_domain::{Action, AreaCode, Assignment, ServiceCode, ServiceDef, UnitId, UnitKind};
 use omorg_projections::queries::{self, AsOf};
 use omorg_projections::Projector;
 use omorg_store::{Backend, Database};
@@ -273,4 +274,101 @@ async fn sqlite_has_the_current_views() {
     .await
     .unwrap();
     assert_eq!(units, ["alna", "grorud-stovner", "helseetaten", "oslo"]);
+}
+
+/// The PostgreSQL "current" views take today in UTC, like the API's default date and the SQLite
+/// views, whatever the session's time zone. At any instant one of UTC−12 and UTC+14 has another
+/// date than UTC: the first is still on yesterday before noon UTC, the second already on tomorrow
+/// from 10:00 UTC; views on CURRENT_DATE showed yesterday's or tomorrow's organisation there.
+#[tokio::test]
+async fn current_views_on_postgres_take_today_in_utc_in_any_session_time_zone() {
+    let (db, store, _) = oslo_until_merge(Backend::Postgres).await;
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    for (unit_id, area, service, on) in [
+        ("today-unit", "039901", "today-service", today),
+        ("tomorrow-unit", "039902", "tomorrow-service", tomorrow),
+    ] {
+        let on = on.to_string();
+        run(
+            &store,
+            cmd(
+                &format!("{unit_id}-est"),
+                &on,
+                "26/1",
+                unit(
+                    unit_id,
+                    unit_id,
+                    UnitKind::District,
+                    Some("oslo"),
+                    Some((area, area)),
+                ),
+            ),
+        )
+        .await;
+        run(
+            &store,
+            cmd(
+                &format!("{unit_id}-svc"),
+                &on,
+                "26/1",
+                Action::RegisterService(ServiceDef {
+                    service: ServiceCode::new(service).unwrap(),
+                    name: service.into(),
+                    category: "test".into(),
+                }),
+            ),
+        )
+        .await;
+        run(
+            &store,
+            cmd(
+                &format!("{unit_id}-assign"),
+                &on,
+                "26/1",
+                Action::AssignResponsibility(Assignment {
+                    service: ServiceCode::new(service).unwrap(),
+                    unit: UnitId::new(unit_id).unwrap(),
+                    areas: vec![AreaCode::new(area).unwrap()],
+                }),
+            ),
+        )
+        .await;
+    }
+    Projector::new(db.clone())
+        .catch_up_to_head(PATIENCE, |_| {})
+        .await
+        .unwrap();
+    let Database::Postgres(pool) = &db else {
+        unreachable!()
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    for zone in ["UTC", "Etc/GMT+12", "Etc/GMT-14", "Europe/Oslo"] {
+        sqlx::query(&format!("SET TIME ZONE '{zone}'"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let units: Vec<String> = sqlx::query_scalar(
+            "SELECT unit_id FROM current_org_chart WHERE timeline_id = 'oslo' AND unit_id LIKE '%-unit' ORDER BY unit_id",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            units,
+            ["today-unit"],
+            "current_org_chart in time zone {zone}"
+        );
+        let services: Vec<String> = sqlx::query_scalar(
+            "SELECT service_code FROM current_responsibilities WHERE timeline_id = 'oslo' AND service_code LIKE '%-service' ORDER BY service_code",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            services,
+            ["today-service"],
+            "current_responsibilities in time zone {zone}"
+        );
+    }
 }
