@@ -348,27 +348,23 @@ async fn current_views_on_postgres_take_today_in_utc_in_any_session_time_zone() 
             .execute(&mut *conn)
             .await
             .unwrap();
-        let units: Vec<String> = sqlx::query_scalar(
-            "SELECT unit_id FROM current_org_chart WHERE timeline_id = 'oslo' AND unit_id LIKE '%-unit' ORDER BY unit_id",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-        assert_eq!(
-            units,
-            ["today-unit"],
-            "current_org_chart in time zone {zone}"
-        );
-        let services: Vec<String> = sqlx::query_scalar(
-            "SELECT service_code FROM current_responsibilities WHERE timeline_id = 'oslo' AND service_code LIKE '%-service' ORDER BY service_code",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-        assert_eq!(
-            services,
-            ["today-service"],
-            "current_responsibilities in time zone {zone}"
-        );
+        for (view, sql, expected) in [
+            (
+                "current_org_chart",
+                "SELECT unit_id FROM current_org_chart WHERE timeline_id = 'oslo' AND unit_id LIKE '%-unit' ORDER BY unit_id",
+                "today-unit",
+            ),
+            (
+                "current_responsibilities",
+                "SELECT service_code FROM current_responsibilities WHERE timeline_id = 'oslo' AND service_code LIKE '%-service' ORDER BY service_code",
+                "today-service",
+            ),
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sql)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(rows, [expected], "{view} in time zone {zone}");
+        }
     }
 }
