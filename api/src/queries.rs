@@ -192,7 +192,9 @@ pub struct DecisionLog {
     /// The timeline.
     pub timeline: String,
     /// One entry per event in recorded order: case number, body, decision date, title, event
-    /// type, effective date, `recorded_at`, and `revoked_at` when a later decision revoked it.
+    /// type, effective date, `recorded_at`, and `revoked_at` when a later decision revoked it. A
+    /// scenario's log starts with the decisions it inherited up to its fork (`inherited_from`
+    /// names the timeline that recorded each; `null` for the scenario's own).
     #[schema(value_type = Vec<Object>)]
     pub decisions: Vec<pq::DecisionRow>,
 }

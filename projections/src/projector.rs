@@ -441,6 +441,9 @@ impl Projector {
                     version,
                 )
                 .await?;
+                // The parent's rows may still be buffered.
+                pending.flush(tx).await?;
+                inherit_decisions(tx, &stream, f.parent.as_str(), f.parent_version).await?;
             }
             Change::DecisionRevoked(r) => {
                 // The revoked decisions' rows may still be buffered.
@@ -581,6 +584,35 @@ impl Projector {
     pub async fn step(&mut self) -> Result<u64, ProjectionError> {
         Ok(self.run_batch().await?.applied)
     }
+}
+
+/// Copies into a new scenario's decision log the parent's log up to the fork: the parent's own
+/// decisions up to `parent_version` and everything the parent itself inherited (so a scenario
+/// of a scenario reaches back to the baseline). The parent's rows are already projected: its
+/// events up to `parent_version` committed before the fork that read them, so they come first
+/// in the global order the projector follows.
+///
+/// A copy stays revoked only if the revocation came before the fork (a revocation the parent
+/// recorded later is not part of the scenario's history); the scenario learned of it with its
+/// fork event, so `revoked_by_version` is 1. The parent's rows it inherited itself carry 1 there
+/// too, which is always before the fork.
+async fn inherit_decisions(
+    tx: &mut Tx,
+    scenario: &str,
+    parent: &str,
+    parent_version: u64,
+) -> Result<(), ProjectionError> {
+    let upto = i64::try_from(parent_version).unwrap_or(i64::MAX);
+    exec!(tx, "INSERT INTO decisions (timeline_id, inherited_from, inherited_depth, stream_version, position, \
+        command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, \
+        recorded_at, revoked_at, revoked_by_version) \
+        SELECT $1, COALESCE(inherited_from, timeline_id), inherited_depth + 1, stream_version, position, \
+        command_id, event_type, case_number, body, decision_date, title, link, actor, rationale, effective_from, \
+        recorded_at, CASE WHEN revoked_by_version <= $3 THEN revoked_at END, \
+        CASE WHEN revoked_by_version <= $3 THEN 1 END \
+        FROM decisions WHERE timeline_id = $2 AND (inherited_depth > 0 OR stream_version <= $3)",
+        scenario, parent, upto)?;
+    Ok(())
 }
 
 /// Leaves the rebuilt read models ready for queries. A rebuild replaces every row at once; until

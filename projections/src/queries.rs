@@ -623,8 +623,12 @@ pub async fn service_history(
 /// One entry of the decision log: an event and the decision behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRow {
-    /// Stream version of the event.
+    /// Version of the event in the stream that holds it: the timeline's own, or for an
+    /// inherited decision the ancestor's named by `inherited_from`.
     pub stream_version: i64,
+    /// For a scenario's decision made before its fork: the ancestor timeline that recorded it
+    /// (the parent, or further up for a scenario of a scenario). `None` for the timeline's own.
+    pub inherited_from: Option<String>,
     /// Command id.
     pub command_id: String,
     /// Event type.
@@ -654,6 +658,7 @@ pub struct DecisionRow {
 fn decision_row<R: RowExt>(r: &R) -> Result<DecisionRow, sqlx::Error> {
     Ok(DecisionRow {
         stream_version: r.int("stream_version")?,
+        inherited_from: r.opt_text("inherited_from")?,
         command_id: r.text("command_id")?,
         event_type: r.text("event_type")?,
         case_number: r.text("case_number")?,
@@ -682,7 +687,8 @@ pub struct DecisionFilter {
     pub decided_to: Option<NaiveDate>,
 }
 
-/// The decision log, in recorded order.
+/// The decision log, in recorded order. A scenario's starts with the decisions it inherited
+/// (the oldest ancestor's first), then its own.
 #[tracing::instrument(name = "query.decisions", skip(db))]
 pub async fn decision_log(
     db: &Database,
@@ -702,11 +708,11 @@ pub async fn decision_log(
     let sql = "SELECT * FROM decisions WHERE timeline_id = $1 \
                AND ($2 IS NULL OR case_number = $2) AND ($3 IS NULL OR body = $3) \
                AND ($4 IS NULL OR decision_date >= $4) AND ($5 IS NULL OR decision_date <= $5) \
-               ORDER BY stream_version";
+               ORDER BY inherited_depth DESC, stream_version";
     let sql_pg = "SELECT * FROM decisions WHERE timeline_id = $1 \
                AND ($2::text IS NULL OR case_number = $2) AND ($3::text IS NULL OR body = $3) \
                AND ($4::date IS NULL OR decision_date >= $4) AND ($5::date IS NULL OR decision_date <= $5) \
-               ORDER BY stream_version";
+               ORDER BY inherited_depth DESC, stream_version";
     let sql = match db {
         Database::Postgres(_) => sql_pg,
         Database::Sqlite(_) => sql,
@@ -759,7 +765,7 @@ pub async fn changes_between(
     }
     let decisions = fetch!(db, decision_row,
         "SELECT * FROM decisions WHERE timeline_id = $1 AND revoked_at IS NULL AND effective_from > $2 AND effective_from <= $3 \
-         AND event_type NOT IN ('TimelineCreated', 'TimelineForked', 'DecisionRevoked') ORDER BY effective_from, stream_version",
+         AND event_type NOT IN ('TimelineCreated', 'TimelineForked', 'DecisionRevoked') ORDER BY effective_from, inherited_depth DESC, stream_version",
         timeline, from, to)?;
     let before = responsibility_matrix(db, timeline, AsOf::now(from)).await?;
     let after = responsibility_matrix(db, timeline, AsOf::now(to)).await?;
@@ -895,7 +901,7 @@ pub async fn version_known_before(
     let rows = fetch!(
         db,
         version_of,
-        "SELECT max(stream_version) AS v FROM decisions WHERE timeline_id = $1 AND recorded_at < $2",
+        "SELECT max(stream_version) AS v FROM decisions WHERE timeline_id = $1 AND inherited_depth = 0 AND recorded_at < $2",
         timeline,
         Ts(known_before)
     )?;

@@ -600,6 +600,131 @@ async fn compare_a_scenario_with_its_baseline(app: TestApp) {
     );
 }
 
+/// `inherited_from@version event_type command_id [revoked]` for each entry of a decision log
+/// (`-` for the timeline's own entries; no command id for the timeline-starting events, whose ids
+/// the server derives).
+fn log_lines(v: &Value) -> Vec<String> {
+    v["decisions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|d| {
+            let kind = d["event_type"].as_str().unwrap();
+            let id = match kind {
+                "TimelineCreated" | "TimelineForked" => "",
+                _ => d["command_id"].as_str().unwrap(),
+            };
+            let revoked = if d["revoked_at"].is_null() {
+                ""
+            } else {
+                " revoked"
+            };
+            format!(
+                "{}@{} {kind} {id}{revoked}",
+                d["inherited_from"].as_str().unwrap_or("-"),
+                d["stream_version"]
+            )
+        })
+        .collect()
+}
+
+/// A scenario's decision log starts with what it inherited: the parent's decisions up to the
+/// fork (revoked only where the revocation came before the fork, or in the scenario itself), and
+/// for a scenario of a scenario every ancestor's; the changes between two dates include them.
+async fn a_scenario_shows_the_decisions_it_inherited(app: TestApp) {
+    seed(&app).await;
+    centralise(&app).await;
+    first_merge(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt", "name": "Alternative"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The baseline revokes 25/100 after the fork: that is not the scenario's history.
+    correction(&app).await;
+    // The scenario revokes the centralisation it inherited.
+    let (status, body) = app
+        .command(
+            "alt",
+            &decided(
+                "alt-rv",
+                "2024-12-01",
+                "24/300",
+                "2024-11-01",
+                json!({"type": "RevokeDecision", "case_number": "24/200"}),
+            ),
+        )
+        .await;
+    assert_eq!((status, &body["version"]), (200, &json!(2)), "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/alt/fork",
+            &json!({"id": "alt2", "name": "Alternative 2"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let oslo = log_lines(&ok(&app, "/timelines/oslo/decisions").await);
+    assert_eq!(oslo.len(), 14, "{oslo:?}");
+    assert_eq!(oslo[10], "-@11 ServiceCentralised cz", "{oslo:?}");
+    assert_eq!(oslo[11], "-@12 UnitsMerged m1 revoked", "{oslo:?}");
+    // What the scenario inherited: the baseline up to version 12, as it stood at the fork, with
+    // the scenario's own revocation of the centralisation.
+    let inherited: Vec<String> = oslo[..12]
+        .iter()
+        .map(|l| {
+            let l = l.replacen("-@", "oslo@", 1);
+            match l.as_str() {
+                "oslo@11 ServiceCentralised cz" => format!("{l} revoked"),
+                "oslo@12 UnitsMerged m1 revoked" => "oslo@12 UnitsMerged m1".to_owned(),
+                _ => l,
+            }
+        })
+        .collect();
+    let mut expected = inherited.clone();
+    expected.extend([
+        "-@1 TimelineForked ".to_owned(),
+        "-@2 DecisionRevoked alt-rv".to_owned(),
+    ]);
+    let alt = log_lines(&ok(&app, "/timelines/alt/decisions").await);
+    assert_eq!(alt, expected);
+    // The baseline's own log is untouched by the scenario's revocation.
+    assert_eq!(oslo[10], "-@11 ServiceCentralised cz");
+
+    let mut expected = inherited;
+    expected.extend([
+        "alt@1 TimelineForked ".to_owned(),
+        "alt@2 DecisionRevoked alt-rv".to_owned(),
+        "-@1 TimelineForked ".to_owned(),
+    ]);
+    let alt2 = log_lines(&ok(&app, "/timelines/alt2/decisions").await);
+    assert_eq!(alt2, expected);
+    // Filters apply to inherited entries too.
+    let merged = log_lines(&ok(&app, "/timelines/alt2/decisions?case_number=25/100").await);
+    assert_eq!(merged, ["oslo@12 UnitsMerged m1"]);
+
+    // The decisions taking effect between two dates include the inherited ones in force.
+    let changes = ok(&app, "/timelines/alt/changes?from=2024-12-31&to=2026-01-01").await;
+    let taking_effect: Vec<String> = changes["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{} {}", d["inherited_from"], d["command_id"]))
+        .collect();
+    assert_eq!(taking_effect, [r#""oslo" "m1""#]);
+    // "As known at" counts the scenario's own events only.
+    let chart = ok(
+        &app,
+        "/timelines/alt/org-chart?as_of=2026-06-01&known_at=2999-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(chart["known_version"], 2, "{chart}");
+}
+
 async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
     scripted(&app).await;
     for (path, field) in [
@@ -848,6 +973,7 @@ on_both_backends!(
     both_recorded_axes_before_and_after_the_correction,
     histories_decisions_changes_and_feed,
     compare_a_scenario_with_its_baseline,
+    a_scenario_shows_the_decisions_it_inherited,
     bad_queries_are_422_and_unknown_timelines_404,
     omorg_rebuild_via_the_binary_gives_the_same_answers,
 );
