@@ -173,8 +173,10 @@ impl Database {
         }
     }
 
-    /// Events of one stream with `from <= version <= to`, in version order.
-    pub(crate) async fn stream_events(
+    /// Events of one stream with `from <= version <= to`, in version order, as stored: the
+    /// payload is not decoded into the domain's event, so an auditor can read a row that no
+    /// longer decodes (see [`crate::Store::load_stream_range`] for decoded events).
+    pub async fn stream_events(
         &self,
         stream_id: &str,
         from: u64,

@@ -4,7 +4,7 @@
 //! projection route with exact content, CSV, 404/422/503, and `omorg rebuild` via the binary.
 //! Each test runs on PostgreSQL and on SQLite.
 
-use omorg_e2e::{command, on_both_backends, Backend, TestApp, PLANNER, READER};
+use omorg_e2e::{command, on_both_backends, Backend, TestApp, AUDITOR, PLANNER, READER};
 use serde_json::{json, Value};
 
 /// A command with its own decision (case number, decision date).
@@ -965,6 +965,17 @@ async fn a_poison_event_fails_its_timeline_loudly_and_no_other(app: TestApp) {
         (500, &json!("urn:omorg:problem:projection-failed")),
         "{body}"
     );
+    // The auditor still reads the row as stored, and verify names it.
+    let (status, page) = app.get_json(AUDITOR, "/timelines/junk/events").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        page["events"][0]["payload"],
+        json!({"not": "a timeline event"}),
+        "{page}"
+    );
+    let (status, report) = app.get_json(AUDITOR, "/timelines/junk/verify").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["first_break"]["version"], 1, "{report}");
 }
 
 on_both_backends!(
