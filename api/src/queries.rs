@@ -488,12 +488,45 @@ impl Queries {
         })
     }
 
-    /// Timelines `a` and `b` side by side on `date` (as known now).
+    /// Timelines `a` and `b` side by side on `at`'s date, each on its own recorded axis (both
+    /// `at` unless a side names its own known version).
     #[tracing::instrument(name = "queries.compare", skip(self))]
-    pub async fn compare(&self, a: &str, b: &str, at: AsOf) -> Result<Comparison, ApiError> {
+    pub async fn compare(
+        &self,
+        (a, a_known_version): (&str, Option<u64>),
+        (b, b_known_version): (&str, Option<u64>),
+        at: AsOf,
+    ) -> Result<Comparison, ApiError> {
         self.sync(&[a, b]).await?;
+        let side = |v: Option<u64>| match v {
+            Some(v) => AsOf {
+                known_version: Some(v),
+                known_at: None,
+                ..at
+            },
+            None => at,
+        };
+        let (at_a, at_b) = (side(a_known_version), side(b_known_version));
+        for (t, at) in [(a, at_a), (b, at_b)] {
+            // A version the timeline has not reached yet is refused rather than read as "now".
+            if let Some(v) = at.known_version {
+                let current = pq::timeline(&self.db, t).await?.version;
+                if i64::try_from(v).map_or(true, |v| v > current) {
+                    let field = if t == a {
+                        "a_known_version"
+                    } else {
+                        "b_known_version"
+                    };
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("{t} has {current} events, not {v}"),
+                    ));
+                }
+            }
+        }
         Ok(Comparison {
-            comparison: pq::compare(&self.db, a, b, at.projection()).await?,
+            comparison: pq::compare_as(&self.db, (a, at_a.projection()), (b, at_b.projection()))
+                .await?,
         })
     }
 }

@@ -663,7 +663,9 @@ async fn change_feed(
     params(("a" = String, Query, description = "First timeline id"),
         ("b" = String, Query, description = "Second timeline id"),
         ("as_of" = Option<String>, Query, description = "Effective date YYYY-MM-DD (default: today)"),
-        ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: both timelines as known then")),
+        ("known_at" = Option<String>, Query, description = "Recorded date or RFC 3339 time: both timelines as known then"),
+        ("a_known_version" = Option<u64>, Query, description = "Timeline a as known after its first N events (e.g. a scenario's forked_at_version: what the scenario itself changes)"),
+        ("b_known_version" = Option<u64>, Query, description = "Timeline b as known after its first N events")),
     responses((status = 200, body = Comparison), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[tracing::instrument(name = "http.compare", skip(state, caller, query))]
 async fn compare(
@@ -678,10 +680,20 @@ async fn compare(
         // A version counts one timeline's own events: it means nothing for the other one.
         return Err(ApiError::invalid(
             "known_version",
-            "counts one timeline's events; compare two timelines as known at an instant with known_at",
+            "counts one timeline's events; use a_known_version and b_known_version, or \
+             known_at for an instant",
         ));
     }
-    Ok(Json(state.queries.compare(a, b, params.as_of()?).await?))
+    let (a_known, b_known) = (
+        params.number("a_known_version")?,
+        params.number("b_known_version")?,
+    );
+    Ok(Json(
+        state
+            .queries
+            .compare((a, a_known), (b, b_known), params.as_of()?)
+            .await?,
+    ))
 }
 
 /// A timeline's events after a version, in version order (auditor).

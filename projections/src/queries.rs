@@ -1011,16 +1011,31 @@ pub struct Comparison {
 
 /// Compares two timelines as of `at` (both read on the same axes): which responsibilities and
 /// units differ. Planners use it to see what a scenario changes against the baseline.
-#[tracing::instrument(name = "query.compare", skip(db))]
 pub async fn compare(
     db: &Database,
     a: &str,
     b: &str,
     at: AsOf,
 ) -> Result<Comparison, ProjectionError> {
+    compare_as(db, (a, at), (b, at)).await
+}
+
+/// Like [`compare`], with each side read on its own recorded axis (on the same effective date,
+/// `a`'s). The baseline as known at the version a scenario forked from, against the scenario,
+/// shows what the scenario itself changes, without what the baseline decided since.
+#[tracing::instrument(name = "query.compare", skip(db))]
+pub async fn compare_as(
+    db: &Database,
+    (a, at_a): (&str, AsOf),
+    (b, at_b): (&str, AsOf),
+) -> Result<Comparison, ProjectionError> {
+    let at_b = AsOf {
+        date: at_a.date,
+        ..at_b
+    };
     let (ma, mb) = (
-        responsibility_matrix(db, a, at).await?,
-        responsibility_matrix(db, b, at).await?,
+        responsibility_matrix(db, a, at_a).await?,
+        responsibility_matrix(db, b, at_b).await?,
     );
     let key = |r: &MatrixRow| (r.service_code.clone(), r.area_code.clone());
     let mut pairs: BTreeMap<(String, String), (Option<MatrixRow>, Option<MatrixRow>)> =
@@ -1051,11 +1066,11 @@ pub async fn compare(
         })
         .collect();
     let mut sides: BTreeMap<String, (Option<UnitVersion>, Option<UnitVersion>)> = BTreeMap::new();
-    for u in units(db, a, at).await? {
+    for u in units(db, a, at_a).await? {
         let k = u.unit_id.clone();
         sides.entry(k).or_default().0 = Some(u);
     }
-    for u in units(db, b, at).await? {
+    for u in units(db, b, at_b).await? {
         let k = u.unit_id.clone();
         sides.entry(k).or_default().1 = Some(u);
     }
@@ -1076,7 +1091,7 @@ pub async fn compare(
     Ok(Comparison {
         a: a.to_string(),
         b: b.to_string(),
-        as_of: at.date,
+        as_of: at_a.date,
         responsibilities,
         units,
     })

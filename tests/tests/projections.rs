@@ -535,6 +535,18 @@ async fn compare_a_scenario_with_its_baseline(app: TestApp) {
     centralise(&app).await;
     first_merge(&app).await;
     correction(&app).await;
+    // The scenario's one change of its own, later than every date compared below but the last.
+    let (status, body) = app
+        .command(
+            "alt",
+            &command(
+                "alt-rename",
+                "2027-01-01",
+                json!({"type": "RenameUnit", "unit": "grorud", "name": "Bydel Grorud (alt)"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let same = ok(&app, "/compare?a=oslo&b=alt&as_of=2024-06-01").await;
     assert_eq!(
         (&same["responsibilities"], &same["units"]),
@@ -598,6 +610,42 @@ async fn compare_a_scenario_with_its_baseline(app: TestApp) {
             ("grorud-alna".to_owned(), true, false),
         ]
     );
+    // Against the baseline as it stood at the fork, only what the scenario itself changed shows.
+    let own = ok(
+        &app,
+        "/compare?a=oslo&a_known_version=10&b=alt&as_of=2027-06-01",
+    )
+    .await;
+    assert_eq!(own["responsibilities"], json!([]), "{own}");
+    let renamed: Vec<String> = own["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{}: {} | {}", u["unit_id"], u["a"]["name"], u["b"]["name"]))
+        .collect();
+    assert_eq!(
+        renamed,
+        [r#""grorud": "Bydel Grorud" | "Bydel Grorud (alt)""#]
+    );
+    // The same with the sides the other way round, and the scenario read at its fork.
+    let none = ok(
+        &app,
+        "/compare?a=alt&b=oslo&a_known_version=1&b_known_version=10&as_of=2027-06-01",
+    )
+    .await;
+    assert_eq!(
+        (&none["responsibilities"], &none["units"]),
+        (&json!([]), &json!([])),
+        "{none}"
+    );
+    for (query, field) in [
+        ("a=oslo&b=alt&a_known_version=15", "a_known_version"),
+        ("a=oslo&b=alt&b_known_version=x", "b_known_version"),
+        ("a=oslo&b=alt&known_version=10", "known_version"),
+    ] {
+        let (status, body) = app.get_json(READER, &format!("/compare?{query}")).await;
+        assert_problem(status, &body, 422, Some(field));
+    }
 }
 
 /// `inherited_from@version event_type command_id [revoked]` for each entry of a decision log
