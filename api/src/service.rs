@@ -7,7 +7,7 @@ use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
 use chrono::{Datelike, NaiveDate, Utc};
 use omorg_domain::{
-    Action, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline,
+    Action, Adoption, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline,
     TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
 };
 use omorg_store::{
@@ -25,6 +25,8 @@ type ListingRow = (
     Option<String>,
     Option<i64>,
     i64,
+    Option<String>,
+    Option<i64>,
 );
 
 /// Reads a [`ListingRow`] out of a row of either backend.
@@ -38,6 +40,8 @@ macro_rules! listing_row {
                 $row.try_get(3)?,
                 $row.try_get(4)?,
                 $row.try_get(5)?,
+                $row.try_get(6)?,
+                $row.try_get(7)?,
             ))
         })()
         .map_err(|e| ApiError::from(omorg_store::StoreError::from(e)))
@@ -145,6 +149,12 @@ pub struct TimelineSummary {
     pub forked_at_version: Option<u64>,
     /// Number of events in the timeline's own stream.
     pub version: u64,
+    /// For a scenario whose changes were adopted: the timeline they went into (its parent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted_into: Option<String>,
+    /// That timeline's version after the last adoption.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted_into_version: Option<u64>,
 }
 
 /// One event as reported after a command.
@@ -408,7 +418,11 @@ impl Omorg {
                 ))
             }
         }
-        let own = &recorded[1..];
+        // The scenario's own changes; its records of earlier adoptions are not changes.
+        let own: Vec<_> = recorded[1..]
+            .iter()
+            .filter(|c| !matches!(c.event.change, Change::ScenarioAdopted(_)))
+            .collect();
         if own.is_empty() {
             return Err(ApiError::invalid(
                 "scenario",
@@ -423,7 +437,7 @@ impl Omorg {
         // exists only in the scenario, which the adopted copy (under a new id) cannot name.
         let own_ids: Vec<&CommandId> = own.iter().map(|c| &c.event.context.command_id).collect();
         let mut commands = Vec::with_capacity(own.len());
-        for c in own {
+        for c in &own {
             let version = c.record.stream_version;
             let planned = &c.event.context;
             let Some(action) = c.event.change.to_action() else {
@@ -471,7 +485,35 @@ impl Omorg {
                 action,
             });
         }
-        self.run(timeline, commands, true, actor).await
+        let decision = req.decision.clone();
+        let result = self.run(timeline, commands, true, actor).await?;
+        // Then the scenario records that it was adopted. Its id follows from the adoption's and
+        // the version the changes reached (the same on a retry, whose result is the original
+        // events), so a retry that finds the record written is a no-op, and one that does not
+        // (the first request stopped in between) writes it.
+        let into_version = result
+            .events
+            .iter()
+            .map(|e| e.version)
+            .max()
+            .unwrap_or(result.version);
+        let record = TimelineCommand {
+            context: ChangeContext {
+                command_id: CommandId::new(format!("{adoption}/adopted-{into_version}"))
+                    .map_err(|e| ApiError::invalid("command_id", e.to_string()))?,
+                effective_from: decision.decision_date,
+                decision,
+                actor: actor.to_owned(),
+                rationale: req.rationale,
+            },
+            action: Action::RecordAdoption(Adoption {
+                into: TimelineId::new(timeline)
+                    .map_err(|e| ApiError::invalid("id", e.to_string()))?,
+                into_version,
+            }),
+        };
+        self.run(scenario, vec![record], false, actor).await?;
+        Ok(result)
     }
 
     /// The first event of timeline `id` when the command `command_id` wrote it: the request that
@@ -494,8 +536,9 @@ impl Omorg {
     /// Runs commands on an existing timeline, all or nothing: every command is decided against
     /// the state the earlier ones leave, and their events are appended in one transaction.
     ///
-    /// `CreateTimeline`/`ForkTimeline` are refused here (422): use [`Omorg::create_timeline`]
-    /// and [`Omorg::fork`], which build those commands.
+    /// `CreateTimeline`/`ForkTimeline`/`RecordAdoption` are refused here (422): use
+    /// [`Omorg::create_timeline`], [`Omorg::fork`] and [`Omorg::adopt`], which build those
+    /// commands.
     // At `debug`: a request's command already has its `http.submit_*` span (with the timeline and
     // the command id) at `info`; a second and a third nested span cost every command ~4 % of the
     // server's instructions (callgrind) and told the log nothing new.
@@ -515,18 +558,22 @@ impl Omorg {
             ));
         }
         for (i, c) in commands.iter().enumerate() {
-            if matches!(
-                c.action,
-                Action::CreateTimeline(_) | Action::ForkTimeline(_)
-            ) {
-                return Err(ApiError::Invalid {
-                    field: "action.type".into(),
-                    reason: "timelines are created with POST /timelines and forked with \
-                             POST /timelines/{id}/fork"
-                        .into(),
-                    index: is_batch.then_some(i),
-                });
-            }
+            let reason = match c.action {
+                Action::CreateTimeline(_) | Action::ForkTimeline(_) => {
+                    "timelines are created with POST /timelines and forked with \
+                     POST /timelines/{id}/fork"
+                }
+                Action::RecordAdoption(_) => {
+                    "an adoption is recorded by POST /timelines/{id}/adopt, with the changes it \
+                     adopts"
+                }
+                _ => continue,
+            };
+            return Err(ApiError::Invalid {
+                field: "action.type".into(),
+                reason: reason.into(),
+                index: is_batch.then_some(i),
+            });
         }
         self.run(timeline, commands, is_batch, actor).await
     }
@@ -628,6 +675,7 @@ impl Omorg {
             .read(timeline, |t| (t.0.info().cloned(), t.0.version()))
             .await?;
         let forked = info.as_ref().and_then(|i| i.forked_from.clone());
+        let adopted = info.as_ref().and_then(|i| i.adopted_into.clone());
         Ok(TimelineSummary {
             id: timeline.to_owned(),
             name: info.map(|i| i.name).unwrap_or_default(),
@@ -640,6 +688,8 @@ impl Omorg {
             forked_from: forked.as_ref().map(|(p, _)| p.to_string()),
             forked_at_version: forked.map(|(_, v)| v),
             version,
+            adopted_into: adopted.as_ref().map(|(t, _)| t.to_string()),
+            adopted_into_version: adopted.map(|(_, v)| v),
         })
     }
 
@@ -652,8 +702,16 @@ impl Omorg {
             Database::Postgres(pool) => sqlx::query(
                 "SELECT e.stream_id, e.event_type, e.payload->'change'->>'name', \
                             e.payload->'change'->>'parent', \
-                            (e.payload->'change'->>'parent_version')::bigint, v.version \
-                     FROM events e JOIN (SELECT stream_id, MAX(stream_version) AS version \
+                            (e.payload->'change'->>'parent_version')::bigint, v.version, \
+                            ad.payload->'change'->>'into', \
+                            (ad.payload->'change'->>'into_version')::bigint \
+                     FROM events e \
+                     LEFT JOIN LATERAL (SELECT a.payload FROM events a \
+                                        WHERE a.stream_id = e.stream_id \
+                                          AND e.event_type = 'TimelineForked' \
+                                          AND a.event_type = 'ScenarioAdopted' \
+                                        ORDER BY a.stream_version DESC LIMIT 1) ad ON true \
+                     JOIN (SELECT stream_id, MAX(stream_version) AS version \
                                          FROM events GROUP BY stream_id) v \
                        ON v.stream_id = e.stream_id \
                      WHERE e.stream_version = 1 \
@@ -669,8 +727,16 @@ impl Omorg {
             Database::Sqlite(pool) => sqlx::query(
                 "SELECT e.stream_id, e.event_type, json_extract(e.payload, '$.change.name'), \
                             json_extract(e.payload, '$.change.parent'), \
-                            json_extract(e.payload, '$.change.parent_version'), v.version \
-                     FROM events e JOIN (SELECT stream_id, MAX(stream_version) AS version \
+                            json_extract(e.payload, '$.change.parent_version'), v.version, \
+                            json_extract(ad.payload, '$.change.into'), \
+                            json_extract(ad.payload, '$.change.into_version') \
+                     FROM events e \
+                     LEFT JOIN events ad ON ad.stream_id = e.stream_id \
+                       AND e.event_type = 'TimelineForked' \
+                       AND ad.stream_version = (SELECT MAX(a.stream_version) FROM events a \
+                                                WHERE a.stream_id = e.stream_id \
+                                                  AND a.event_type = 'ScenarioAdopted') \
+                     JOIN (SELECT stream_id, MAX(stream_version) AS version \
                                          FROM events GROUP BY stream_id) v \
                        ON v.stream_id = e.stream_id \
                      WHERE e.stream_version = 1 \
@@ -686,19 +752,23 @@ impl Omorg {
         };
         Ok(rows
             .into_iter()
-            .map(|(id, event_type, name, parent, parent_version, version)| {
-                let scenario = event_type == "TimelineForked";
-                TimelineSummary {
-                    id,
-                    name: name.unwrap_or_default(),
-                    kind: if scenario { "scenario" } else { "baseline" }.into(),
-                    forked_from: parent.filter(|_| scenario),
-                    forked_at_version: parent_version
-                        .filter(|_| scenario)
-                        .and_then(|v| u64::try_from(v).ok()),
-                    version: u64::try_from(version).unwrap_or(0),
-                }
-            })
+            .map(
+                |(id, event_type, name, parent, parent_version, version, into, into_version)| {
+                    let scenario = event_type == "TimelineForked";
+                    TimelineSummary {
+                        id,
+                        name: name.unwrap_or_default(),
+                        kind: if scenario { "scenario" } else { "baseline" }.into(),
+                        forked_from: parent.filter(|_| scenario),
+                        forked_at_version: parent_version
+                            .filter(|_| scenario)
+                            .and_then(|v| u64::try_from(v).ok()),
+                        version: u64::try_from(version).unwrap_or(0),
+                        adopted_into: into,
+                        adopted_into_version: into_version.and_then(|v| u64::try_from(v).ok()),
+                    }
+                },
+            )
             .collect())
     }
 

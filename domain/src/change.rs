@@ -487,6 +487,17 @@ pub struct Fork {
     pub base: Vec<TimelineEvent>,
 }
 
+/// A scenario's own changes were adopted into the timeline it was forked from. Recorded on the
+/// scenario, so that whoever reads it (or lists the timelines) sees it was adopted, where, and
+/// by which decision; the adopted changes themselves are events of that timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// The timeline the scenario was forked from, which now has its changes.
+    pub into: TimelineId,
+    /// That timeline's version after the adopted changes.
+    pub into_version: u64,
+}
+
 /// What a command asks for. JSON: `{"type": "EstablishUnit", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -512,6 +523,8 @@ pub enum Action {
     CloseServicePoint(ServicePointClosure),
     SetServicePointServices(ServicePointServices),
     RevokeDecision(Revocation),
+    /// Only the service's adoption writes this (`POST /timelines/{id}/adopt`).
+    RecordAdoption(Adoption),
 }
 
 /// What an event records. JSON: `{"type": "UnitEstablished", ...fields}`.
@@ -539,6 +552,7 @@ pub enum Change {
     ServicePointClosed(ServicePointClosure),
     ServicePointServicesSet(ServicePointServices),
     DecisionRevoked(Revoked),
+    ScenarioAdopted(Adoption),
 }
 
 impl Change {
@@ -565,16 +579,20 @@ impl Change {
             Self::ServicePointClosed(_) => "ServicePointClosed",
             Self::ServicePointServicesSet(_) => "ServicePointServicesSet",
             Self::DecisionRevoked(_) => "DecisionRevoked",
+            Self::ScenarioAdopted(_) => "ScenarioAdopted",
         }
     }
 
     /// The command that asks for this change again, e.g. to apply a scenario's changes to the
     /// timeline it was forked from. `None` for the timeline's own start (creation, fork), which
-    /// cannot be asked for on an existing timeline. A revocation asks for exactly the changes it
+    /// cannot be asked for on an existing timeline, and for an adoption record, which says
+    /// something about this timeline only. A revocation asks for exactly the changes it
     /// withdrew when it was recorded.
     pub fn to_action(&self) -> Option<Action> {
         Some(match self.clone() {
-            Self::TimelineCreated(_) | Self::TimelineForked(_) => return None,
+            Self::TimelineCreated(_) | Self::TimelineForked(_) | Self::ScenarioAdopted(_) => {
+                return None
+            }
             Self::UnitEstablished(p) => Action::EstablishUnit(p),
             Self::UnitRenamed(p) => Action::RenameUnit(p),
             Self::UnitMoved(p) => Action::MoveUnit(p),
@@ -603,11 +621,14 @@ impl Change {
     }
 
     /// True for the changes that alter the organisation on an effective date (as opposed to the
-    /// timeline-level events: creation, fork, revocation).
+    /// timeline-level events: creation, fork, revocation, adoption).
     pub fn is_org_change(&self) -> bool {
         !matches!(
             self,
-            Self::TimelineCreated(_) | Self::TimelineForked(_) | Self::DecisionRevoked(_)
+            Self::TimelineCreated(_)
+                | Self::TimelineForked(_)
+                | Self::DecisionRevoked(_)
+                | Self::ScenarioAdopted(_)
         )
     }
 }

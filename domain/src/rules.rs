@@ -267,9 +267,10 @@ impl OrgState {
     /// (creation, fork, revocation) leave the organisation as it is.
     pub fn apply_change(&mut self, date: NaiveDate, change: &Change) -> Result<(), DomainError> {
         match change {
-            Change::TimelineCreated(_) | Change::TimelineForked(_) | Change::DecisionRevoked(_) => {
-                Ok(())
-            }
+            Change::TimelineCreated(_)
+            | Change::TimelineForked(_)
+            | Change::DecisionRevoked(_)
+            | Change::ScenarioAdopted(_) => Ok(()),
             Change::UnitEstablished(def) => {
                 self.check_new_unit(def, "action", true)?;
                 self.establish(date, def);

@@ -27,6 +27,9 @@ pub struct TimelineInfo {
     pub description: String,
     /// For a scenario: the timeline and version it was forked from.
     pub forked_from: Option<(TimelineId, u64)>,
+    /// For a scenario whose changes were adopted: the timeline (its parent) and that timeline's
+    /// version after the last adoption.
+    pub adopted_into: Option<(TimelineId, u64)>,
 }
 
 /// One change as the timeline remembers it.
@@ -350,6 +353,16 @@ impl Timeline {
                 Change::TimelineForked(fork)
             }
             Action::RevokeDecision(r) => Change::DecisionRevoked(self.check_revocation(r)?),
+            Action::RecordAdoption(a) => {
+                let parent = self.info.as_ref().and_then(|i| i.forked_from.as_ref());
+                if parent.is_none_or(|(p, _)| *p != a.into) {
+                    return Err(DomainError::invalid(
+                        "action.into",
+                        format!("is not the timeline this one was forked from: {}", a.into),
+                    ));
+                }
+                Change::ScenarioAdopted(a)
+            }
             other => {
                 let change = org_change(other);
                 self.check_insert(&cmd.context, &change)?;
@@ -438,6 +451,7 @@ impl Timeline {
                     name: def.name.clone(),
                     description: def.description.clone(),
                     forked_from: None,
+                    adopted_into: None,
                 });
             }
             Change::TimelineForked(fork) => {
@@ -446,10 +460,17 @@ impl Timeline {
                         name: fork.name.clone(),
                         description: String::new(),
                         forked_from: Some((fork.parent.clone(), fork.parent_version)),
+                        adopted_into: None,
                     });
                 }
                 for e in std::mem::take(&mut fork.base) {
                     self.apply_inherited(e);
+                }
+            }
+            // Inherited (version 0): the parent's adoption, not this timeline's.
+            Change::ScenarioAdopted(a) if version > 0 => {
+                if let Some(info) = &mut self.info {
+                    info.adopted_into = Some((a.into.clone(), a.into_version));
                 }
             }
             Change::DecisionRevoked(r) => {
@@ -518,6 +539,7 @@ fn org_change(action: Action) -> Change {
             case_number: r.case_number,
             revoked: r.command_ids.unwrap_or_default(),
         }),
+        Action::RecordAdoption(a) => Change::ScenarioAdopted(a),
     }
 }
 

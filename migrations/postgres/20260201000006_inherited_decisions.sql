@@ -28,3 +28,8 @@ ALTER TABLE decisions ADD COLUMN inherited_depth integer NOT NULL DEFAULT 0
 ALTER TABLE decisions DROP CONSTRAINT decisions_pkey;
 ALTER TABLE decisions ADD CONSTRAINT decisions_pkey
     PRIMARY KEY (timeline_id, inherited_depth, stream_version);
+
+-- A scenario whose changes were adopted (`ScenarioAdopted`): into which timeline (its parent),
+-- and that timeline's version after the last adoption. NULL otherwise.
+ALTER TABLE timelines ADD COLUMN adopted_into text;
+ALTER TABLE timelines ADD COLUMN adopted_into_version bigint;

@@ -38,3 +38,8 @@ CREATE TABLE decisions (
     PRIMARY KEY (timeline_id, inherited_depth, stream_version)
 );
 CREATE INDEX decisions_case ON decisions (timeline_id, case_number);
+
+-- A scenario whose changes were adopted (`ScenarioAdopted`): into which timeline (its parent),
+-- and that timeline's version after the last adoption. NULL otherwise.
+ALTER TABLE timelines ADD COLUMN adopted_into text;
+ALTER TABLE timelines ADD COLUMN adopted_into_version integer;

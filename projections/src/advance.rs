@@ -89,7 +89,8 @@ impl Projected {
             };
         }
         let from = match &event.change {
-            Change::TimelineCreated(_) => None,
+            // Nothing in the organisation changes.
+            Change::TimelineCreated(_) | Change::ScenarioAdopted(_) => None,
             Change::TimelineForked(_) => Some(NaiveDate::MIN),
             Change::DecisionRevoked(r) => self
                 .timeline

@@ -445,6 +445,11 @@ impl Projector {
                 pending.flush(tx).await?;
                 inherit_decisions(tx, &stream, f.parent.as_str(), f.parent_version).await?;
             }
+            Change::ScenarioAdopted(a) => {
+                let into_version = i64::try_from(a.into_version).unwrap_or(i64::MAX);
+                exec!(tx, "UPDATE timelines SET adopted_into = $1, adopted_into_version = $2 WHERE timeline_id = $3",
+                    a.into.as_str(), into_version, &stream)?;
+            }
             Change::DecisionRevoked(r) => {
                 // The revoked decisions' rows may still be buffered.
                 pending.flush(tx).await?;
@@ -950,6 +955,7 @@ pub fn summary(e: &TimelineEvent) -> String {
             r.case_number,
             r.revoked.len()
         ),
+        ScenarioAdopted(a) => format!("adopted into {} (its version {})", a.into, a.into_version),
     }
 }
 

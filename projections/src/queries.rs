@@ -765,7 +765,7 @@ pub async fn changes_between(
     }
     let decisions = fetch!(db, decision_row,
         "SELECT * FROM decisions WHERE timeline_id = $1 AND revoked_at IS NULL AND effective_from > $2 AND effective_from <= $3 \
-         AND event_type NOT IN ('TimelineCreated', 'TimelineForked', 'DecisionRevoked') ORDER BY effective_from, inherited_depth DESC, stream_version",
+         AND event_type NOT IN ('TimelineCreated', 'TimelineForked', 'DecisionRevoked', 'ScenarioAdopted') ORDER BY effective_from, inherited_depth DESC, stream_version",
         timeline, from, to)?;
     let before = responsibility_matrix(db, timeline, AsOf::now(from)).await?;
     let after = responsibility_matrix(db, timeline, AsOf::now(to)).await?;

@@ -51,8 +51,10 @@ impl Touched {
             t.areas.extend(d.areas.iter().map(|a| a.code.clone()));
         };
         match change {
-            Change::TimelineCreated(_) | Change::TimelineForked(_) | Change::DecisionRevoked(_) => {
-            }
+            Change::TimelineCreated(_)
+            | Change::TimelineForked(_)
+            | Change::DecisionRevoked(_)
+            | Change::ScenarioAdopted(_) => {}
             Change::UnitEstablished(d) => unit_def(self, d),
             Change::UnitRenamed(r) => {
                 self.units.insert(r.unit.clone());

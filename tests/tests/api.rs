@@ -877,7 +877,76 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         log.to_string().contains("Adopted from scenario alt-1"),
         "{log}"
     );
-    // Retried: a no-op.
+    // The scenario says it was adopted, where, and up to which version of the baseline; so does
+    // the list of timelines, and the scenario's decision log has the record.
+    let adopted_at = body["version"].clone();
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert_eq!(
+        (
+            &alt["adopted_into"],
+            &alt["adopted_into_version"],
+            &alt["version"]
+        ),
+        (&json!("oslo"), &adopted_at, &json!(3)),
+        "{alt}"
+    );
+    let (_, list) = app.get_json(READER, "/timelines").await;
+    let listed: Vec<String> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {}",
+                t["id"], t["adopted_into"], t["adopted_into_version"]
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&format!(r#""alt-1" "oslo" {adopted_at}"#)),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&r#""alt-2" null null"#.to_owned()),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&r#""oslo" null null"#.to_owned()),
+        "{listed:?}"
+    );
+    let (_, log) = app.get_json(READER, "/timelines/alt-1/decisions").await;
+    let last = log["decisions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["event_type"], &last["case_number"]),
+        (&json!("ScenarioAdopted"), &json!("25/1")),
+        "{log}"
+    );
+    // Reporting sees it in the `timelines` table (the log above waited for the projector).
+    let sql =
+        "SELECT adopted_into, adopted_into_version FROM timelines WHERE timeline_id = 'alt-1'";
+    let row: (Option<String>, Option<i64>) = match app.app.db() {
+        omorg_store::Database::Postgres(p) => sqlx::query_as(sql).fetch_one(p).await,
+        omorg_store::Database::Sqlite(p) => sqlx::query_as(sql).fetch_one(p).await,
+    }
+    .expect("timelines row");
+    assert_eq!(
+        (row.0.as_deref(), row.1),
+        (Some("oslo"), adopted_at.as_i64())
+    );
+    // Only the adoption writes that record: a client cannot claim it.
+    let (status, body) = app
+        .command(
+            "alt-2",
+            &command(
+                "alt-2-claim",
+                "2025-01-01",
+                json!({"type": "RecordAdoption", "into": "oslo", "into_version": 3}),
+            ),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "action.type", "{body}");
+    // Retried: a no-op, on both timelines.
     let (status, again) = app
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
         .await;
@@ -885,6 +954,8 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
     assert_eq!(again["duplicate"], true, "{again}");
     let (_, after) = app.get_json(READER, "/timelines/oslo").await;
     assert_eq!(after["version"], before["version"].as_u64().unwrap() + 1);
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert_eq!(alt["version"], 3, "{alt}");
     // The scenario went on: adopting it again adds only what is new.
     let rename =
         json!({"type": "RenameUnit", "unit": "helseetaten", "name": "Helseetaten (endret)"});
@@ -896,10 +967,17 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
         .await;
     assert_eq!(status, 200, "{more}");
+    // (The scenario's change 3 is the record of the first adoption; its rename is change 4.)
     assert_eq!(more["events"].as_array().unwrap().len(), 1, "{more}");
-    assert_eq!(more["events"][0]["command_id"], "adopt:alt-1/3", "{more}");
+    assert_eq!(more["events"][0]["command_id"], "adopt:alt-1/4", "{more}");
     let (_, later) = app.get_json(READER, "/timelines/oslo").await;
     assert_eq!(later["version"], after["version"].as_u64().unwrap() + 1);
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert_eq!(
+        (&alt["adopted_into_version"], &alt["version"]),
+        (&later["version"], &json!(5)),
+        "{alt}"
+    );
 
     // A scenario that no longer fits the baseline is refused whole: its first change (a rename
     // that would fit) is not applied either.

@@ -1568,6 +1568,99 @@ fn a_fork_starts_from_its_parents_events_and_diverges() {
     );
 }
 
+/// A scenario forked from `oslo` at its version 10, and the events it recorded.
+fn scenario() -> (Timeline, Vec<TimelineEvent>) {
+    let base = oslo();
+    let mut s = Timeline::default();
+    let fork = run(
+        &mut s,
+        cmd(
+            "f",
+            "2024-01-01",
+            Action::ForkTimeline(Fork {
+                name: "Alternative 1".into(),
+                parent: TimelineId::new("oslo").unwrap(),
+                parent_version: base.len() as u64,
+                base,
+            }),
+        ),
+    )
+    .unwrap()
+    .unwrap();
+    (s, vec![fork])
+}
+
+fn adoption(into: &str, into_version: u64) -> Action {
+    Action::RecordAdoption(Adoption {
+        into: TimelineId::new(into).unwrap(),
+        into_version,
+    })
+}
+
+#[test]
+fn only_a_scenario_records_its_adoption_and_only_into_its_parent() {
+    let (mut s, _) = scenario();
+    let refused = run(&mut s, cmd("a", "2024-02-01", adoption("bergen", 12))).unwrap_err();
+    assert_eq!(
+        refused,
+        DomainError::InvalidInput {
+            field: "action.into".into(),
+            reason: "is not the timeline this one was forked from: bergen".into(),
+        }
+    );
+    let event = run(&mut s, cmd("a", "2024-02-01", adoption("oslo", 12)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.info().unwrap().adopted_into,
+        Some((TimelineId::new("oslo").unwrap(), 12))
+    );
+    // A record about this timeline: no organisational change, nothing to adopt or ask again.
+    assert!(!event.change.is_org_change());
+    assert_eq!(event.change.to_action(), None);
+    // A later adoption (of changes made since) replaces it.
+    run(&mut s, cmd("b", "2024-03-01", adoption("oslo", 14))).unwrap();
+    assert_eq!(
+        s.info().unwrap().adopted_into,
+        Some((TimelineId::new("oslo").unwrap(), 14))
+    );
+    // A baseline has no parent to be adopted into.
+    refuses(
+        oslo(),
+        cmd("a", "2024-02-01", adoption("oslo", 12)),
+        DomainError::InvalidInput {
+            field: "action.into".into(),
+            reason: "is not the timeline this one was forked from: oslo".into(),
+        },
+    );
+}
+
+#[test]
+fn a_scenario_of_an_adopted_scenario_is_not_adopted() {
+    let (mut s, mut events) = scenario();
+    events.extend(run(&mut s, cmd("a", "2024-02-01", adoption("oslo", 12))).unwrap());
+    let mut child = Timeline::default();
+    run(
+        &mut child,
+        cmd(
+            "g",
+            "2024-03-01",
+            Action::ForkTimeline(Fork {
+                name: "Alternative 1b".into(),
+                parent: TimelineId::new("alt").unwrap(),
+                parent_version: events.len() as u64,
+                base: events,
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(child.info().unwrap().adopted_into, None);
+    assert_eq!(
+        child.info().unwrap().forked_from,
+        Some((TimelineId::new("alt").unwrap(), 2))
+    );
+}
+
 #[test]
 fn events_round_trip_through_json() {
     for e in oslo() {
