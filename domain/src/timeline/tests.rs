@@ -1618,6 +1618,15 @@ fn only_a_scenario_records_its_adoption_and_only_into_its_parent() {
     // A record about this timeline: no organisational change, nothing to adopt or ask again.
     assert!(!event.change.is_org_change());
     assert_eq!(event.change.to_action(), None);
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(
+        json["change"],
+        serde_json::json!({"type": "ScenarioAdopted", "into": "oslo", "into_version": 12})
+    );
+    assert_eq!(
+        serde_json::from_value::<TimelineEvent>(json).unwrap(),
+        event
+    );
     // A later adoption (of changes made since) replaces it.
     run(&mut s, cmd("b", "2024-03-01", adoption("oslo", 14))).unwrap();
     assert_eq!(
