@@ -385,4 +385,62 @@ mod tests {
         let e = parse_file(Path::new("c.yaml"), "42\n", &a).unwrap_err();
         assert!(e.to_string().starts_with("c.yaml: expected a list"), "{e}");
     }
+
+    /// The CSVs the API and the CLI write are reports, not import tables: none is recognised by
+    /// its header, so the `'` they put before a cell a spreadsheet would run as a formula
+    /// (`render::neutralised`) never comes back as part of an imported name. Making one of them
+    /// importable means taking that `'` off again here.
+    #[test]
+    fn exported_csvs_are_not_import_tables() {
+        use crate::queries::{DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory};
+        use crate::render;
+        let a = args(&[
+            "--effective-from",
+            "2020-01-01",
+            "--case-number",
+            "1/1",
+            "--body",
+            "Bystyret",
+            "--title",
+            "T",
+        ]);
+        let as_of: NaiveDate = "2020-01-01".parse().unwrap();
+        let exported = [
+            render::org_chart_csv(&OrgChart {
+                timeline: "t".into(),
+                as_of,
+                known_version: 1,
+                units: vec![],
+            }),
+            render::responsibilities_csv(&Responsibilities {
+                timeline: "t".into(),
+                as_of,
+                known_version: 1,
+                rows: vec![],
+            }),
+            render::service_history_csv(&ServiceHistory {
+                timeline: "t".into(),
+                service: "s".into(),
+                versions: vec![],
+                responsibilities: vec![],
+            }),
+            render::decisions_csv(&DecisionLog {
+                timeline: "t".into(),
+                decisions: vec![],
+            }),
+            render::change_feed_csv(&FeedPage {
+                timeline: "t".into(),
+                entries: vec![],
+                next: 0,
+            }),
+        ];
+        for csv in exported {
+            let csv = csv.unwrap();
+            let e = parse_file(Path::new("export.csv"), &csv, &a).unwrap_err();
+            assert!(
+                e.to_string().contains("unrecognised CSV header"),
+                "{csv}: {e}"
+            );
+        }
+    }
 }

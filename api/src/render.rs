@@ -1,6 +1,9 @@
 //! Text renderings of query answers: CSV for tables, Graphviz DOT and Mermaid for org charts.
+//! Every CSV goes through one writer, which keeps user text from running as a spreadsheet
+//! formula ([`neutralised`]).
 
 use crate::queries::{DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory, UnitNode};
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// An output format of a query.
@@ -49,10 +52,72 @@ fn flatten(chart: &OrgChart) -> Vec<(&UnitNode, Option<&str>, usize)> {
     out
 }
 
+/// A CSV cell: text that came from a user (a name, a title, an id, a case number) or a value
+/// the system produced (a date, a count, a version, an event type, a unit kind).
+enum Cell<'a> {
+    User(&'a str),
+    System(Cow<'a, str>),
+}
+
+fn user(s: &str) -> Cell<'_> {
+    Cell::User(s)
+}
+
+fn sys<'a>(s: impl Into<Cow<'a, str>>) -> Cell<'a> {
+    Cell::System(s.into())
+}
+
+/// User text as a spreadsheet will show it, not run it.
+///
+/// A cell starting with `=`, `+`, `-`, `@`, TAB or CR is taken for a formula by spreadsheet
+/// programs, so a unit named `=HYPERLINK(…)` in an exported org chart would run when a planner
+/// opens the file (OWASP "CSV Injection"). Such a cell gets a leading `'`, which spreadsheets
+/// read as "text" and do not show. Values the system produces never start that way (dates,
+/// counts, versions, fixed names) and are written as they are.
+pub fn neutralised(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A CSV table with a header row, in which every user cell is [`neutralised`]: the one
+/// writer of every CSV the API and the CLI produce.
+struct Table(csv::Writer<Vec<u8>>);
+
+impl Table {
+    fn new(header: &[&str]) -> Result<Self, csv::Error> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(header)?;
+        Ok(Self(w))
+    }
+
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), csv::Error> {
+        for cell in cells {
+            let text = match cell {
+                Cell::User(s) => neutralised(s),
+                Cell::System(s) => Cow::Borrowed(s.as_ref()),
+            };
+            self.0.write_field(text.as_bytes())?;
+        }
+        // Ends the record the fields above started.
+        self.0.write_record(None::<&[u8]>)
+    }
+
+    fn finish(self) -> Result<String, csv::Error> {
+        let bytes = self
+            .0
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        // Every field written was a Rust string, so the bytes are UTF-8.
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
 /// The org chart as CSV: one row per unit, depth-first, with its parent and areas.
 pub fn org_chart_csv(chart: &OrgChart) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let mut t = Table::new(&[
         "id",
         "code",
         "name",
@@ -66,25 +131,24 @@ pub fn org_chart_csv(chart: &OrgChart) -> Result<String, csv::Error> {
     for (n, parent, depth) in flatten(chart) {
         let areas: Vec<&str> = n.areas.iter().map(|a| a.code.as_str()).collect();
         let points: Vec<&str> = n.service_points.iter().map(|p| p.id.as_str()).collect();
-        w.write_record([
-            n.id.as_str(),
-            n.code.as_deref().unwrap_or(""),
-            n.name.as_str(),
-            n.kind.as_str(),
-            parent.unwrap_or(""),
-            &depth.to_string(),
-            &areas.join(";"),
-            &n.responsibilities.to_string(),
-            &points.join(";"),
+        t.row(&[
+            user(&n.id),
+            user(n.code.as_deref().unwrap_or("")),
+            user(&n.name),
+            sys(n.kind.as_str()),
+            user(parent.unwrap_or("")),
+            sys(depth.to_string()),
+            user(&areas.join(";")),
+            sys(n.responsibilities.to_string()),
+            user(&points.join(";")),
         ])?;
     }
-    into_string(w)
+    t.finish()
 }
 
 /// The responsibility matrix as CSV.
 pub fn responsibilities_csv(r: &Responsibilities) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let mut t = Table::new(&[
         "service",
         "service_name",
         "area",
@@ -93,16 +157,16 @@ pub fn responsibilities_csv(r: &Responsibilities) -> Result<String, csv::Error> 
         "unit_name",
     ])?;
     for row in &r.rows {
-        w.write_record([
-            &row.service,
-            &row.service_name,
-            &row.area,
-            &row.area_name,
-            &row.unit,
-            &row.unit_name,
+        t.row(&[
+            user(&row.service),
+            user(&row.service_name),
+            user(&row.area),
+            user(&row.area_name),
+            user(&row.unit),
+            user(&row.unit_name),
         ])?;
     }
-    into_string(w)
+    t.finish()
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -111,8 +175,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// A service's responsibility versions as CSV (one row per area and period).
 pub fn service_history_csv(h: &ServiceHistory) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let mut t = Table::new(&[
         "service",
         "area",
         "unit",
@@ -121,22 +184,21 @@ pub fn service_history_csv(h: &ServiceHistory) -> Result<String, csv::Error> {
         "recorded_from",
     ])?;
     for r in &h.responsibilities {
-        w.write_record([
-            &r.service_code,
-            &r.area_code,
-            &r.unit_id,
-            &r.effective_from.to_string(),
-            &opt(&r.effective_to),
-            &r.recorded_from.to_rfc3339(),
+        t.row(&[
+            user(&r.service_code),
+            user(&r.area_code),
+            user(&r.unit_id),
+            sys(r.effective_from.to_string()),
+            sys(opt(&r.effective_to)),
+            sys(r.recorded_from.to_rfc3339()),
         ])?;
     }
-    into_string(w)
+    t.finish()
 }
 
 /// The decision log as CSV.
 pub fn decisions_csv(log: &DecisionLog) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let mut t = Table::new(&[
         "stream_version",
         "case_number",
         "body",
@@ -149,26 +211,25 @@ pub fn decisions_csv(log: &DecisionLog) -> Result<String, csv::Error> {
         "revoked_at",
     ])?;
     for d in &log.decisions {
-        w.write_record([
-            &d.stream_version.to_string(),
-            &d.case_number,
-            &d.body,
-            &d.decision_date.to_string(),
-            &d.title,
-            &d.event_type,
-            &d.command_id,
-            &d.effective_from.to_string(),
-            &d.recorded_at.to_rfc3339(),
-            &opt(&d.revoked_at.map(|t| t.to_rfc3339())),
+        t.row(&[
+            sys(d.stream_version.to_string()),
+            user(&d.case_number),
+            user(&d.body),
+            sys(d.decision_date.to_string()),
+            user(&d.title),
+            sys(d.event_type.as_str()),
+            user(&d.command_id),
+            sys(d.effective_from.to_string()),
+            sys(d.recorded_at.to_rfc3339()),
+            sys(opt(&d.revoked_at.map(|t| t.to_rfc3339()))),
         ])?;
     }
-    into_string(w)
+    t.finish()
 }
 
 /// A page of the change feed as CSV.
 pub fn change_feed_csv(page: &FeedPage) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let mut t = Table::new(&[
         "position",
         "stream_version",
         "event_type",
@@ -178,25 +239,18 @@ pub fn change_feed_csv(page: &FeedPage) -> Result<String, csv::Error> {
         "summary",
     ])?;
     for e in &page.entries {
-        w.write_record([
-            &e.position.to_string(),
-            &e.stream_version.to_string(),
-            &e.event_type,
-            &e.command_id,
-            &e.case_number,
-            &e.effective_from.to_string(),
-            &e.summary,
+        t.row(&[
+            sys(e.position.to_string()),
+            sys(e.stream_version.to_string()),
+            sys(e.event_type.as_str()),
+            user(&e.command_id),
+            user(&e.case_number),
+            sys(e.effective_from.to_string()),
+            // Written by the system, but it starts with a user's id or name ("=x renamed …").
+            user(&e.summary),
         ])?;
     }
-    into_string(w)
-}
-
-fn into_string(w: csv::Writer<Vec<u8>>) -> Result<String, csv::Error> {
-    let bytes = w
-        .into_inner()
-        .map_err(|e| csv::Error::from(e.into_error()))?;
-    // Every field written was a Rust string, so the bytes are UTF-8.
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    t.finish()
 }
 
 /// A DOT string literal. Line breaks become DOT's `\n` escape and other control characters
@@ -350,5 +404,182 @@ mod tests {
             "{mermaid}"
         );
         assert_eq!(mermaid.lines().count(), 4, "{mermaid}");
+    }
+
+    /// Parses CSV text into its rows (the header included).
+    fn cells(csv: &str) -> Vec<Vec<String>> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(csv.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect()
+    }
+
+    const FORMULAS: [(&str, &str); 6] = [
+        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+    ];
+
+    #[test]
+    fn user_text_that_a_spreadsheet_would_run_is_quoted_in_the_org_chart() {
+        let mut c = chart();
+        let leaf = c.units[0].children[0].clone();
+        c.units[0].children = FORMULAS
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| UnitNode {
+                id: format!("u{i}"),
+                name: (*name).into(),
+                ..leaf.clone()
+            })
+            .collect();
+        c.units[0].children[0].id = "=id".into();
+        c.units[0].children[0].code = Some("-0301".into());
+        let rows = cells(&org_chart_csv(&c).unwrap());
+        // The header and the root, a normal name, unchanged.
+        assert_eq!(rows[0][2], "name");
+        assert_eq!(
+            rows[1][..4],
+            ["oslo", "0301", "Oslo kommune", "municipality"]
+        );
+        for (row, (_, shown)) in rows[2..].iter().zip(FORMULAS) {
+            assert_eq!(row[2], shown, "{row:?}");
+            // System values as they are; the parent, a normal id, too.
+            assert_eq!(row[3..6], ["district", "oslo", "1"], "{row:?}");
+        }
+        assert_eq!(rows[2][..2], ["'=id", "'-0301"]);
+    }
+
+    #[test]
+    fn user_text_that_a_spreadsheet_would_run_is_quoted_in_the_decision_log() {
+        let at: chrono::DateTime<chrono::Utc> = "2025-01-02T03:04:05Z".parse().unwrap();
+        let row = |case: &str, title: &str| omorg_projections::queries::DecisionRow {
+            stream_version: 2,
+            inherited_from: None,
+            command_id: format!("{case}-cmd"),
+            event_type: "UnitRenamed".into(),
+            case_number: case.into(),
+            body: "Bystyret".into(),
+            decision_date: "2024-12-01".parse().unwrap(),
+            title: title.into(),
+            link: None,
+            actor: "a".into(),
+            rationale: String::new(),
+            effective_from: "2025-01-01".parse().unwrap(),
+            recorded_at: at,
+            revoked_at: None,
+        };
+        let mut decisions = vec![row("25/1", "Bydelsreformen")];
+        decisions.extend(FORMULAS.iter().map(|(text, _)| row(text, text)));
+        let log = DecisionLog {
+            timeline: "oslo".into(),
+            decisions,
+        };
+        let rows = cells(&decisions_csv(&log).unwrap());
+        assert_eq!(
+            rows[1],
+            [
+                "2",
+                "25/1",
+                "Bystyret",
+                "2024-12-01",
+                "Bydelsreformen",
+                "UnitRenamed",
+                "25/1-cmd",
+                "2025-01-01",
+                "2025-01-02T03:04:05+00:00",
+                ""
+            ]
+        );
+        for (row, (text, shown)) in rows[2..].iter().zip(FORMULAS) {
+            assert_eq!(
+                (row[1].as_str(), row[4].as_str()),
+                (shown, shown),
+                "{row:?}"
+            );
+            assert_eq!(row[6], format!("'{text}-cmd"), "{row:?}");
+            assert_eq!((row[0].as_str(), row[3].as_str()), ("2", "2024-12-01"));
+        }
+    }
+
+    #[test]
+    fn user_text_that_a_spreadsheet_would_run_is_quoted_in_every_other_table() {
+        let (evil, shown) = ("=1+1", "'=1+1");
+        let r = Responsibilities {
+            timeline: "oslo".into(),
+            as_of: "2025-01-01".parse().unwrap(),
+            known_version: 1,
+            rows: vec![crate::queries::ResponsibilityRow {
+                service: evil.into(),
+                service_name: evil.into(),
+                area: evil.into(),
+                area_name: evil.into(),
+                unit: evil.into(),
+                unit_name: "Helseetaten".into(),
+            }],
+        };
+        let rows = cells(&responsibilities_csv(&r).unwrap());
+        assert_eq!(rows[1], [shown, shown, shown, shown, shown, "Helseetaten"]);
+
+        let at: chrono::DateTime<chrono::Utc> = "2025-01-02T03:04:05Z".parse().unwrap();
+        let h = ServiceHistory {
+            timeline: "oslo".into(),
+            service: evil.into(),
+            versions: vec![],
+            responsibilities: vec![omorg_projections::queries::ResponsibilityVersion {
+                service_code: evil.into(),
+                area_code: "030101".into(),
+                unit_id: evil.into(),
+                effective_from: "2025-01-01".parse().unwrap(),
+                effective_to: None,
+                recorded_from: at,
+                recorded_to: None,
+            }],
+        };
+        let rows = cells(&service_history_csv(&h).unwrap());
+        assert_eq!(
+            rows[1],
+            [
+                shown,
+                "030101",
+                shown,
+                "2025-01-01",
+                "",
+                "2025-01-02T03:04:05+00:00"
+            ]
+        );
+
+        let page = FeedPage {
+            timeline: "oslo".into(),
+            entries: vec![omorg_projections::queries::FeedEntry {
+                position: 7,
+                stream_version: 3,
+                event_type: "UnitDissolved".into(),
+                command_id: evil.into(),
+                case_number: evil.into(),
+                effective_from: "2025-01-01".parse().unwrap(),
+                recorded_at: at,
+                summary: format!("{evil} dissolved"),
+            }],
+            next: 7,
+        };
+        let rows = cells(&change_feed_csv(&page).unwrap());
+        assert_eq!(
+            rows[1],
+            [
+                "7",
+                "3",
+                "UnitDissolved",
+                shown,
+                shown,
+                "2025-01-01",
+                "'=1+1 dissolved"
+            ]
+        );
     }
 }

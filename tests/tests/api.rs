@@ -73,6 +73,54 @@ fn assert_problem(status: u16, body: &Value, expected: u16) {
     );
 }
 
+/// Names, titles and case numbers a spreadsheet would run as formulas come out of every CSV
+/// with a leading `'`; ordinary ones, and the system's own values, as they are.
+async fn csv_cells_that_would_run_as_formulas_are_quoted(app: TestApp) {
+    seeded(&app).await;
+    let mut rename = command(
+        "formula-1",
+        "2022-01-01",
+        json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": "=HYPERLINK(\"http://x\")"}),
+    );
+    rename["decision"]["case_number"] = json!("+1");
+    rename["decision"]["title"] = json!("@SUM(A1)");
+    let (status, body) = app.command("oslo", &rename).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, csv) = app
+        .get(
+            READER,
+            "/timelines/oslo/org-chart?as_of=2022-06-01&format=csv",
+        )
+        .await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(
+        csv.contains(
+            "\ngamle-oslo,030101,\"'=HYPERLINK(\"\"http://x\"\")\",district,oslo,1,030101,"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\ngrunerlokka,030102,Bydel Grünerløkka,district,oslo,1,030102,"),
+        "{csv}"
+    );
+    let (status, csv) = app
+        .get(READER, "/timelines/oslo/decisions?format=csv")
+        .await;
+    assert_eq!(status, 200, "{csv}");
+    let line = csv
+        .lines()
+        .find(|l| l.contains("formula-1"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        line.starts_with("9,'+1,Bystyret,2019-06-19,'@SUM(A1),UnitRenamed,formula-1,2022-01-01,"),
+        "{line}"
+    );
+    assert!(
+        csv.contains(",case/oslo-2,Bystyret,2019-06-19,Decision oslo-2,UnitEstablished,"),
+        "{csv}"
+    );
+}
+
 async fn timelines_are_created_listed_and_shown(app: TestApp) {
     seeded(&app).await;
     let (status, list) = app.get_json(READER, "/timelines").await;
@@ -1197,6 +1245,7 @@ on_both_backends!(
     timelines_are_created_listed_and_shown,
     a_command_changes_the_org_chart_and_a_retry_is_a_no_op,
     org_chart_in_every_format,
+    csv_cells_that_would_run_as_formulas_are_quoted,
     a_batch_is_all_or_nothing,
     errors_are_problem_documents,
     auth_is_required_and_roles_are_enforced,
