@@ -209,6 +209,7 @@ pub fn decisions_csv(log: &DecisionLog) -> Result<String, csv::Error> {
         "effective_from",
         "recorded_at",
         "revoked_at",
+        "inherited_from",
     ])?;
     for d in &log.decisions {
         t.row(&[
@@ -222,6 +223,7 @@ pub fn decisions_csv(log: &DecisionLog) -> Result<String, csv::Error> {
             sys(d.effective_from.to_string()),
             sys(d.recorded_at.to_rfc3339()),
             sys(opt(&d.revoked_at.map(|t| t.to_rfc3339()))),
+            user(d.inherited_from.as_deref().unwrap_or_default()),
         ])?;
     }
     t.finish()

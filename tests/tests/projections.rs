@@ -751,6 +751,14 @@ async fn a_scenario_shows_the_decisions_it_inherited(app: TestApp) {
     ]);
     let alt2 = log_lines(&ok(&app, "/timelines/alt2/decisions").await);
     assert_eq!(alt2, expected);
+    // The CSV names the timeline that recorded each entry, in its last column.
+    let (status, csv) = app.get(READER, "/timelines/alt/decisions?format=csv").await;
+    assert_eq!(status, 200, "{csv}");
+    let ends: Vec<&str> = csv.lines().map(|l| l.rsplit(',').next().unwrap()).collect();
+    let mut expected = vec!["inherited_from"];
+    expected.extend(["oslo"; 12]);
+    expected.extend(["", ""]);
+    assert_eq!(ends, expected, "{csv}");
     // Filters apply to inherited entries too.
     let merged = log_lines(&ok(&app, "/timelines/alt2/decisions?case_number=25/100").await);
     assert_eq!(merged, ["oslo@12 UnitsMerged m1"]);
