@@ -422,11 +422,11 @@ async fn histories_decisions_changes_and_feed(app: TestApp) {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "stream_version,case_number,body,decision_date,title,event_type,command_id,effective_from,recorded_at,revoked_at"
+        "stream_version,case_number,body,decision_date,title,event_type,command_id,effective_from,recorded_at,revoked_at,inherited_from"
     );
     assert!(
         lines[1].starts_with("14,25/151,Bystyret,2025-10-01,Sak 25/151,UnitsMerged,m2,2026-01-01,")
-            && lines[1].ends_with(','),
+            && lines[1].ends_with(",,"),
         "{csv}"
     );
     assert_eq!(lines.len(), 2, "{csv}");
