@@ -7,14 +7,15 @@ use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
 use chrono::{Datelike, NaiveDate, Utc};
 use omorg_domain::{
-    Action, Adoption, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline,
-    TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
+    Action, Adoption, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Revocation,
+    Timeline, TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
 };
 use omorg_store::{
     Checkpoint, CommandMetadata, Database, Outcome, RecordedEvent, Store, StoreConfig, Verification,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 
 /// The columns of the timeline-listing query (same order on both backends).
@@ -433,11 +434,50 @@ impl Omorg {
             Some(c) => c,
             None => command_id(&format!("adopt:{scenario}"))?,
         };
-        // The scenario's own command ids: a revocation of one of them withdrew a change that
-        // exists only in the scenario, which the adopted copy (under a new id) cannot name.
-        let own_ids: Vec<&CommandId> = own.iter().map(|c| &c.event.context.command_id).collect();
+        // Changes the scenario withdrew itself are adopted net. One the parent does not have yet
+        // is left out, with the part of a revocation that withdrew it (a revocation of nothing
+        // else is left out whole). One an earlier adoption already gave the parent is withdrawn
+        // there too: the revocation names the parent's copy, under the decision it rests on.
+        let own_ids: BTreeSet<&CommandId> =
+            own.iter().map(|c| &c.event.context.command_id).collect();
+        let withdrawn: BTreeSet<&CommandId> = own
+            .iter()
+            .filter_map(|c| match &c.event.change {
+                Change::DecisionRevoked(r) => Some(r.revoked.iter()),
+                _ => None,
+            })
+            .flatten()
+            .filter(|id| own_ids.contains(id))
+            .collect();
+        let own_version: BTreeMap<&CommandId, u64> = own
+            .iter()
+            .map(|c| (&c.event.context.command_id, c.record.stream_version))
+            .collect();
+        let adopted_before: BTreeMap<CommandId, String> = {
+            let copies: Vec<CommandId> = own
+                .iter()
+                .filter_map(|c| {
+                    CommandId::new(format!("{adoption}/{}", c.record.stream_version)).ok()
+                })
+                .collect();
+            self.store
+                .with_aggregate(timeline, |t, _| {
+                    copies
+                        .iter()
+                        .filter_map(|id| {
+                            let rec = t.0.record_of(id)?;
+                            Some((id.clone(), rec.event.context.decision.case_number.clone()))
+                        })
+                        .collect()
+                })
+                .await?
+        };
+        let copy_of = |version: u64| CommandId::new(format!("{adoption}/{version}"));
         let mut commands = Vec::with_capacity(own.len());
-        for c in &own {
+        // For each command of the batch, its place among the scenario's own changes (what a
+        // refusal's `index` reports).
+        let mut places = Vec::with_capacity(own.len());
+        for (place, c) in own.iter().enumerate() {
             let version = c.record.stream_version;
             let planned = &c.event.context;
             let Some(action) = c.event.change.to_action() else {
@@ -446,47 +486,106 @@ impl Omorg {
                     format!("change {version} starts a timeline and cannot be adopted"),
                 ));
             };
-            if let Action::RevokeDecision(r) = &action {
-                if r.command_ids
-                    .iter()
-                    .flatten()
-                    .any(|id| own_ids.contains(&id))
-                {
-                    return Err(ApiError::Conflict {
-                        rule: "scenario-revokes-its-own-change",
-                        detail: format!(
-                            "change {version} of scenario {scenario} revokes changes made in the \
-                             scenario itself; fork a new scenario without them to adopt"
-                        ),
-                    });
+            let copy =
+                copy_of(version).map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
+            let mut asks: Vec<(CommandId, Action)> = Vec::new();
+            match action {
+                Action::RevokeDecision(r) => {
+                    let (mine, inherited): (Vec<CommandId>, Vec<CommandId>) = r
+                        .command_ids
+                        .unwrap_or_default()
+                        .into_iter()
+                        .partition(|id| own_ids.contains(id));
+                    if !inherited.is_empty() {
+                        asks.push((
+                            copy.clone(),
+                            Action::RevokeDecision(Revocation {
+                                case_number: r.case_number,
+                                command_ids: Some(inherited),
+                            }),
+                        ));
+                    }
+                    // Copies an earlier adoption made: withdrawn too, one revocation per
+                    // decision they rest on.
+                    let mut by_case: BTreeMap<String, Vec<CommandId>> = BTreeMap::new();
+                    for id in &mine {
+                        let copied = own_version
+                            .get(id)
+                            .and_then(|v| copy_of(*v).ok())
+                            .and_then(|c| adopted_before.get_key_value(&c));
+                        if let Some((copy, case)) = copied {
+                            by_case.entry(case.clone()).or_default().push(copy.clone());
+                        }
+                    }
+                    for (n, (case, ids)) in by_case.into_iter().enumerate() {
+                        let id = CommandId::new(format!("{copy}.{}", n + 1))
+                            .map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
+                        asks.push((
+                            id,
+                            Action::RevokeDecision(Revocation {
+                                case_number: case,
+                                command_ids: Some(ids),
+                            }),
+                        ));
+                    }
                 }
+                // Withdrawn in the scenario and not in the parent yet: left out.
+                _ if withdrawn.contains(&planned.command_id)
+                    && !adopted_before.contains_key(&copy) => {}
+                action => asks.push((copy, action)),
             }
-            let command_id = CommandId::new(format!("{adoption}/{version}"))
-                .map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
-            let mut rationale = format!(
-                "Adopted from scenario {scenario} (its change {version}, command {}, planned \
-                 under {} {})",
-                planned.command_id, planned.decision.body, planned.decision.case_number
-            );
-            for text in [&req.rationale, &planned.rationale] {
-                if !text.is_empty() {
-                    rationale.push_str(": ");
-                    rationale.push_str(text);
+            for (command_id, action) in asks {
+                let mut rationale = format!(
+                    "Adopted from scenario {scenario} (its change {version}, command {}, planned \
+                     under {} {})",
+                    planned.command_id, planned.decision.body, planned.decision.case_number
+                );
+                for text in [&req.rationale, &planned.rationale] {
+                    if !text.is_empty() {
+                        rationale.push_str(": ");
+                        rationale.push_str(text);
+                    }
                 }
+                commands.push(TimelineCommand {
+                    context: ChangeContext {
+                        command_id,
+                        effective_from: planned.effective_from,
+                        decision: req.decision.clone(),
+                        actor: actor.to_owned(),
+                        rationale,
+                    },
+                    action,
+                });
+                places.push(place);
             }
-            commands.push(TimelineCommand {
-                context: ChangeContext {
-                    command_id,
-                    effective_from: planned.effective_from,
-                    decision: req.decision.clone(),
-                    actor: actor.to_owned(),
-                    rationale,
-                },
-                action,
-            });
+        }
+        if commands.is_empty() {
+            return Err(ApiError::invalid(
+                "scenario",
+                "has no changes of its own to adopt: it withdrew every one it made",
+            ));
         }
         let decision = req.decision.clone();
-        let result = self.run(timeline, commands, true, actor).await?;
+        let place = |index: Option<usize>| index.and_then(|i| places.get(i).copied());
+        let result = self
+            .run(timeline, commands, true, actor)
+            .await
+            .map_err(|e| match e {
+                ApiError::Refused { source, index } => ApiError::Refused {
+                    source,
+                    index: place(index),
+                },
+                ApiError::Invalid {
+                    field,
+                    reason,
+                    index,
+                } => ApiError::Invalid {
+                    field,
+                    reason,
+                    index: place(index),
+                },
+                other => other,
+            })?;
         // Then the scenario records that it was adopted. Its id follows from the adoption's and
         // the version the changes reached (the same on a retry, whose result is the original
         // events), so a retry that finds the record written is a no-op, and one that does not

@@ -1059,26 +1059,101 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         .await;
     assert!(!chart.to_string().contains("(ny)"), "{chart}");
 
-    // A scenario that revoked one of its own changes cannot name it once adopted.
-    let est = command(
-        "alt-3-est",
-        "2025-01-01",
-        json!({"type": "EstablishUnit", "unit": "bydel-y", "name": "Bydel Y", "kind": "district", "parent": "oslo"}),
-    );
-    let (status, body) = app.command("alt-3", &est).await;
-    assert_eq!(status, 200, "{body}");
-    let revoke = command(
-        "alt-3-revoke",
-        "2025-01-01",
-        json!({"type": "RevokeDecision", "case_number": "case/alt-3-est"}),
-    );
-    let (status, body) = app.command("alt-3", &revoke).await;
-    assert_eq!(status, 200, "{body}");
+    // A scenario that withdrew one of its own changes is adopted net: the withdrawn change and
+    // its revocation are left out, the rest goes in.
+    let district = |id: &str, unit: &str| {
+        command(
+            id,
+            "2025-01-01",
+            json!({"type": "EstablishUnit", "unit": unit, "name": unit, "kind": "district", "parent": "oslo"}),
+        )
+    };
+    for c in [
+        district("alt-3-y", "bydel-y"),
+        district("alt-3-z", "bydel-z"),
+        command(
+            "alt-3-revoke",
+            "2025-01-01",
+            json!({"type": "RevokeDecision", "case_number": "case/alt-3-y"}),
+        ),
+    ] {
+        let (status, body) = app.command("alt-3", &c).await;
+        assert_eq!(status, 200, "{body}");
+    }
     let (status, body) = app
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-3", "25/3"))
         .await;
-    assert_problem(status, &body, 409);
-    assert_eq!(body["rule"], "scenario-revokes-its-own-change", "{body}");
+    assert_eq!(status, 200, "{body}");
+    let adopted: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["command_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(adopted, ["adopt:alt-3/3"], "{body}");
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
+        .await;
+    assert!(chart.to_string().contains("bydel-z"), "{chart}");
+    assert!(!chart.to_string().contains("bydel-y"), "{chart}");
+
+    // A change that was adopted and then withdrawn in the scenario is withdrawn in the baseline
+    // too when the scenario is adopted again: alt-1's rename, adopted above, is revoked there.
+    let revoke = command(
+        "alt-1-undo",
+        "2025-02-01",
+        json!({"type": "RevokeDecision", "case_number": "case/alt-1-rename"}),
+    );
+    let (status, body) = app.command("alt-1", &revoke).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
+        .await;
+    assert!(chart.to_string().contains("(endret)"), "{chart}");
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"][0]["event_type"], "DecisionRevoked", "{body}");
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
+        .await;
+    assert!(!chart.to_string().contains("(endret)"), "{chart}");
+    // And again: nothing new.
+    let (status, again) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (200, &json!(true)),
+        "{again}"
+    );
+
+    // A scenario whose every change it withdrew itself has nothing to adopt.
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-4", "name": "alt-4"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for c in [
+        district("alt-4-w", "bydel-w"),
+        command(
+            "alt-4-revoke",
+            "2025-01-01",
+            json!({"type": "RevokeDecision", "case_number": "case/alt-4-w"}),
+        ),
+    ] {
+        let (status, body) = app.command("alt-4", &c).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-4", "25/4"))
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "scenario", "{body}");
 }
 
 /// The value of one series in a `/metrics` page, 0 when it is absent.
