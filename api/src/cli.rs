@@ -3,12 +3,12 @@
 
 use crate::auth::AuthConfig;
 use crate::config::{
-    ChartFormat, Cli, Command, DecisionsArgs, ExportArgs, ImportArgs, LogFormat, OrgChartArgs,
-    ServeArgs, TableFormat, VerifyArgs,
+    AdoptArgs, ChartFormat, Cli, Command, DecisionsArgs, ExportArgs, ImportArgs, LogFormat,
+    OrgChartArgs, ServeArgs, TableFormat, VerifyArgs,
 };
 use crate::error::ApiError;
 use crate::queries::{AsOf, OrgChart, Queries, UnitNode};
-use crate::service::{CreateTimelineRequest, Omorg};
+use crate::service::{AdoptRequest, CreateTimelineRequest, Omorg};
 use crate::state::AppState;
 use omorg_projections::{ProjectionError, ProjectionRunner, Projector};
 use omorg_store::Database;
@@ -137,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => export(&app, args).await,
         Command::OrgChart(args) => org_chart(&app, args).await,
         Command::Decisions(args) => decisions(&app, args).await,
+        Command::Adopt(args) => adopt(&app, args).await,
         Command::Verify(args) => verify(&app, args).await,
         Command::Demo => {
             let report = crate::demo::load(&app).await?;
@@ -346,6 +347,102 @@ fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]
         other => other,
     };
     CliError::Input(format!("{}: {origin}: {}", file.display(), describe(&e)))
+}
+
+/// `omorg adopt`: what `POST /timelines/{id}/adopt` does, reported on standard output.
+async fn adopt(app: &Omorg, args: AdoptArgs) -> Result<(), CliError> {
+    check_timeline(&args.timeline)?;
+    let scenario = crate::service::timeline_id(&args.scenario)
+        .map_err(|e| invalid_argument(&format!("--scenario {:?}", args.scenario), e))?;
+    let command_id = args
+        .command_id
+        .as_deref()
+        .map(|c| {
+            omorg_domain::CommandId::new(c)
+                .map_err(|e| CliError::Usage(format!("--command-id {c:?}: {e}")))
+        })
+        .transpose()?;
+    crate::service::check_date_range("--decision-date", args.decision_date)
+        .map_err(|e| invalid_argument("--decision-date", e))?;
+    let request = AdoptRequest {
+        scenario,
+        decision: omorg_domain::DecisionRef {
+            case_number: args.case_number,
+            body: args.body,
+            decision_date: args.decision_date,
+            title: args.title,
+            link: args.link,
+        },
+        command_id,
+        rationale: args.rationale,
+    };
+    let result = app
+        .adopt(&args.timeline, request, &args.actor)
+        .await
+        .map_err(|e| adoption_refused(e, &args.scenario))?;
+    let mut out = std::io::stdout().lock();
+    if result.duplicate {
+        writeln!(
+            out,
+            "scenario {} was already adopted into {} (duplicate): nothing written, the timeline \
+             stays at version {}",
+            args.scenario, result.timeline, result.version
+        )?;
+    } else {
+        writeln!(
+            out,
+            "adopted scenario {} into {}: {} new events, now at version {}",
+            args.scenario,
+            result.timeline,
+            result.events.len(),
+            result.version
+        )?;
+        for e in &result.events {
+            writeln!(out, "  v{} {} ({})", e.version, e.event_type, e.command_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// An adoption's refusal in the command line's terms: an invalid part of the adopting decision
+/// names its option (a usage error), and a change of the scenario that no longer fits is named
+/// by its version in the scenario rather than by its index in the adopted batch.
+fn adoption_refused(e: ApiError, scenario: &str) -> CliError {
+    if let ApiError::Invalid { field, reason, .. } = &e {
+        let option = match field.as_str() {
+            "decision.case_number" => Some("--case-number"),
+            "decision.body" => Some("--body"),
+            "decision.title" => Some("--title"),
+            "decision.link" => Some("--link"),
+            "actor" => Some("--actor"),
+            "command_id" => Some("--command-id"),
+            _ => None,
+        };
+        if let Some(option) = option {
+            return CliError::Usage(format!("{option}: {reason}"));
+        }
+    }
+    let Some(index) = e.problem().index else {
+        return e.into();
+    };
+    let e = match e {
+        ApiError::Refused { source, .. } => ApiError::Refused {
+            source,
+            index: None,
+        },
+        ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
+            field,
+            reason,
+            index: None,
+        },
+        other => other,
+    };
+    // The adopted batch starts with the scenario's change at version 2 (1 is the fork).
+    CliError::Input(format!(
+        "change {} of scenario {scenario}: {}",
+        index + 2,
+        describe(&e)
+    ))
 }
 
 async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {

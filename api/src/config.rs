@@ -156,6 +156,9 @@ pub enum Command {
     OrgChart(OrgChartArgs),
     /// Print a timeline's decision log (from the projections, caught up first).
     Decisions(DecisionsArgs),
+    /// Adopt a scenario into the timeline it was forked from: its own changes, all or
+    /// nothing, under the adopting decision (as `POST /timelines/{id}/adopt`).
+    Adopt(AdoptArgs),
     /// Verify the hash chain of one timeline or of all of them.
     Verify(VerifyArgs),
     /// Load the demo data (Oslo's districts, the new Asker, two scenarios). Idempotent.
@@ -221,6 +224,42 @@ pub struct ImportArgs {
     /// CSV only: decision title.
     #[arg(long)]
     pub title: Option<String>,
+}
+
+/// `omorg adopt`: the options are the fields of the API's adoption request.
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The timeline the scenario was forked from, which takes its changes.
+    #[arg(long)]
+    pub timeline: String,
+    /// The scenario to adopt.
+    #[arg(long)]
+    pub scenario: String,
+    /// The adopting decision's case number.
+    #[arg(long)]
+    pub case_number: String,
+    /// The deciding body.
+    #[arg(long)]
+    pub body: String,
+    /// The date of the decision (YYYY-MM-DD).
+    #[arg(long)]
+    pub decision_date: NaiveDate,
+    /// The decision's title.
+    #[arg(long)]
+    pub title: String,
+    /// A link to the decision document.
+    #[arg(long)]
+    pub link: Option<String>,
+    /// Why this alternative; prefixed to each adopted change's own rationale.
+    #[arg(long, default_value = "")]
+    pub rationale: String,
+    /// Command id of the adoption (default `adopt:<scenario>`); the adopted changes get
+    /// `<command-id>/<version>`, so running the same adoption again is a no-op.
+    #[arg(long)]
+    pub command_id: Option<String>,
+    /// Who adopts (recorded as the changes' actor).
+    #[arg(long, env = "USER", default_value = "omorg-cli")]
+    pub actor: String,
 }
 
 /// `omorg export`.

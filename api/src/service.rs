@@ -395,7 +395,9 @@ impl Omorg {
         req: AdoptRequest,
         actor: &str,
     ) -> Result<CommandResult, ApiError> {
-        timeline_id(timeline)?;
+        // An unknown timeline is 404 (as everywhere), not a scenario "forked from another one".
+        // The aggregate stays cached for the batch below.
+        self.read(timeline, |_| ()).await?;
         let scenario = req.scenario.as_str();
         let recorded = self.store.load_stream(scenario).await?;
         let Some(first) = recorded.first() else {

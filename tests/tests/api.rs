@@ -887,6 +887,12 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("nope", "25/1"))
         .await;
     assert_problem(status, &body, 404);
+    // An unknown timeline in the URL is 404, as on every route.
+    let (status, body) = app
+        .post(PLANNER, "/timelines/nowhere/adopt", &adopt("alt-1", "25/1"))
+        .await;
+    assert_problem(status, &body, 404);
+    assert_eq!(body["detail"], "timeline nowhere not found", "{body}");
     let (status, body) = app
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("oslo", "25/1"))
         .await;

@@ -225,6 +225,15 @@ async fn logs_off_a_terminal_have_no_colour_codes() {
 /// Runs the real binary with `args` and `env` (nothing inherited from `OMORG_*`); returns
 /// whether it succeeded and its standard error.
 async fn omorg_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = omorg_output(args, env).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the real binary with `args` and `env` (nothing inherited from `OMORG_*`).
+async fn omorg_output(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"));
     for k in [
         "OMORG_NO_AUTH",
@@ -234,16 +243,12 @@ async fn omorg_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     ] {
         command.env_remove(k);
     }
-    let out = command
+    command
         .args(args)
         .envs(env.iter().copied())
         .output()
         .await
-        .expect("run omorg");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .expect("run omorg")
 }
 
 /// A fresh directory for one test's files and SQLite database.
@@ -441,4 +446,142 @@ async fn an_unreachable_database_fails_fast_with_the_cause() {
     );
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// `omorg adopt` adopts a scenario as the API does: the parent then has the scenario's changes,
+/// running it again writes nothing, and a refusal exits non-zero with its reason.
+#[tokio::test]
+async fn adopt_applies_a_scenario_to_its_parent() {
+    let dir = scratch("adopt");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let omorg = |args: &[&str]| {
+        let mut argv = vec!["--database-url", url.as_str()];
+        argv.extend_from_slice(args);
+        let argv: Vec<String> = argv.into_iter().map(str::to_owned).collect();
+        async move {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = omorg_output(&argv, &[]).await;
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    // The adopting decision's options, `changed` replacing some.
+    let adopt = |timeline: &str, scenario: &str, changed: &[(&str, &str)]| {
+        let mut argv = vec!["adopt", "--timeline", timeline, "--scenario", scenario];
+        for (option, value) in [
+            ("--case-number", "19/1"),
+            ("--body", "Bystyret"),
+            ("--decision-date", "2019-06-19"),
+            ("--title", "Innbyggerservice valgt"),
+            ("--rationale", "valgt"),
+        ] {
+            let value = changed
+                .iter()
+                .find(|(o, _)| *o == option)
+                .map_or(value, |(_, v)| *v);
+            argv.extend([option, value]);
+        }
+        for (option, value) in changed {
+            if !argv.contains(option) {
+                argv.extend([*option, *value]);
+            }
+        }
+        omorg(&argv)
+    };
+    // The demo forks asker-alt-1 and asker-alt-2 from asker; each establishes a department
+    // and moves the citizen service desk to it.
+    let (code, _, stderr) = omorg(&["demo"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let chart = ["org-chart", "--timeline", "asker", "--as-of", "2020-06-01"];
+    let (_, before, _) = omorg(&chart).await;
+    assert!(!before.contains("Innbyggerservice"), "{before}");
+
+    let (code, stdout, stderr) = adopt("asker", "asker-alt-1", &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout
+            .starts_with("adopted scenario asker-alt-1 into asker: 2 new events, now at version "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(adopt:asker-alt-1/2)"), "{stdout}");
+    let (_, after, _) = omorg(&chart).await;
+    assert!(after.contains("Innbyggerservice (department)"), "{after}");
+    let (code, log, stderr) = omorg(&["decisions", "--timeline", "asker", "--case", "19/1"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(
+        log.contains("Bystyret 19/1: Innbyggerservice valgt"),
+        "{log}"
+    );
+
+    // Again: a no-op.
+    let version = stdout
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, stdout, stderr) = adopt("asker", "asker-alt-1", &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        format!(
+            "scenario asker-alt-1 was already adopted into asker (duplicate): nothing written, \
+             the timeline stays at version {version}"
+        )
+    );
+
+    // Refusals exit 1 with the reason: the other alternative no longer fits (the desk has
+    // moved), a timeline that does not exist, a timeline that is not a scenario.
+    for (timeline, scenario, reason) in [
+        ("asker", "asker-alt-2", "change 3 of scenario asker-alt-2: "),
+        ("nope", "asker-alt-1", "timeline nope not found"),
+        (
+            "oslo",
+            "asker-alt-1",
+            "was forked from asker, not from oslo [field: scenario]",
+        ),
+        ("asker", "oslo", "is not a scenario"),
+        ("asker", "ghost", "scenario ghost not found"),
+    ] {
+        let (code, stdout, stderr) = adopt(timeline, scenario, &[("--case-number", "19/2")]).await;
+        assert_eq!(code, Some(1), "{scenario} into {timeline}: {stderr}");
+        assert!(stderr.starts_with("omorg: error: "), "{stderr}");
+        assert!(
+            stderr.contains(reason),
+            "{scenario} into {timeline}: {stderr}"
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+    let (_, _, stderr) = adopt("asker", "asker-alt-2", &[]).await;
+    assert!(
+        stderr.trim_end().ends_with("[rule: nothing-to-change]"),
+        "{stderr}"
+    );
+    // Nothing of the refused alternative was written: one department, alternative 1's.
+    let (_, unchanged, _) = omorg(&chart).await;
+    assert_eq!(
+        unchanged.matches("Innbyggerservice (department)").count(),
+        1,
+        "{unchanged}"
+    );
+    // Invalid options are usage errors naming the option.
+    for (changed, message) in [
+        (("--title", ""), "--title: must not be empty"),
+        (("--decision-date", "0000-01-01"), "--decision-date: "),
+        (("--command-id", " x"), "--command-id \" x\": "),
+    ] {
+        let (code, _, stderr) = adopt("asker", "asker-alt-2", &[changed]).await;
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("omorg: error: {message}")),
+            "{stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
