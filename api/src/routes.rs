@@ -271,6 +271,18 @@ impl Params {
             .transpose()
     }
 
+    /// A non-negative integer the database stores as a signed 64-bit one (a version, a
+    /// position): a larger one names nothing that can exist, so it is invalid rather than an
+    /// empty page whose `next` could not be stored either.
+    fn stored_number(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.number(name)?
+            .map(|n| {
+                i64::try_from(n)
+                    .map_err(|_| ApiError::invalid(name, format!("must be at most {}", i64::MAX)))
+            })
+            .transpose()
+    }
+
     /// A date (end of that day, UTC) or an RFC 3339 instant.
     fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(s) = self.get(name) else {
@@ -633,7 +645,7 @@ async fn changes(
 /// global position.
 #[utoipa::path(get, path = "/timelines/{id}/change-feed",
     params(("id" = String, Path, description = "Timeline id"),
-        ("after_position" = Option<u64>, Query, description = "Entries after this global position (default 0); a page's `next`"),
+        ("after_position" = Option<u64>, Query, description = "Entries after this global position (default 0; at most 2^63 - 1); a page's `next`"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)"),
         ("format" = Option<Format>, Query, description = "json (default) or csv")),
     responses((status = 200, description = "A page of the change feed in the requested format", content((FeedPage = "application/json"), (String = "text/csv"))), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
@@ -647,9 +659,7 @@ async fn change_feed(
     caller.require(Permission::Query)?;
     let params = Params::parse(query)?;
     let format = params.format(&[Format::Json, Format::Csv])?;
-    let after = params.number("after_position")?.unwrap_or(0);
-    let after =
-        i64::try_from(after).map_err(|_| ApiError::invalid("after_position", "is too large"))?;
+    let after = params.stored_number("after_position")?.unwrap_or(0);
     let page = state
         .queries
         .change_feed(&id, after, limit(&params)?)
@@ -699,7 +709,7 @@ async fn compare(
 /// A timeline's events after a version, in version order (auditor).
 #[utoipa::path(get, path = "/timelines/{id}/events",
     params(("id" = String, Path, description = "Timeline id"),
-        ("after_version" = Option<u64>, Query, description = "Return events after this version (default 0)"),
+        ("after_version" = Option<u64>, Query, description = "Return events after this version (default 0; at most 2^63 - 1)"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
     responses((status = 200, body = EventPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
 #[tracing::instrument(name = "http.timeline_events", skip(state, caller, query))]
@@ -711,14 +721,19 @@ async fn timeline_events(
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Permission::Audit)?;
     let params = Params::parse(query)?;
-    let after = params.number("after_version")?.unwrap_or(0);
+    let after = params.stored_number("after_version")?.unwrap_or(0);
     let limit = limit(&params)?;
-    Ok(Json(state.app.stream_events(&id, after, limit).await?))
+    Ok(Json(
+        state
+            .app
+            .stream_events(&id, after.unsigned_abs(), limit)
+            .await?,
+    ))
 }
 
 /// Every timeline's events after a checkpoint, in the global order (auditor).
 #[utoipa::path(get, path = "/events",
-    params(("after" = Option<String>, Query, description = "Checkpoint `<tx>-<position>` from a previous page's `next` (default: the start)"),
+    params(("after" = Option<String>, Query, description = "Checkpoint `<tx>-<position>` from a previous page's `next` (default: the start); on SQLite always `0-<position>`"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
     responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 403, body = Problem)))]
 #[tracing::instrument(name = "http.all_events", skip(state, caller, query))]

@@ -913,6 +913,15 @@ impl Omorg {
         } else {
             after.parse()?
         };
+        if !self.db().could_have_issued(&checkpoint) {
+            return Err(ApiError::invalid(
+                "after",
+                format!(
+                    "{after:?} is no checkpoint of this event log (on SQLite every checkpoint is \
+                     0-<position>): pass the `next` of an earlier page"
+                ),
+            ));
+        }
         let events = self
             .db()
             .read_all_after(&checkpoint, limit.clamp(1, MAX_PAGE))

@@ -173,6 +173,17 @@ impl Database {
         }
     }
 
+    /// Whether this database could have issued `checkpoint`. SQLite has one writer at a time
+    /// and issues every checkpoint as `0-<position>`: one with another transaction part was
+    /// made by hand or by another database, and [`Database::read_all_after`] would read after
+    /// its position alone, silently ignoring the rest.
+    pub fn could_have_issued(&self, checkpoint: &Checkpoint) -> bool {
+        match self {
+            Self::Postgres(_) => true,
+            Self::Sqlite(_) => checkpoint.tx() == 0,
+        }
+    }
+
     /// Events of one stream with `from <= version <= to`, in version order, as stored: the
     /// payload is not decoded into the domain's event, so an auditor can read a row that no
     /// longer decodes (see [`crate::Store::load_stream_range`] for decoded events).

@@ -486,7 +486,57 @@ async fn malformed_path_ids_are_422_on_every_route(app: TestApp) {
     assert_eq!(status, 404, "{ct} {body}");
 }
 
+/// Versions and positions are stored as signed 64-bit integers: a page after one beyond that
+/// is 422 naming the parameter (it was an empty page whose `next` named a version that cannot
+/// exist); the largest storable one is an empty page.
+async fn paging_beyond_the_largest_stored_number_is_422(app: TestApp) {
+    seeded(&app).await;
+    for name in ["events?after_version", "change-feed?after_position"] {
+        for after in ["9223372036854775808", "18446744073709551615"] {
+            let (status, ct, body) =
+                raw_get(&app, &format!("/timelines/oslo/{name}={after}")).await;
+            let field = name.split_once('?').unwrap().1;
+            assert_problem(status, &ct, &body, 422, Some(field));
+            assert!(body.contains("at most 9223372036854775807"), "{body}");
+        }
+        let (status, _, body) =
+            raw_get(&app, &format!("/timelines/oslo/{name}=9223372036854775807")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// On SQLite every checkpoint of the global log is `0-<position>`: one with another
+/// transaction part was not issued by this server, and reading after its position alone would
+/// answer a question the client did not ask, so it is 422 naming `after`. PostgreSQL issues
+/// checkpoints with a transaction part, and takes them.
+async fn a_checkpoint_the_database_could_not_issue_is_422(app: TestApp) {
+    seeded(&app).await;
+    let (status, page) = app.get_json(AUDITOR, "/events?limit=1").await;
+    assert_eq!(status, 200, "{page}");
+    let issued = page["next"].as_str().expect("next").to_owned();
+    let (tx, position) = issued.split_once('-').expect("<tx>-<position>");
+    let (status, page) = app
+        .get_json(AUDITOR, &format!("/events?after={issued}"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let other_tx: u64 = tx.parse::<u64>().unwrap() + 7;
+    let (status, ct, body) = raw_get(&app, &format!("/events?after={other_tx}-{position}")).await;
+    match app.app.db().backend() {
+        omorg_e2e::Backend::Sqlite => {
+            assert_eq!(tx, "0", "{issued}");
+            assert_problem(status, &ct, &body, 422, Some("after"));
+            assert!(body.contains("0-<position>"), "{body}");
+        }
+        omorg_e2e::Backend::Postgres => assert_eq!(status, 200, "{body}"),
+    }
+    // A malformed checkpoint stays a 400.
+    let (status, ct, body) = raw_get(&app, "/events?after=x-1").await;
+    assert_problem(status, &ct, &body, 400, None);
+}
+
 on_both_backends!(
+    paging_beyond_the_largest_stored_number_is_422,
+    a_checkpoint_the_database_could_not_issue_is_422,
     malformed_path_ids_are_422_on_every_route,
     nul_characters_are_422_not_500,
     dates_outside_years_1_to_9999_are_422,
