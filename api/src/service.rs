@@ -918,7 +918,8 @@ impl Omorg {
                 "after",
                 format!(
                     "{after:?} is no checkpoint of this event log (on SQLite every checkpoint is \
-                     0-<position>): pass the `next` of an earlier page"
+                     0-<position>, on PostgreSQL only the start 0-0 is): pass the `next` of an \
+                     earlier page"
                 ),
             ));
         }

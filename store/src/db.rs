@@ -176,10 +176,12 @@ impl Database {
     /// Whether this database could have issued `checkpoint`. SQLite has one writer at a time
     /// and issues every checkpoint as `0-<position>`: one with another transaction part was
     /// made by hand or by another database, and [`Database::read_all_after`] would read after
-    /// its position alone, silently ignoring the rest.
+    /// its position alone, silently ignoring the rest. PostgreSQL's transaction ids start at 3,
+    /// so its only checkpoint with transaction part 0 is the start, `0-0`: a `0-<position>`
+    /// would read from the start, silently ignoring the position.
     pub fn could_have_issued(&self, checkpoint: &Checkpoint) -> bool {
         match self {
-            Self::Postgres(_) => true,
+            Self::Postgres(_) => checkpoint.tx() != 0 || checkpoint.position() == 0,
             Self::Sqlite(_) => checkpoint.tx() == 0,
         }
     }
