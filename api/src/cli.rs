@@ -376,10 +376,33 @@ async fn adopt(app: &Omorg, args: AdoptArgs) -> Result<(), CliError> {
         command_id,
         rationale: args.rationale,
     };
-    let result = app
-        .adopt(&args.timeline, request, &args.actor)
-        .await
-        .map_err(|e| adoption_refused(e, &args.scenario))?;
+    let result = match app.adopt(&args.timeline, request, &args.actor).await {
+        Ok(result) => result,
+        Err(e) => {
+            // The refusal's index counts the scenario's own changes, records of earlier
+            // adoptions aside: name the change by its version in the scenario.
+            let versions: Vec<u64> = app
+                .load(&args.scenario)
+                .await
+                .map(|t| {
+                    t.records()
+                        .iter()
+                        .filter(|r| {
+                            r.version > 0
+                                && !matches!(
+                                    r.event.change,
+                                    omorg_domain::Change::TimelineForked(_)
+                                        | omorg_domain::Change::TimelineCreated(_)
+                                        | omorg_domain::Change::ScenarioAdopted(_)
+                                )
+                        })
+                        .map(|r| r.version)
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(adoption_refused(e, &args.scenario, &versions));
+        }
+    };
     let mut out = std::io::stdout().lock();
     if result.duplicate {
         writeln!(
@@ -407,7 +430,7 @@ async fn adopt(app: &Omorg, args: AdoptArgs) -> Result<(), CliError> {
 /// An adoption's refusal in the command line's terms: an invalid part of the adopting decision
 /// names its option (a usage error), and a change of the scenario that no longer fits is named
 /// by its version in the scenario rather than by its index in the adopted batch.
-fn adoption_refused(e: ApiError, scenario: &str) -> CliError {
+fn adoption_refused(e: ApiError, scenario: &str, versions: &[u64]) -> CliError {
     if let ApiError::Invalid { field, reason, .. } = &e {
         let option = match field.as_str() {
             "decision.case_number" => Some("--case-number"),
@@ -437,10 +460,10 @@ fn adoption_refused(e: ApiError, scenario: &str) -> CliError {
         },
         other => other,
     };
-    // The adopted batch starts with the scenario's change at version 2 (1 is the fork).
+    // The scenario's own changes start at version 2 (1 is the fork).
+    let version = versions.get(index).copied().unwrap_or(index as u64 + 2);
     CliError::Input(format!(
-        "change {} of scenario {scenario}: {}",
-        index + 2,
+        "change {version} of scenario {scenario}: {}",
         describe(&e)
     ))
 }

@@ -507,16 +507,11 @@ impl Queries {
             None => at,
         };
         let (at_a, at_b) = (side(a_known_version), side(b_known_version));
-        for (t, at) in [(a, at_a), (b, at_b)] {
+        for (t, at, field) in [(a, at_a, "a_known_version"), (b, at_b, "b_known_version")] {
             // A version the timeline has not reached yet is refused rather than read as "now".
             if let Some(v) = at.known_version {
                 let current = pq::timeline(&self.db, t).await?.version;
                 if i64::try_from(v).map_or(true, |v| v > current) {
-                    let field = if t == a {
-                        "a_known_version"
-                    } else {
-                        "b_known_version"
-                    };
                     return Err(ApiError::invalid(
                         field,
                         format!("{t} has {current} events, not {v}"),

@@ -397,7 +397,7 @@ impl Omorg {
     ) -> Result<CommandResult, ApiError> {
         // An unknown timeline is 404 (as everywhere), not a scenario "forked from another one".
         // The aggregate stays cached for the batch below.
-        self.read(timeline, |_| ()).await?;
+        let parent_version = self.read(timeline, |t| t.0.version()).await?;
         let scenario = req.scenario.as_str();
         let recorded = self.store.load_stream(scenario).await?;
         let Some(first) = recorded.first() else {
@@ -455,20 +455,36 @@ impl Omorg {
             .iter()
             .map(|c| (&c.event.context.command_id, c.record.stream_version))
             .collect();
-        let adopted_before: BTreeMap<CommandId, String> = {
+        // Each copy an earlier adoption made: the decision it rests on, and whether the parent
+        // withdrew it by a decision of its own (not this adoption's revocation of it, which a
+        // retry asks for again): such a copy is not revoked a second time.
+        let adopted_before: BTreeMap<CommandId, (String, bool)> = {
             let copies: Vec<CommandId> = own
                 .iter()
                 .filter_map(|c| {
                     CommandId::new(format!("{adoption}/{}", c.record.stream_version)).ok()
                 })
                 .collect();
+            let ours = format!("{adoption}/");
             self.store
                 .with_aggregate(timeline, |t, _| {
                     copies
                         .iter()
                         .filter_map(|id| {
                             let rec = t.0.record_of(id)?;
-                            Some((id.clone(), rec.event.context.decision.case_number.clone()))
+                            let withdrawn_by_parent = rec.revoked_by.is_some_and(|v| {
+                                t.0.records().iter().any(|r| {
+                                    r.version == v
+                                        && !r.event.context.command_id.as_str().starts_with(&ours)
+                                })
+                            });
+                            Some((
+                                id.clone(),
+                                (
+                                    rec.event.context.decision.case_number.clone(),
+                                    withdrawn_by_parent,
+                                ),
+                            ))
                         })
                         .collect()
                 })
@@ -515,7 +531,7 @@ impl Omorg {
                             .get(id)
                             .and_then(|v| copy_of(*v).ok())
                             .and_then(|c| adopted_before.get_key_value(&c));
-                        if let Some((copy, case)) = copied {
+                        if let Some((copy, (case, false))) = copied {
                             by_case.entry(case.clone()).or_default().push(copy.clone());
                         }
                     }
@@ -567,6 +583,13 @@ impl Omorg {
                 "has no changes of its own to adopt: it withdrew every one it made",
             ));
         }
+        // The scenario's record gets the id `<adoption>/adopted-<into_version>`: checked here,
+        // with the largest version the changes can reach, so that an id too long for it is
+        // refused before the parent is written rather than after.
+        // One digit more than that bound leaves room for commands others append meanwhile.
+        let bound = parent_version.saturating_add(commands.len() as u64);
+        CommandId::new(format!("{adoption}/adopted-{bound}0"))
+            .map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
         let decision = req.decision.clone();
         let place = |index: Option<usize>| index.and_then(|i| places.get(i).copied());
         let result = self

@@ -1339,3 +1339,126 @@ on_both_backends!(
     every_response_carries_a_request_id,
     a_scenario_is_adopted_all_or_nothing,
 );
+
+/// an adoption whose command id leaves room for the copies' ids
+/// (`<id>/<version>`) but not for the scenario's record (`<id>/adopted-<version>`) writes the
+/// baseline and then fails, on every retry: the scenario never records that it was adopted.
+async fn a_long_adoption_id_is_refused_before_anything_is_written(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "alt-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let central =
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"});
+    let (status, body) = app
+        .command("alt-1", &command("alt-1-central", "2025-01-01", central))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, before) = app.get_json(READER, "/timelines/oslo").await;
+    let id = "a".repeat(115); // "<id>/2" is 117 characters (at most 120), "<id>/adopted-9" 125
+    let adopt = json!({"scenario": "alt-1", "decision": adoption("25/1"), "command_id": id});
+    for _attempt in 0..2 {
+        let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+        let (_, oslo) = app.get_json(READER, "/timelines/oslo").await;
+        let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+        if status == 200 {
+            assert_eq!(alt["adopted_into"], "oslo", "{alt}");
+        } else {
+            assert_eq!(
+                oslo["version"], before["version"],
+                "refused ({status} {body}), yet the baseline took the scenario's changes: {oslo} / scenario {alt}"
+            );
+        }
+    }
+}
+
+/// a change adopted, then revoked in the baseline itself, then withdrawn in the
+/// scenario too: adopting the scenario again (for a new change) tries to revoke the baseline's
+/// copy a second time and is refused, now and forever.
+async fn readoption_after_the_baseline_revoked_the_copy_itself(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "alt-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let adopt = json!({"scenario": "alt-1", "decision": adoption("25/1"), "rationale": "valgt"});
+    let rename = |id: &str, unit: &str, name: &str| {
+        command(
+            id,
+            "2025-02-01",
+            json!({"type": "RenameUnit", "unit": unit, "name": name}),
+        )
+    };
+    let (status, body) = app
+        .command(
+            "alt-1",
+            &rename("alt-1-rename", "helseetaten", "Helseetaten (endret)"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!(status, 200, "{body}");
+    // The council changes its mind: the baseline revokes the adopted rename itself ...
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "oslo-undo",
+                "2025-02-01",
+                json!({"type": "RevokeDecision", "case_number": "25/1", "command_ids": ["adopt:alt-1/2"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // ... and so does the scenario; the scenario then goes on with a new change.
+    let (status, body) = app
+        .command(
+            "alt-1",
+            &command(
+                "alt-1-undo",
+                "2025-02-01",
+                json!({"type": "RevokeDecision", "case_number": "case/alt-1-rename"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .command(
+            "alt-1",
+            &rename("alt-1-rename-2", "grunerlokka", "Bydel Grünerløkka (ny)"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The baseline already has the rename withdrawn: the new change should go in.
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// comparing a timeline with itself at two versions names the wrong parameter
+/// when `b_known_version` is beyond the timeline's version.
+async fn compare_names_the_side_whose_version_is_too_large(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .get_json(
+            READER,
+            "/compare?a=oslo&b=oslo&a_known_version=2&b_known_version=999",
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "b_known_version", "{body}");
+}
+
+on_both_backends!(
+    a_long_adoption_id_is_refused_before_anything_is_written,
+    readoption_after_the_baseline_revoked_the_copy_itself,
+    compare_names_the_side_whose_version_is_too_large,
+);

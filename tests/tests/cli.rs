@@ -585,3 +585,69 @@ async fn adopt_applies_a_scenario_to_its_parent() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Review finding: after a first adoption the scenario's record of it is one of its versions,
+/// so "change <index + 2>" names the wrong change of the scenario when a re-adoption is refused.
+#[tokio::test]
+async fn review_a_refused_readoption_names_the_scenarios_change() {
+    let dir = scratch("review-readopt");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let omorg = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let mut argv = vec!["--database-url".to_owned(), url];
+            argv.extend(args);
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = omorg_output(&argv, &[]).await;
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let adopt = args(&[
+        "adopt",
+        "--timeline",
+        "asker",
+        "--scenario",
+        "asker-alt-1",
+        "--case-number",
+        "19/1",
+        "--body",
+        "Bystyret",
+        "--decision-date",
+        "2019-06-19",
+        "--title",
+        "Valgt",
+    ]);
+    let (code, _, stderr) = omorg(args(&["demo"])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = omorg(adopt.clone()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // The scenario: 1 fork, 2-3 its changes, 4 the record of the adoption, 5 a new unit, which
+    // the baseline meanwhile established itself.
+    let establish = |id: &str| {
+        format!("- command_id: {id}\n  effective_from: 2021-01-01\n  decision: {{case_number: '21/9', body: Bystyret, decision_date: 2020-12-01, title: Ny enhet}}\n  action: {{type: EstablishUnit, unit: review-x, name: X, kind: department, parent: asker}}\n")
+    };
+    for (timeline, id) in [("asker-alt-1", "alt-x"), ("asker", "base-x")] {
+        let file = dir.join(format!("{id}.yaml"));
+        std::fs::write(&file, establish(id)).unwrap();
+        let (code, _, stderr) = omorg(args(&[
+            "import",
+            file.to_str().unwrap(),
+            "--timeline",
+            timeline,
+        ]))
+        .await;
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let (code, _, stderr) = omorg(adopt).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("change 5 of scenario asker-alt-1"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
