@@ -582,15 +582,14 @@ async fn decisions(app: &Omorg, args: DecisionsArgs) -> Result<(), CliError> {
                     .revoked_at
                     .map(|t| format!(" [revoked {}]", t.date_naive()))
                     .unwrap_or_default();
+                // An inherited entry names the timeline whose version it is.
+                let version = match &d.inherited_from {
+                    Some(t) => format!("{t}@v{}", d.stream_version),
+                    None => format!("v{}", d.stream_version),
+                };
                 format!(
-                    "v{:<4} {} {} {}: {} ({}, effective {}){revoked}\n",
-                    d.stream_version,
-                    d.decision_date,
-                    d.body,
-                    d.case_number,
-                    d.title,
-                    d.event_type,
-                    d.effective_from
+                    "{version:<5} {} {} {}: {} ({}, effective {}){revoked}\n",
+                    d.decision_date, d.body, d.case_number, d.title, d.event_type, d.effective_from
                 )
             })
             .collect(),

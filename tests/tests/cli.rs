@@ -495,6 +495,15 @@ async fn adopt_applies_a_scenario_to_its_parent() {
     // and moves the citizen service desk to it.
     let (code, _, stderr) = omorg(&["demo"]).await;
     assert_eq!(code, Some(0), "{stderr}");
+    // A scenario's decision log starts with what it inherited, each entry naming its timeline.
+    let (code, log, stderr) = omorg(&["decisions", "--timeline", "asker-alt-1"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let versions: Vec<&str> = log
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(versions.first(), Some(&"asker@v1"), "{log}");
+    assert!(versions.contains(&"v1"), "{log}");
     let chart = ["org-chart", "--timeline", "asker", "--as-of", "2020-06-01"];
     let (_, before, _) = omorg(&chart).await;
     assert!(!before.contains("Innbyggerservice"), "{before}");
@@ -586,10 +595,10 @@ async fn adopt_applies_a_scenario_to_its_parent() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Review finding: after a first adoption the scenario's record of it is one of its versions,
+/// after a first adoption the scenario's record of it is one of its versions,
 /// so "change <index + 2>" names the wrong change of the scenario when a re-adoption is refused.
 #[tokio::test]
-async fn review_a_refused_readoption_names_the_scenarios_change() {
+async fn a_refused_readoption_names_the_scenarios_change() {
     let dir = scratch("review-readopt");
     let url = format!("sqlite://{}", dir.join("omorg.db").display());
     let omorg = |args: Vec<String>| {
