@@ -1462,3 +1462,209 @@ on_both_backends!(
     readoption_after_the_baseline_revoked_the_copy_itself,
     compare_names_the_side_whose_version_is_too_large,
 );
+
+/// a refusal's `detail` and its `index` should name the same change of the scenario.
+async fn refusal_detail_and_index_agree(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "alt-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let district = |id: &str, unit: &str| {
+        command(
+            id,
+            "2025-01-01",
+            json!({"type": "EstablishUnit", "unit": unit, "name": unit, "kind": "district", "parent": "oslo"}),
+        )
+    };
+    for c in [
+        district("alt-1-y", "bydel-y"),
+        command(
+            "alt-1-revoke",
+            "2025-01-01",
+            json!({"type": "RevokeDecision", "case_number": "case/alt-1-y"}),
+        ),
+        district("alt-1-z", "bydel-z"),
+    ] {
+        let (status, body) = app.command("alt-1", &c).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = app.command("oslo", &district("oslo-z", "bydel-z")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/adopt",
+            &json!({"scenario": "alt-1", "decision": adoption("25/1")}),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["index"], 2, "{body}");
+    assert!(
+        !body["detail"].as_str().unwrap().starts_with("command 0"),
+        "{body}"
+    );
+}
+
+/// a scenario forked from an adopted scenario is not itself adopted; adopting it into
+/// its parent and that one again into the baseline works.
+async fn fork_of_an_adopted_scenario(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "s", "name": "s"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let rename = |id: &str, unit: &str, name: &str| {
+        command(
+            id,
+            "2025-02-01",
+            json!({"type": "RenameUnit", "unit": unit, "name": name}),
+        )
+    };
+    let (status, body) = app.command("s", &rename("s-1", "helseetaten", "H1")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/adopt",
+            &json!({"scenario": "s", "decision": adoption("25/1")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/s/fork",
+            &json!({"id": "c", "name": "c"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, c) = app.get_json(READER, "/timelines/c").await;
+    assert!(c["adopted_into"].is_null(), "{c}");
+    let (_, list) = app.get_json(READER, "/timelines").await;
+    let c_listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "c")
+        .unwrap()
+        .clone();
+    assert!(c_listed["adopted_into"].is_null(), "{c_listed}");
+    let (status, body) = app.command("c", &rename("c-1", "grunerlokka", "G1")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/s/adopt",
+            &json!({"scenario": "c", "decision": adoption("25/2")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, c) = app.get_json(READER, "/timelines/c").await;
+    assert_eq!(c["adopted_into"], "s", "{c}");
+    let (_, s) = app.get_json(READER, "/timelines/s").await;
+    assert_eq!(s["adopted_into"], "oslo", "{s}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/adopt",
+            &json!({"scenario": "s", "decision": adoption("25/1")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
+        .await;
+    assert!(chart.to_string().contains("G1"), "{chart}");
+    let sql = "SELECT timeline_id, adopted_into FROM timelines WHERE timeline_id IN ('s', 'c') ORDER BY timeline_id";
+    let rows: Vec<(String, Option<String>)> = match app.app.db() {
+        omorg_store::Database::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
+        omorg_store::Database::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
+    }
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("c".to_owned(), Some("s".to_owned())),
+            ("s".to_owned(), Some("oslo".to_owned()))
+        ]
+    );
+}
+
+/// the state an adoption leaves when it stops after writing the parent (the same batch,
+/// written by hand); the retry completes it with the scenario's record.
+async fn adoption_retry_after_half_way(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "alt-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let central =
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"});
+    let (status, body) = app
+        .command(
+            "alt-1",
+            &command("alt-1-central", "2025-01-01", central.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let half = json!({"commands": [{
+        "command_id": "adopt:alt-1/2",
+        "effective_from": "2025-01-01",
+        "decision": adoption("25/1"),
+        "actor": "planner@test",
+        "rationale": "Adopted from scenario alt-1 (its change 2, command alt-1-central, planned under Bystyret case/alt-1-central): valgt: e2e",
+        "action": central,
+    }]});
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/batch", &half).await;
+    assert_eq!(status, 200, "{body}");
+    let written = body["version"].clone();
+    // The parent moves on meanwhile.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "oslo-later",
+                "2025-03-01",
+                json!({"type": "RenameUnit", "unit": "grunerlokka", "name": "G"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let adopt = json!({"scenario": "alt-1", "decision": adoption("25/1"), "rationale": "valgt"});
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert_eq!(
+        (
+            &alt["adopted_into"],
+            &alt["adopted_into_version"],
+            &alt["version"]
+        ),
+        (&json!("oslo"), &written, &json!(3)),
+        "{alt}"
+    );
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert_eq!(alt["version"], 3, "{alt}");
+}
+
+on_both_backends!(
+    refusal_detail_and_index_agree,
+    fork_of_an_adopted_scenario,
+    adoption_retry_after_half_way,
+);

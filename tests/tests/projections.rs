@@ -1058,3 +1058,132 @@ mod lagging {
         super::a_lagging_projector_answers_503_with_retry_after(Backend::Sqlite).await;
     }
 }
+
+/// forks at an earlier parent version, nested, revocations before/after, and a rebuild.
+async fn inherited_decisions_at_earlier_fork_versions_and_after_a_rebuild(app: TestApp) {
+    scripted(&app).await;
+    let fork = |parent: &'static str, id: &'static str, version: u64| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post(
+                    PLANNER,
+                    &format!("/timelines/{parent}/fork"),
+                    &json!({"id": id, "name": id, "version": version}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    };
+    // Before the baseline's revocation of 25/100 (v13): m1 in force in the scenario.
+    fork("oslo", "early", 12).await;
+    // After it: m1 revoked.
+    fork("oslo", "late", 13).await;
+    // The scenario revokes the centralisation it inherited.
+    let (status, body) = app
+        .command(
+            "early",
+            &decided(
+                "early-rv",
+                "2024-12-01",
+                "24/300",
+                "2024-11-01",
+                json!({"type": "RevokeDecision", "case_number": "24/200"}),
+            ),
+        )
+        .await;
+    assert_eq!((status, &body["version"]), (200, &json!(2)), "{body}");
+    fork("early", "early-a", 1).await;
+    fork("early", "early-b", 2).await;
+    let early = log_lines(&ok(&app, "/timelines/early/decisions").await);
+    assert_eq!(
+        early[10], "oslo@11 ServiceCentralised cz revoked",
+        "{early:?}"
+    );
+    assert_eq!(early[11], "oslo@12 UnitsMerged m1", "{early:?}");
+    assert_eq!(early.len(), 14, "{early:?}");
+    let late = log_lines(&ok(&app, "/timelines/late/decisions").await);
+    assert_eq!(late[11], "oslo@12 UnitsMerged m1 revoked", "{late:?}");
+    assert_eq!(late[12], "oslo@13 DecisionRevoked rv", "{late:?}");
+    assert_eq!(late.len(), 14, "{late:?}");
+    let a = log_lines(&ok(&app, "/timelines/early-a/decisions").await);
+    assert_eq!(a[10], "oslo@11 ServiceCentralised cz", "{a:?}");
+    assert_eq!(a[11], "oslo@12 UnitsMerged m1", "{a:?}");
+    assert_eq!(
+        a[12..],
+        ["early@1 TimelineForked ", "-@1 TimelineForked "],
+        "{a:?}"
+    );
+    let b = log_lines(&ok(&app, "/timelines/early-b/decisions").await);
+    assert_eq!(b[10], "oslo@11 ServiceCentralised cz revoked", "{b:?}");
+    assert_eq!(
+        b[12..],
+        [
+            "early@1 TimelineForked ",
+            "early@2 DecisionRevoked early-rv",
+            "-@1 TimelineForked "
+        ],
+        "{b:?}"
+    );
+    // early-a revokes the centralisation itself; early is untouched.
+    let (status, body) = app
+        .command(
+            "early-a",
+            &decided(
+                "a-rv",
+                "2024-12-01",
+                "24/301",
+                "2024-11-01",
+                json!({"type": "RevokeDecision", "case_number": "24/200"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a = log_lines(&ok(&app, "/timelines/early-a/decisions").await);
+    assert_eq!(a[10], "oslo@11 ServiceCentralised cz revoked", "{a:?}");
+    let b2 = log_lines(&ok(&app, "/timelines/early-b/decisions").await);
+    assert_eq!(b, b2);
+
+    let dump = |app: &TestApp| {
+        let db = app.app.db().clone();
+        async move {
+            let sql = "SELECT timeline_id || '|' || coalesce(inherited_from, '-') || '|' || inherited_depth || '|' || stream_version || '|' || position || '|' || command_id || '|' || coalesce(CAST(revoked_at AS text), '-') || '|' || coalesce(CAST(revoked_by_version AS text), '-') FROM decisions ORDER BY timeline_id, inherited_depth, stream_version";
+            let rows: Vec<(String,)> = match &db {
+                omorg_store::Database::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
+                omorg_store::Database::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
+            }
+            .expect("dump");
+            rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
+        }
+    };
+    let paths = [
+        "/timelines/early/decisions",
+        "/timelines/late/decisions",
+        "/timelines/early-a/decisions",
+        "/timelines/early-b/decisions",
+        "/timelines",
+    ];
+    let mut before = Vec::new();
+    for p in paths {
+        before.push(ok(&app, p).await);
+    }
+    let rows_before = dump(&app).await;
+    app.queries.shutdown();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"))
+        .args(["--database-url", &app.database_url, "rebuild"])
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run omorg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows_before, dump(&app).await);
+    for (p, b) in paths.iter().zip(&before) {
+        assert_eq!(&ok(&app, p).await, b, "{p}");
+    }
+}
+
+on_both_backends!(inherited_decisions_at_earlier_fork_versions_and_after_a_rebuild);
