@@ -54,7 +54,24 @@ pub(crate) fn check_text(field: &str, s: &str) -> Result<(), DomainError> {
             format!("must be at most {MAX_NAME_LEN} characters"),
         ));
     }
+    if let Some(c) = s.chars().find(|c| is_bidi_control(*c)) {
+        // An embedding, override or isolate makes a name display in another order than it is
+        // stored ("Trojan Source"): an org chart or a CSV could show one unit's name as
+        // another's. Names never need them; the marks U+200E/U+200F stay allowed.
+        return Err(DomainError::invalid(
+            field,
+            format!(
+                "must not contain the bidirectional control character U+{:04X}",
+                u32::from(c)
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// The Unicode bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Free text that may be empty, but must be storable (no NUL).

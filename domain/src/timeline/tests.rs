@@ -1900,6 +1900,37 @@ fn dates_outside_years_1_to_9999_and_nul_characters_are_invalid_input() {
 }
 
 #[test]
+fn names_refuse_bidirectional_controls_that_reorder_what_is_shown() {
+    // "Bydel Alna" with an override that shows the rest of the name reversed.
+    let mut u = unit("bjerke", District, None, &[]);
+    u.name = "Bydel \u{202E}anlA".into();
+    refuses(
+        oslo(),
+        cmd("e", "2021-01-01", Action::EstablishUnit(u.clone())),
+        DomainError::InvalidInput {
+            field: "action.name".into(),
+            reason: "must not contain the bidirectional control character U+202E".into(),
+        },
+    );
+    let mut c = cmd("e", "2021-01-01", Action::EstablishUnit(u.clone()));
+    u.name = "Bydel Bjerke".into();
+    c.action = Action::EstablishUnit(u.clone());
+    c.context.decision.title = "Vedtak \u{2067}x\u{2069}".into();
+    refuses(
+        oslo(),
+        c,
+        DomainError::InvalidInput {
+            field: "decision.title".into(),
+            reason: "must not contain the bidirectional control character U+2067".into(),
+        },
+    );
+    // A right-to-left mark only affects neutral characters around it: allowed.
+    u.name = "Bydel Bjerke\u{200F}".into();
+    let mut t = timeline(oslo());
+    run(&mut t, cmd("e", "2021-01-01", Action::EstablishUnit(u))).unwrap();
+}
+
+#[test]
 fn free_text_fields_refuse_nul_too() {
     let mut u = unit("bjerke", District, None, &[]);
     u.attributes
