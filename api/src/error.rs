@@ -114,6 +114,11 @@ pub enum ApiError {
         /// Its global position.
         position: i64,
     },
+    /// A stored event cannot be read as stored: only an edit behind the store's back (on SQLite,
+    /// whose columns are text) leaves such a row. **500**, naming the row, so that an auditor
+    /// knows what to look at; `verify` names every altered event.
+    #[error("the event log holds a row that cannot be read ({0}); GET /timelines/{{id}}/verify names every altered event")]
+    EventUnreadable(String),
     /// Anything else that is the server's fault. **500.** The cause is logged, not echoed.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -197,7 +202,9 @@ impl ApiError {
             Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::Lagging { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) | Self::ProjectionFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::ProjectionFailed { .. } | Self::EventUnreadable(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -217,6 +224,7 @@ impl ApiError {
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Lagging { .. } => ("projection-lagging", "Read models lagging"),
             Self::ProjectionFailed { .. } => ("projection-failed", "Timeline cannot be projected"),
+            Self::EventUnreadable(_) => ("event-unreadable", "Event cannot be read"),
             Self::Internal(_) => ("internal", "Internal server error"),
         };
         let (field, rule, index) = match self {

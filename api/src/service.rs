@@ -916,7 +916,10 @@ impl Omorg {
         let page: Vec<RecordedEvent> = if from > to {
             Vec::new()
         } else {
-            self.db().stream_events(timeline, from, to).await?
+            self.db()
+                .stream_events(timeline, from, to)
+                .await
+                .map_err(unreadable)?
         };
         if page.is_empty() && self.db().stream_events(timeline, 1, 1).await?.is_empty() {
             return Err(ApiError::timeline_not_found(timeline));
@@ -949,7 +952,8 @@ impl Omorg {
         let events = self
             .db()
             .read_all_after(&checkpoint, limit.clamp(1, MAX_PAGE))
-            .await?;
+            .await
+            .map_err(unreadable)?;
         let next = events
             .last()
             .map_or(checkpoint, |e| e.checkpoint)
@@ -973,6 +977,15 @@ impl Omorg {
             return Err(ApiError::timeline_not_found(timeline));
         }
         Ok(v)
+    }
+}
+
+/// A page of the log with a row that does not parse as stored names that row (500
+/// `event-unreadable`) rather than answering a bare internal error.
+fn unreadable(e: omorg_store::StoreError) -> ApiError {
+    match e {
+        omorg_store::StoreError::Corrupt(row) => ApiError::EventUnreadable(row),
+        other => other.into(),
     }
 }
 

@@ -531,7 +531,9 @@ async fn a_checkpoint_the_database_could_not_issue_is_422(app: TestApp) {
             assert_eq!(status, 200, "{body}");
             // A SQLite-style checkpoint: PostgreSQL never issues one (its transaction ids start
             // at 3), and it would read from the start, ignoring the position.
-            let (status, ct, body) = raw_get(&app, &format!("/events?after=0-{position}")).await;
+            // (Not the issued position: the first page is empty, its next 0-0, while other tests
+            // on the server hold transactions open.)
+            let (status, ct, body) = raw_get(&app, "/events?after=0-1").await;
             assert_problem(status, &ct, &body, 422, Some("after"));
             let (status, page) = app.get_json(AUDITOR, "/events?after=0-0&limit=1").await;
             assert_eq!(status, 200, "{page}");

@@ -1187,3 +1187,37 @@ async fn inherited_decisions_at_earlier_fork_versions_and_after_a_rebuild(app: T
 }
 
 on_both_backends!(inherited_decisions_at_earlier_fork_versions_and_after_a_rebuild);
+
+/// On SQLite a row edited behind the store's back so that its payload is no longer JSON cannot be
+/// shown as stored: the auditor's page names the row (500 `event-unreadable`) instead of a bare
+/// internal error, and verify names it too.
+#[tokio::test]
+async fn a_row_that_is_not_json_is_named_on_sqlite() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    seed(&app).await;
+    let omorg_store::Database::Sqlite(p) = app.app.db() else {
+        unreachable!()
+    };
+    sqlx::query("INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, metadata, recorded_at, prev_hash, hash, command_id, command_events) \
+                 VALUES ('junk', 1, 'TimelineCreated', '1', 'not json', '{}', '2026-11-23T12:00:00.000000Z', $1, $1, 'junk-1', 1)")
+        .bind("0".repeat(64))
+        .execute(p)
+        .await
+        .expect("raw insert");
+    let (status, report) = app.get_json(AUDITOR, "/timelines/junk/verify").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["first_break"]["version"], 1, "{report}");
+    for path in ["/timelines/junk/events", "/events"] {
+        let (status, body) = app.get_json(AUDITOR, path).await;
+        assert_eq!(
+            (status, &body["type"]),
+            (500, &json!("urn:omorg:problem:event-unreadable")),
+            "{path}: {body}"
+        );
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("junk@1") && detail.contains("verify"),
+            "{body}"
+        );
+    }
+}
