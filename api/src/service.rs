@@ -583,6 +583,26 @@ impl Omorg {
                 "has no changes of its own to adopt: it withdrew every one it made",
             ));
         }
+        // A change an earlier adoption already copied is asked for with the context it was
+        // copied with (decision, rationale, actor), so that asking again is a no-op whatever
+        // this request's decision: only what is new rests on this adoption's decision.
+        let ids: Vec<CommandId> = commands
+            .iter()
+            .map(|c| c.context.command_id.clone())
+            .collect();
+        let copied: BTreeMap<CommandId, ChangeContext> = self
+            .store
+            .with_aggregate(timeline, |t, _| {
+                ids.iter()
+                    .filter_map(|id| Some((id.clone(), t.0.record_of(id)?.event.context.clone())))
+                    .collect()
+            })
+            .await?;
+        for c in &mut commands {
+            if let Some(context) = copied.get(&c.context.command_id) {
+                c.context = context.clone();
+            }
+        }
         // The scenario's record gets the id `<adoption>/adopted-<into_version>`: checked here,
         // with the largest version the changes can reach, so that an id too long for it is
         // refused before the parent is written rather than after.
@@ -636,6 +656,18 @@ impl Omorg {
                 into_version,
             }),
         };
+        // Written before (a resent adoption): asked for again as it was, a no-op.
+        let mut record = record;
+        let id = record.context.command_id.clone();
+        if let Some(context) = self
+            .store
+            .with_aggregate(scenario, |t, _| {
+                t.0.record_of(&id).map(|r| r.event.context.clone())
+            })
+            .await?
+        {
+            record.context = context;
+        }
         self.run(scenario, vec![record], false, actor).await?;
         Ok(result)
     }

@@ -1457,7 +1457,76 @@ async fn compare_names_the_side_whose_version_is_too_large(app: TestApp) {
     assert_eq!(body["field"], "b_known_version", "{body}");
 }
 
+/// Adopting a scenario again under another decision: what was adopted before keeps its
+/// decision, and only what is new rests on the new one.
+async fn a_scenario_is_adopted_again_under_another_decision(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt-1", "name": "alt-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let rename = |id: &str, name: &str| {
+        command(
+            id,
+            "2025-02-01",
+            json!({"type": "RenameUnit", "unit": "helseetaten", "name": name}),
+        )
+    };
+    let adopt = |case: &str| json!({"scenario": "alt-1", "decision": adoption(case)});
+    let (status, body) = app
+        .command("alt-1", &rename("first", "Helseetaten I"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/1"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .command("alt-1", &rename("second", "Helseetaten II"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/2"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "{body}");
+    // Resent under yet another decision with nothing new: a no-op.
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/3"))
+        .await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    let (_, log) = app.get_json(READER, "/timelines/oslo/decisions").await;
+    let copies: Vec<String> = log["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["command_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("adopt:alt-1/")
+        })
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["command_id"].as_str().unwrap(),
+                d["case_number"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        copies,
+        ["adopt:alt-1/2 25/1", "adopt:alt-1/4 25/2"],
+        "{log}"
+    );
+}
+
 on_both_backends!(
+    a_scenario_is_adopted_again_under_another_decision,
     a_long_adoption_id_is_refused_before_anything_is_written,
     readoption_after_the_baseline_revoked_the_copy_itself,
     compare_names_the_side_whose_version_is_too_large,
