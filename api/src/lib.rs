@@ -9,6 +9,8 @@
 //!   timelines, run commands (a batch is all or nothing), read the event log, verify.
 //! - [`batch`]: the timeline aggregate commanded with a *list* of commands, which is how a batch
 //!   is appended in one transaction.
+//! - `adoption`: which commands a scenario's own changes become when it is adopted into its
+//!   parent (pure; [`Omorg::adopt`] runs them and records the adoption on the scenario).
 //! - [`queries`]: every read query (org chart, responsibilities, histories, decisions, changes,
 //!   change feed, compare), answered from the projections after a read-your-writes sync.
 //! - [`render`]: CSV, Graphviz DOT and Mermaid renderings.
@@ -18,13 +20,14 @@
 //! - [`metrics`]: Prometheus counters.
 //! - [`config`]: the command line and environment ([`config::Cli`]).
 //! - [`cli`]: the `omorg` subcommands (serve, migrate, import, export, org-chart, decisions,
-//!   verify, demo, rebuild).
+//!   verify, adopt, demo, rebuild).
 //! - [`import`]: reading command files (YAML/JSON) and CSV tables into commands.
 //! - [`demo`]: the demo data set (Oslo's districts, the new Asker) as commands.
 //! - [`state`]: [`AppState`], what every handler gets.
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub(crate) mod adoption;
 pub mod auth;
 pub mod batch;
 pub mod cli;

@@ -3,19 +3,19 @@
 //! It turns requests (create a timeline, fork it, run commands, read the log) into store calls
 //! and domain values, and store/domain failures into [`ApiError`]s. Nothing here knows HTTP.
 
+use crate::adoption::{self, Plan};
 use crate::batch::{Commands, TimelineBatch};
 use crate::error::ApiError;
 use chrono::{Datelike, NaiveDate, Utc};
 use omorg_domain::{
-    Action, Adoption, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Revocation,
-    Timeline, TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
+    Action, Adoption, Change, ChangeContext, CommandId, DecisionRef, DomainError, Fork, Timeline,
+    TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
 };
 use omorg_store::{
     Checkpoint, CommandMetadata, Database, Outcome, RecordedEvent, Store, StoreConfig, Verification,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 
 /// The columns of the timeline-listing query (same order on both backends).
@@ -432,177 +432,17 @@ impl Omorg {
                 "has no changes of its own to adopt",
             ));
         }
-        let adoption = match req.command_id {
-            Some(c) => c,
+        let adoption = match &req.command_id {
+            Some(c) => c.clone(),
             None => command_id(&format!("adopt:{scenario}"))?,
         };
-        // Changes the scenario withdrew itself are adopted net. One the parent does not have yet
-        // is left out, with the part of a revocation that withdrew it (a revocation of nothing
-        // else is left out whole). One an earlier adoption already gave the parent is withdrawn
-        // there too: the revocation names the parent's copy, under the decision it rests on.
-        let own_ids: BTreeSet<&CommandId> =
-            own.iter().map(|c| &c.event.context.command_id).collect();
-        let withdrawn: BTreeSet<&CommandId> = own
-            .iter()
-            .filter_map(|c| match &c.event.change {
-                Change::DecisionRevoked(r) => Some(r.revoked.iter()),
-                _ => None,
-            })
-            .flatten()
-            .filter(|id| own_ids.contains(id))
-            .collect();
-        let own_version: BTreeMap<&CommandId, u64> = own
-            .iter()
-            .map(|c| (&c.event.context.command_id, c.record.stream_version))
-            .collect();
-        // Each copy an earlier adoption made: the decision it rests on, and whether the parent
-        // withdrew it by a decision of its own (not this adoption's revocation of it, which a
-        // retry asks for again): such a copy is not revoked a second time.
-        let adopted_before: BTreeMap<CommandId, (String, bool)> = {
-            let copies: Vec<CommandId> = own
-                .iter()
-                .filter_map(|c| {
-                    CommandId::new(format!("{adoption}/{}", c.record.stream_version)).ok()
-                })
-                .collect();
-            let ours = format!("{adoption}/");
-            self.store
-                .with_aggregate(timeline, |t, _| {
-                    copies
-                        .iter()
-                        .filter_map(|id| {
-                            let rec = t.0.record_of(id)?;
-                            let withdrawn_by_parent = rec.revoked_by.is_some_and(|v| {
-                                t.0.records().iter().any(|r| {
-                                    r.version == v
-                                        && !r.event.context.command_id.as_str().starts_with(&ours)
-                                })
-                            });
-                            Some((
-                                id.clone(),
-                                (
-                                    rec.event.context.decision.case_number.clone(),
-                                    withdrawn_by_parent,
-                                ),
-                            ))
-                        })
-                        .collect()
-                })
-                .await?
-        };
-        let copy_of = |version: u64| CommandId::new(format!("{adoption}/{version}"));
-        let mut commands = Vec::with_capacity(own.len());
-        // For each command of the batch, its place among the scenario's own changes (what a
-        // refusal's `index` reports).
-        let mut places = Vec::with_capacity(own.len());
-        for (place, c) in own.iter().enumerate() {
-            let version = c.record.stream_version;
-            let planned = &c.event.context;
-            let Some(action) = c.event.change.to_action() else {
-                return Err(ApiError::invalid(
-                    "scenario",
-                    format!("change {version} starts a timeline and cannot be adopted"),
-                ));
-            };
-            let copy =
-                copy_of(version).map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
-            let mut asks: Vec<(CommandId, Action)> = Vec::new();
-            match action {
-                Action::RevokeDecision(r) => {
-                    let (mine, inherited): (Vec<CommandId>, Vec<CommandId>) = r
-                        .command_ids
-                        .unwrap_or_default()
-                        .into_iter()
-                        .partition(|id| own_ids.contains(id));
-                    if !inherited.is_empty() {
-                        asks.push((
-                            copy.clone(),
-                            Action::RevokeDecision(Revocation {
-                                case_number: r.case_number,
-                                command_ids: Some(inherited),
-                            }),
-                        ));
-                    }
-                    // Copies an earlier adoption made: withdrawn too, one revocation per
-                    // decision they rest on.
-                    let mut by_case: BTreeMap<String, Vec<CommandId>> = BTreeMap::new();
-                    for id in &mine {
-                        let copied = own_version
-                            .get(id)
-                            .and_then(|v| copy_of(*v).ok())
-                            .and_then(|c| adopted_before.get_key_value(&c));
-                        if let Some((copy, (case, false))) = copied {
-                            by_case.entry(case.clone()).or_default().push(copy.clone());
-                        }
-                    }
-                    for (n, (case, ids)) in by_case.into_iter().enumerate() {
-                        let id = CommandId::new(format!("{copy}.{}", n + 1))
-                            .map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
-                        asks.push((
-                            id,
-                            Action::RevokeDecision(Revocation {
-                                case_number: case,
-                                command_ids: Some(ids),
-                            }),
-                        ));
-                    }
-                }
-                // Withdrawn in the scenario and not in the parent yet: left out.
-                _ if withdrawn.contains(&planned.command_id)
-                    && !adopted_before.contains_key(&copy) => {}
-                action => asks.push((copy, action)),
-            }
-            for (command_id, action) in asks {
-                let mut rationale = format!(
-                    "Adopted from scenario {scenario} (its change {version}, command {}, planned \
-                     under {} {})",
-                    planned.command_id, planned.decision.body, planned.decision.case_number
-                );
-                for text in [&req.rationale, &planned.rationale] {
-                    if !text.is_empty() {
-                        rationale.push_str(": ");
-                        rationale.push_str(text);
-                    }
-                }
-                commands.push(TimelineCommand {
-                    context: ChangeContext {
-                        command_id,
-                        effective_from: planned.effective_from,
-                        decision: req.decision.clone(),
-                        actor: actor.to_owned(),
-                        rationale,
-                    },
-                    action,
-                });
-                places.push(place);
-            }
-        }
-        if commands.is_empty() {
-            return Err(ApiError::invalid(
-                "scenario",
-                "has no changes of its own to adopt: it withdrew every one it made",
-            ));
-        }
-        // A change an earlier adoption already copied is asked for with the context it was
-        // copied with (decision, rationale, actor), so that asking again is a no-op whatever
-        // this request's decision: only what is new rests on this adoption's decision.
-        let ids: Vec<CommandId> = commands
-            .iter()
-            .map(|c| c.context.command_id.clone())
-            .collect();
-        let copied: BTreeMap<CommandId, ChangeContext> = self
+        // Planned against the parent as it stands (its aggregate, cached for the batch below).
+        let Plan { commands, places } = self
             .store
             .with_aggregate(timeline, |t, _| {
-                ids.iter()
-                    .filter_map(|id| Some((id.clone(), t.0.record_of(id)?.event.context.clone())))
-                    .collect()
+                adoption::plan(&t.0, scenario, &own, &adoption, &req, actor)
             })
-            .await?;
-        for c in &mut commands {
-            if let Some(context) = copied.get(&c.context.command_id) {
-                c.context = context.clone();
-            }
-        }
+            .await??;
         // The scenario's record gets the id `<adoption>/adopted-<into_version>`: checked here,
         // with the largest version the changes can reach, so that an id too long for it is
         // refused before the parent is written rather than after.
@@ -641,7 +481,7 @@ impl Omorg {
             .map(|e| e.version)
             .max()
             .unwrap_or(result.version);
-        let record = TimelineCommand {
+        let mut record = TimelineCommand {
             context: ChangeContext {
                 command_id: CommandId::new(format!("{adoption}/adopted-{into_version}"))
                     .map_err(|e| ApiError::invalid("command_id", e.to_string()))?,
@@ -657,7 +497,6 @@ impl Omorg {
             }),
         };
         // Written before (a resent adoption): asked for again as it was, a no-op.
-        let mut record = record;
         let id = record.context.command_id.clone();
         if let Some(context) = self
             .store
