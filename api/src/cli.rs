@@ -327,14 +327,9 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A refusal of one command of an import, placed in its file: `FILE: line 2: …` for a CSV
-/// row, `FILE: command 0: …` for an entry of a command list.
-fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]) -> CliError {
-    let Some(origin) = e.problem().index.and_then(|i| origins.get(i)) else {
-        return e.into();
-    };
-    // Without the index: the origin says where, in the file's own terms.
-    let e = match e {
+/// `e` without its batch index, for a message that says where in its own terms.
+fn without_index(e: ApiError) -> ApiError {
+    match e {
         ApiError::Refused { source, .. } => ApiError::Refused {
             source,
             index: None,
@@ -345,7 +340,17 @@ fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]
             index: None,
         },
         other => other,
+    }
+}
+
+/// A refusal of one command of an import, placed in its file: `FILE: line 2: …` for a CSV
+/// row, `FILE: command 0: …` for an entry of a command list.
+fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]) -> CliError {
+    let Some(origin) = e.problem().index.and_then(|i| origins.get(i)) else {
+        return e.into();
     };
+    // Without the index: the origin says where, in the file's own terms.
+    let e = without_index(e);
     CliError::Input(format!("{}: {origin}: {}", file.display(), describe(&e)))
 }
 
@@ -448,18 +453,7 @@ fn adoption_refused(e: ApiError, scenario: &str, versions: &[u64]) -> CliError {
     let Some(index) = e.problem().index else {
         return e.into();
     };
-    let e = match e {
-        ApiError::Refused { source, .. } => ApiError::Refused {
-            source,
-            index: None,
-        },
-        ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
-            field,
-            reason,
-            index: None,
-        },
-        other => other,
-    };
+    let e = without_index(e);
     // The scenario's own changes start at version 2 (1 is the fork).
     let version = versions.get(index).copied().unwrap_or(index as u64 + 2);
     CliError::Input(format!(

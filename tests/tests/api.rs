@@ -858,6 +858,18 @@ fn adoption(case: &str) -> Value {
            "title": "Vedtak om alternativ"})
 }
 
+/// Forks scenario `id` (named `id`) from `oslo` at its current version.
+async fn fork(app: &TestApp, id: &str) {
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": id, "name": id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
 async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
     seeded(&app).await;
     for id in ["alt-1", "alt-2", "alt-3"] {
@@ -1136,14 +1148,7 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
     );
 
     // A scenario whose every change it withdrew itself has nothing to adopt.
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt-4", "name": "alt-4"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt-4").await;
     for c in [
         district("alt-4-w", "bydel-w"),
         command(
@@ -1340,19 +1345,12 @@ on_both_backends!(
     a_scenario_is_adopted_all_or_nothing,
 );
 
-/// an adoption whose command id leaves room for the copies' ids
+/// An adoption whose command id leaves room for the copies' ids
 /// (`<id>/<version>`) but not for the scenario's record (`<id>/adopted-<version>`) writes the
 /// baseline and then fails, on every retry: the scenario never records that it was adopted.
 async fn a_long_adoption_id_is_refused_before_anything_is_written(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt-1", "name": "alt-1"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt-1").await;
     let central =
         json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"});
     let (status, body) = app
@@ -1377,19 +1375,12 @@ async fn a_long_adoption_id_is_refused_before_anything_is_written(app: TestApp) 
     }
 }
 
-/// a change adopted, then revoked in the baseline itself, then withdrawn in the
+/// A change adopted, then revoked in the baseline itself, then withdrawn in the
 /// scenario too: adopting the scenario again (for a new change) tries to revoke the baseline's
 /// copy a second time and is refused, now and forever.
 async fn readoption_after_the_baseline_revoked_the_copy_itself(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt-1", "name": "alt-1"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt-1").await;
     let adopt = json!({"scenario": "alt-1", "decision": adoption("25/1"), "rationale": "valgt"});
     let rename = |id: &str, unit: &str, name: &str| {
         command(
@@ -1443,7 +1434,7 @@ async fn readoption_after_the_baseline_revoked_the_copy_itself(app: TestApp) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// comparing a timeline with itself at two versions names the wrong parameter
+/// Comparing a timeline with itself at two versions names the wrong parameter
 /// when `b_known_version` is beyond the timeline's version.
 async fn compare_names_the_side_whose_version_is_too_large(app: TestApp) {
     seeded(&app).await;
@@ -1461,14 +1452,7 @@ async fn compare_names_the_side_whose_version_is_too_large(app: TestApp) {
 /// decision, and only what is new rests on the new one.
 async fn a_scenario_is_adopted_again_under_another_decision(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt-1", "name": "alt-1"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt-1").await;
     let rename = |id: &str, name: &str| {
         command(
             id,
@@ -1532,17 +1516,10 @@ on_both_backends!(
     compare_names_the_side_whose_version_is_too_large,
 );
 
-/// a refusal's `detail` and its `index` should name the same change of the scenario.
+/// A refusal's `detail` and its `index` should name the same change of the scenario.
 async fn refusal_detail_and_index_agree(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt-1", "name": "alt-1"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt-1").await;
     let district = |id: &str, unit: &str| {
         command(
             id,
@@ -1579,18 +1556,11 @@ async fn refusal_detail_and_index_agree(app: TestApp) {
     );
 }
 
-/// a scenario forked from an adopted scenario is not itself adopted; adopting it into
+/// A scenario forked from an adopted scenario is not itself adopted; adopting it into
 /// its parent and that one again into the baseline works.
 async fn fork_of_an_adopted_scenario(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "s", "name": "s"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "s").await;
     let rename = |id: &str, unit: &str, name: &str| {
         command(
             id,
@@ -1669,18 +1639,11 @@ async fn fork_of_an_adopted_scenario(app: TestApp) {
     );
 }
 
-/// the state an adoption leaves when it stops after writing the parent (the same batch,
+/// The state an adoption leaves when it stops after writing the parent (the same batch,
 /// written by hand); the retry completes it with the scenario's record.
 async fn adoption_retry_after_half_way(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt-1", "name": "alt-1"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt-1").await;
     let central =
         json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"});
     let (status, body) = app
