@@ -180,10 +180,14 @@ fn csv_commands(
     };
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        // One record per line (a quoted cell spanning lines would shift it): the line is in
-        // the rationale, which is part of the command, and a re-import must send the same one.
-        let line = i as u64 + 2;
-        let record = record.map_err(|e| CliError::Input(format!("{file}: line {line}: {e}")))?;
+        // The line the record starts on, as the reader counted it: a quoted cell may span lines.
+        // (It is in the rationale, which is part of the command: a re-import sends the same.)
+        let fallback = i as u64 + 2;
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(fallback, csv::Position::line);
+            CliError::Input(format!("{file}: line {line}: {e}"))
+        })?;
+        let line = record.position().map_or(fallback, csv::Position::line);
         let row: HashMap<&str, &str> = headers
             .iter()
             .map(String::as_str)
@@ -348,6 +352,20 @@ mod tests {
             );
             assert!(e.contains(cell) && !e.contains("decision_date"), "{e}");
         }
+    }
+
+    /// A quoted cell that spans lines does not shift the line numbers of the rows after it.
+    #[test]
+    fn lines_are_counted_across_multi_line_cells() {
+        let a = args(&["--case-number", "1/1", "--body", "Bystyret", "--title", "T"]);
+        let csv = "service,name,effective_from\nhc,\"Home\ncare\",2020-01-01\nx,X,notadate\n";
+        let e = parse_file(Path::new("s.csv"), csv, &a)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.csv: line 4: column effective_from: "),
+            "{e}"
+        );
     }
 
     /// The CSV date options are checked as the API checks dates, naming the option.
