@@ -1086,14 +1086,17 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
             json!({"type": "EstablishUnit", "unit": unit, "name": unit, "kind": "district", "parent": "oslo"}),
         )
     };
+    let withdraw = |id: &str, case: &str| {
+        command(
+            id,
+            "2025-01-01",
+            json!({"type": "RevokeDecision", "case_number": case}),
+        )
+    };
     for c in [
         district("alt-3-y", "bydel-y"),
         district("alt-3-z", "bydel-z"),
-        command(
-            "alt-3-revoke",
-            "2025-01-01",
-            json!({"type": "RevokeDecision", "case_number": "case/alt-3-y"}),
-        ),
+        withdraw("alt-3-revoke", "case/alt-3-y"),
     ] {
         let (status, body) = app.command("alt-3", &c).await;
         assert_eq!(status, 200, "{body}");
@@ -1151,11 +1154,7 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
     fork(&app, "alt-4").await;
     for c in [
         district("alt-4-w", "bydel-w"),
-        command(
-            "alt-4-revoke",
-            "2025-01-01",
-            json!({"type": "RevokeDecision", "case_number": "case/alt-4-w"}),
-        ),
+        withdraw("alt-4-revoke", "case/alt-4-w"),
     ] {
         let (status, body) = app.command("alt-4", &c).await;
         assert_eq!(status, 200, "{body}");

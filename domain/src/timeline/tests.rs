@@ -1514,18 +1514,7 @@ fn context_is_validated() {
 #[test]
 fn a_fork_starts_from_its_parents_events_and_diverges() {
     let base = oslo();
-    let fork = cmd(
-        "f",
-        "2024-01-01",
-        Action::ForkTimeline(Fork {
-            name: "Alternative 1".into(),
-            parent: TimelineId::new("oslo").unwrap(),
-            parent_version: base.len() as u64,
-            base: base.clone(),
-        }),
-    );
-    let mut s = Timeline::default();
-    run(&mut s, fork).unwrap();
+    let (mut s, _) = scenario();
     assert_eq!(s.version(), 1);
     assert_eq!(
         s.info().unwrap().forked_from,
