@@ -4,7 +4,7 @@
 //! and domain values, and store/domain failures into [`ApiError`]s. Nothing here knows HTTP.
 
 use crate::adoption::{self, Plan};
-use crate::batch::{Commands, TimelineBatch};
+use crate::batch::{BatchRefusal, Commands, TimelineBatch};
 use crate::error::ApiError;
 use chrono::{Datelike, NaiveDate, Utc};
 use omorg_domain::{
@@ -12,7 +12,8 @@ use omorg_domain::{
     TimelineCommand, TimelineDef, TimelineEvent, TimelineId,
 };
 use omorg_store::{
-    Checkpoint, CommandMetadata, Database, Outcome, RecordedEvent, Store, StoreConfig, Verification,
+    Checkpoint, CommandError, CommandMetadata, Database, Outcome, RecordedEvent, Store,
+    StoreConfig, Verification,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -397,7 +398,7 @@ impl Omorg {
     ) -> Result<CommandResult, ApiError> {
         // An unknown timeline is 404 (as everywhere), not a scenario "forked from another one".
         // The aggregate stays cached for the batch below.
-        let parent_version = self.read(timeline, |t| t.0.version()).await?;
+        self.read(timeline, |_| ()).await?;
         let scenario = req.scenario.as_str();
         let recorded = self.store.load_stream(scenario).await?;
         let Some(first) = recorded.first() else {
@@ -443,72 +444,69 @@ impl Omorg {
                 adoption::plan(&t.0, scenario, &own, &adoption, &req, actor)
             })
             .await??;
-        // The scenario's record gets the id `<adoption>/adopted-<into_version>`: checked here,
-        // with the largest version the changes can reach, so that an id too long for it is
-        // refused before the parent is written rather than after.
-        // One digit more than that bound leaves room for commands others append meanwhile.
-        let bound = parent_version.saturating_add(commands.len() as u64);
-        CommandId::new(format!("{adoption}/adopted-{bound}0"))
-            .map_err(|e| ApiError::invalid("command_id", e.to_string()))?;
-        let decision = req.decision.clone();
-        let place = |index: Option<usize>| index.and_then(|i| places.get(i).copied());
-        let result = self
-            .run(timeline, commands, true, actor)
-            .await
-            .map_err(|e| match e {
-                ApiError::Refused { source, index } => ApiError::Refused {
-                    source,
-                    index: place(index),
+        let into = TimelineId::new(timeline).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+        let (batch, metadata) = prepare(commands, true, actor)?;
+        // The parent's changes and the scenario's record of them are written in one
+        // transaction (`execute_linked`): nobody sees the parent changed and the scenario not
+        // marked, or the other way round. The record's id follows from the adoption's and the
+        // version the changes reach, so a resent adoption finds both written and is a no-op.
+        let decision = req.decision;
+        let rationale = req.rationale;
+        let record = |into_version: u64, scenario: &TimelineBatch| {
+            let refused = |field: String, reason: String| BatchRefusal {
+                index: None,
+                error: DomainError::InvalidInput { field, reason },
+            };
+            // Too long for an id: the pair is refused (422), nothing is written.
+            let id = CommandId::new(format!("{adoption}/adopted-{into_version}"))
+                .map_err(|e| refused("command_id".into(), e.to_string()))?;
+            // Written before (a resent adoption): asked for again as it was, a no-op.
+            let context = match scenario.0.record_of(&id) {
+                Some(r) => r.event.context.clone(),
+                None => ChangeContext {
+                    command_id: id,
+                    effective_from: decision.decision_date,
+                    decision: decision.clone(),
+                    actor: actor.to_owned(),
+                    rationale: rationale.clone(),
                 },
-                ApiError::Invalid {
-                    field,
-                    reason,
-                    index,
-                } => ApiError::Invalid {
-                    field,
-                    reason,
-                    index: place(index),
-                },
-                other => other,
-            })?;
-        // Then the scenario records that it was adopted. Its id follows from the adoption's and
-        // the version the changes reached (the same on a retry, whose result is the original
-        // events), so a retry that finds the record written is a no-op, and one that does not
-        // (the first request stopped in between) writes it.
-        let into_version = result
-            .events
-            .iter()
-            .map(|e| e.version)
-            .max()
-            .unwrap_or(result.version);
-        let mut record = TimelineCommand {
-            context: ChangeContext {
-                command_id: CommandId::new(format!("{adoption}/adopted-{into_version}"))
-                    .map_err(|e| ApiError::invalid("command_id", e.to_string()))?,
-                effective_from: decision.decision_date,
-                decision,
-                actor: actor.to_owned(),
-                rationale: req.rationale,
-            },
-            action: Action::RecordAdoption(Adoption {
-                into: TimelineId::new(timeline)
-                    .map_err(|e| ApiError::invalid("id", e.to_string()))?,
-                into_version,
-            }),
-        };
-        // Written before (a resent adoption): asked for again as it was, a no-op.
-        let id = record.context.command_id.clone();
-        if let Some(context) = self
-            .store
-            .with_aggregate(scenario, |t, _| {
-                t.0.record_of(&id).map(|r| r.event.context.clone())
+            };
+            let command = TimelineCommand {
+                context,
+                action: Action::RecordAdoption(Adoption {
+                    into: into.clone(),
+                    into_version,
+                }),
+            };
+            prepare(vec![command], false, actor).map_err(|e| match e {
+                ApiError::Invalid { field, reason, .. } => refused(field, reason),
+                other => refused("scenario".into(), other.to_string()),
             })
-            .await?
-        {
-            record.context = context;
-        }
-        self.run(scenario, vec![record], false, actor).await?;
-        Ok(result)
+        };
+        let linked = self
+            .store
+            .execute_linked(timeline, batch, metadata, scenario, record)
+            .await;
+        let place = |index: Option<usize>| index.and_then(|i| places.get(i).copied());
+        let (parent, recorded) = linked.map_err(|e| match refusal(timeline, e) {
+            ApiError::Refused { source, index } => ApiError::Refused {
+                source,
+                index: place(index),
+            },
+            ApiError::Invalid {
+                field,
+                reason,
+                index,
+            } => ApiError::Invalid {
+                field,
+                reason,
+                index: place(index),
+            },
+            other => other,
+        })?;
+        crate::metrics::COMMANDS.accepted(parent.events.len());
+        crate::metrics::COMMANDS.accepted(recorded.events.len());
+        Ok(CommandResult::from_outcome(parent))
     }
 
     /// The first event of timeline `id` when the command `command_id` wrote it: the request that
@@ -581,61 +579,9 @@ impl Omorg {
         is_batch: bool,
         actor: &str,
     ) -> Result<CommandResult, ApiError> {
-        for (i, c) in commands.iter().enumerate() {
-            let index = is_batch.then_some(i);
-            let field = |f: &str| match index {
-                Some(i) => format!("commands[{i}].{f}"),
-                None => f.to_owned(),
-            };
-            for (name, date) in [
-                ("effective_from", c.context.effective_from),
-                ("decision.decision_date", c.context.decision.decision_date),
-            ] {
-                check_date_range(&field(name), date).map_err(|e| match e {
-                    ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
-                        field,
-                        reason,
-                        index,
-                    },
-                    other => other,
-                })?;
-            }
-        }
-        let command_id = if is_batch {
-            batch_command_id(&commands)
-        } else {
-            commands
-                .first()
-                .map(|c| c.context.command_id.to_string())
-                .unwrap_or_default()
-        };
-        let decision = commands
-            .first()
-            .and_then(|c| serde_json::to_value(&c.context.decision).ok())
-            .unwrap_or_default();
-        let metadata = CommandMetadata::new(command_id)
-            .with_actor(actor)
-            .with_decision(decision);
-        let outcome = self
-            .store
-            .execute(timeline, Commands { commands, is_batch }, metadata)
-            .await;
-        match outcome {
-            Ok(outcome) => {
-                crate::metrics::COMMANDS.accepted(outcome.events.len());
-                Ok(CommandResult::from_outcome(outcome))
-            }
-            Err(omorg_store::CommandError::Rejected(r))
-                if r.error == DomainError::TimelineNotStarted =>
-            {
-                crate::metrics::COMMANDS.refused();
-                Err(ApiError::timeline_not_found(timeline))
-            }
-            Err(e) => {
-                crate::metrics::COMMANDS.refused();
-                Err(e.into())
-            }
-        }
+        let (batch, metadata) = prepare(commands, is_batch, actor)?;
+        let outcome = self.store.execute(timeline, batch, metadata).await;
+        settled(timeline, outcome)
     }
 
     /// The timeline's aggregate as of its last event (a copy); 404 when it has no events.
@@ -920,4 +866,74 @@ pub fn batch_command_id(commands: &[TimelineCommand]) -> String {
         }
     }
     format!("batch:{}:{hash:016x}", commands.len())
+}
+
+/// Checks a command or batch's dates and makes the store's command and metadata: a batch is
+/// one command for the store, under an id derived from its commands' ids.
+fn prepare(
+    commands: Vec<TimelineCommand>,
+    is_batch: bool,
+    actor: &str,
+) -> Result<(Commands, CommandMetadata), ApiError> {
+    for (i, c) in commands.iter().enumerate() {
+        let index = is_batch.then_some(i);
+        let field = |f: &str| match index {
+            Some(i) => format!("commands[{i}].{f}"),
+            None => f.to_owned(),
+        };
+        for (name, date) in [
+            ("effective_from", c.context.effective_from),
+            ("decision.decision_date", c.context.decision.decision_date),
+        ] {
+            check_date_range(&field(name), date).map_err(|e| match e {
+                ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
+                    field,
+                    reason,
+                    index,
+                },
+                other => other,
+            })?;
+        }
+    }
+    let command_id = if is_batch {
+        batch_command_id(&commands)
+    } else {
+        commands
+            .first()
+            .map(|c| c.context.command_id.to_string())
+            .unwrap_or_default()
+    };
+    let decision = commands
+        .first()
+        .and_then(|c| serde_json::to_value(&c.context.decision).ok())
+        .unwrap_or_default();
+    let metadata = CommandMetadata::new(command_id)
+        .with_actor(actor)
+        .with_decision(decision);
+    Ok((Commands { commands, is_batch }, metadata))
+}
+
+/// The API's answer to what the store made of a command on `timeline`, counted.
+fn settled(
+    timeline: &str,
+    outcome: Result<Outcome<TimelineEvent>, CommandError<BatchRefusal>>,
+) -> Result<CommandResult, ApiError> {
+    match outcome {
+        Ok(outcome) => {
+            crate::metrics::COMMANDS.accepted(outcome.events.len());
+            Ok(CommandResult::from_outcome(outcome))
+        }
+        Err(e) => Err(refusal(timeline, e)),
+    }
+}
+
+/// The API's error for a command on `timeline` the store did not apply, counted.
+fn refusal(timeline: &str, error: CommandError<BatchRefusal>) -> ApiError {
+    crate::metrics::COMMANDS.refused();
+    match error {
+        CommandError::Rejected(r) if r.error == DomainError::TimelineNotStarted => {
+            ApiError::timeline_not_found(timeline)
+        }
+        e => e.into(),
+    }
 }

@@ -256,44 +256,42 @@ impl Database {
         match self {
             Self::Postgres(pool) => pg_append(pool, batch).await,
             Self::Sqlite(pool) => {
-                let count = command_size(batch)?;
                 // IMMEDIATE takes the write lock now, so two appends cannot both read and then
                 // fail to upgrade (SQLITE_BUSY deadlock); writers queue on the busy timeout.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let recorded_at = canonical_time(&batch.recorded_at);
-                let mut out = Vec::with_capacity(batch.events.len());
-                for (i, e) in batch.events.iter().enumerate() {
-                    // The command id and size go on the command's first event only.
-                    let (command_id, command_events) = if i == 0 {
-                        (Some(batch.command_id), Some(count))
-                    } else {
-                        (None, None)
-                    };
-                    let position: i64 = sqlx::query_scalar(
-                        "INSERT INTO events (stream_id, stream_version, event_type, event_version, \
-                         payload, metadata, recorded_at, prev_hash, hash, command_id, \
-                         command_events) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING position",
-                    )
-                    .bind(batch.stream_id)
-                    .bind(to_i64(e.version)?)
-                    .bind(&e.event_type)
-                    .bind(&e.event_version)
-                    .bind(&e.payload_text)
-                    .bind(batch.metadata)
-                    .bind(&recorded_at)
-                    .bind(&e.prev_hash)
-                    .bind(&e.hash)
-                    .bind(command_id)
-                    .bind(command_events)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    out.push(Checkpoint::new(0, position));
-                }
+                let out = sqlite_append(&mut tx, batch).await?;
                 tx.commit().await?;
                 Ok(out)
             }
         }
+    }
+
+    /// Appends several commands' events, on different streams, in one transaction: all of them
+    /// or, if any is refused (a unique key) or fails, none. Returns each command's checkpoints.
+    /// For writes that must not be seen half done (an adoption and the scenario's record of it);
+    /// a round trip per command and one for the commit, so not the path of ordinary commands.
+    pub(crate) async fn append_all(
+        &self,
+        batches: &[AppendBatch<'_>],
+    ) -> Result<Vec<Vec<Checkpoint>>, AppendError> {
+        let mut out = Vec::with_capacity(batches.len());
+        match self {
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for batch in batches {
+                    out.push(pg_append(&mut *tx, batch).await?);
+                }
+                tx.commit().await?;
+            }
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                for batch in batches {
+                    out.push(sqlite_append(&mut tx, batch).await?);
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(out)
     }
 
     /// The stream and version range a command id was applied to, if it was.
@@ -516,6 +514,45 @@ async fn sqlite_after<T>(
 }
 
 /// The size of a command, as stored with its first event.
+/// Inserts one command's events on SQLite inside the caller's transaction; the first carries
+/// the command id and size.
+async fn sqlite_append(
+    tx: &mut sqlx::SqliteConnection,
+    batch: &AppendBatch<'_>,
+) -> Result<Vec<Checkpoint>, AppendError> {
+    let count = command_size(batch)?;
+    let recorded_at = canonical_time(&batch.recorded_at);
+    let mut out = Vec::with_capacity(batch.events.len());
+    for (i, e) in batch.events.iter().enumerate() {
+        // The command id and size go on the command's first event only.
+        let (command_id, command_events) = if i == 0 {
+            (Some(batch.command_id), Some(count))
+        } else {
+            (None, None)
+        };
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (stream_id, stream_version, event_type, event_version, \
+             payload, metadata, recorded_at, prev_hash, hash, command_id, command_events) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING position",
+        )
+        .bind(batch.stream_id)
+        .bind(to_i64(e.version)?)
+        .bind(&e.event_type)
+        .bind(&e.event_version)
+        .bind(&e.payload_text)
+        .bind(batch.metadata)
+        .bind(&recorded_at)
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .bind(command_id)
+        .bind(command_events)
+        .fetch_one(&mut *tx)
+        .await?;
+        out.push(Checkpoint::new(0, position));
+    }
+    Ok(out)
+}
+
 fn command_size(batch: &AppendBatch<'_>) -> Result<i32, StoreError> {
     i32::try_from(batch.events.len())
         .map_err(|_| StoreError::Corrupt("more than 2^31 events in one command".into()))

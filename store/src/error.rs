@@ -38,6 +38,11 @@ pub enum StoreError {
     #[error("a command id is required")]
     MissingCommandId,
 
+    /// Two linked commands named the same stream; a linked write takes one command per stream.
+    /// A caller's bug. **HTTP 500.**
+    #[error("linked commands must be on two streams, both were on {0}")]
+    LinkedSameStream(String),
+
     /// A checkpoint string given by a client could not be parsed. **HTTP 400.**
     #[error("invalid checkpoint {0:?}")]
     InvalidCheckpoint(String),
@@ -99,7 +104,8 @@ impl StoreError {
             | Self::Migration(_)
             | Self::Serialization { .. }
             | Self::Deserialization { .. }
-            | Self::Corrupt(_) => 500,
+            | Self::Corrupt(_)
+            | Self::LinkedSameStream(_) => 500,
         }
     }
 

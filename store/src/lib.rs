@@ -52,6 +52,6 @@ pub mod testing;
 pub use db::{pg_catch_up_after, sqlite_catch_up_after, Backend, Database};
 pub use error::{CommandError, StoreError};
 pub use model::{CatchUpEvent, Checkpoint, CommandMetadata, Committed, Outcome, RecordedEvent};
-pub use store::{CacheStats, Store, StoreConfig, StoreContext};
+pub use store::{CacheStats, Linked, Store, StoreConfig, StoreContext};
 pub use upcast::{Upcaster, Upcasters};
 pub use verify::{BreakKind, ChainBreak, Verification};

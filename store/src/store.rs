@@ -55,6 +55,9 @@ impl Default for StoreConfig {
     }
 }
 
+/// What [`Store::execute_linked`] did on its two streams, in the order of its arguments.
+pub type Linked<E> = (Outcome<E>, Outcome<E>);
+
 /// How often commands found their aggregate in the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -219,6 +222,189 @@ impl<A: Aggregate> Store<A> {
         }
         let lock = self.stream_lock(stream_id);
         let _serialised = lock.lock().await;
+        self.execute_locked(stream_id, command, metadata).await
+    }
+
+    /// Runs `first` on `first_stream` and then the command `follow` makes on `second_stream`,
+    /// and writes the events of both in **one** transaction: a reader never sees one without the
+    /// other, and a failure leaves neither. `follow` gets the version `first_stream` reaches
+    /// and the second stream's aggregate as it stands, so the second command can record
+    /// where the first one took its stream (and find an earlier record of itself); its error
+    /// refuses the pair like a refusal of the second command.
+    ///
+    /// Exactly once, as [`Store::execute`]: if `first`'s command id was already applied, its
+    /// original outcome stands and the second command runs on its own, so a retry of a pair
+    /// written before the two were linked completes it. A refusal of either writes nothing.
+    /// The streams must differ (one command per stream per write).
+    #[tracing::instrument(
+        name = "store.execute_linked",
+        level = "debug",
+        skip(self, first, first_metadata, follow),
+        fields(aggregate = A::TYPE, command_id = %first_metadata.command_id)
+    )]
+    pub async fn execute_linked<F>(
+        &self,
+        first_stream: &str,
+        first: A::Command,
+        first_metadata: CommandMetadata,
+        second_stream: &str,
+        follow: F,
+    ) -> Result<Linked<A::Event>, CommandError<A::Error>>
+    where
+        F: Fn(u64, &A) -> Result<(A::Command, CommandMetadata), A::Error>,
+    {
+        if first_metadata.command_id.is_empty() {
+            return Err(StoreError::MissingCommandId.into());
+        }
+        if first_stream == second_stream {
+            return Err(StoreError::LinkedSameStream(first_stream.to_owned()).into());
+        }
+        // Both stream locks, always in the same order, so that two linked commands on the same
+        // pair of streams cannot each hold one and wait for the other.
+        let (a, b) = if first_stream < second_stream {
+            (first_stream, second_stream)
+        } else {
+            (second_stream, first_stream)
+        };
+        let (lock_a, lock_b) = (self.stream_lock(a), self.stream_lock(b));
+        let _serialised_a = lock_a.lock().await;
+        let _serialised_b = lock_b.lock().await;
+
+        let mut context = self.load_context(first_stream).await?;
+        let sink = EventSink::default();
+        let handled = context.aggregate.handle(first, &self.services, &sink).await;
+        let events = sink.collect().await;
+        if handled.is_err() || events.is_empty() {
+            // Nothing to write for the first stream (refused, a no-op, or a retry): it is
+            // answered as alone, and the second command, if any, runs alone after it.
+            let outcome = self
+                .settle(first_stream, context, handled, events, &first_metadata)
+                .await?;
+            let (command, metadata) = self
+                .with_context(second_stream, |a| follow(outcome.version, a))
+                .await?
+                .map_err(CommandError::Rejected)?;
+            let second = self
+                .execute_locked(second_stream, command, metadata)
+                .await?;
+            return Ok((outcome, second));
+        }
+        let expected_first = context.version;
+        let reached = expected_first + events.len() as u64;
+
+        let mut second_context = self.load_context(second_stream).await?;
+        let (command, second_metadata) = match follow(reached, &second_context.aggregate) {
+            Ok(made) => made,
+            Err(rejection) => {
+                self.cache_put(second_context);
+                return Err(CommandError::Rejected(rejection));
+            }
+        };
+        if second_metadata.command_id.is_empty() {
+            self.cache_put(second_context);
+            return Err(StoreError::MissingCommandId.into());
+        }
+        let sink = EventSink::default();
+        let handled = second_context
+            .aggregate
+            .handle(command, &self.services, &sink)
+            .await;
+        let second_events = sink.collect().await;
+        if let Err(rejection) = handled {
+            // The first stream's aggregate holds events that will not be stored: dropped.
+            if second_events.is_empty() {
+                self.cache_put(second_context);
+            }
+            return Err(CommandError::Rejected(rejection));
+        }
+        if second_events.is_empty() {
+            // The second command asks for nothing new: the first is written alone.
+            let second_version = second_context.version;
+            self.cache_put(second_context);
+            let outcome = self.append(events, context, &first_metadata).await?;
+            return Ok((
+                outcome,
+                Outcome {
+                    stream_id: second_stream.to_owned(),
+                    version: second_version,
+                    events: Vec::new(),
+                    duplicate: false,
+                },
+            ));
+        }
+        let expected_second = second_context.version;
+        let first_append = self.prepare(&events, &context, &first_metadata)?;
+        let second_append = self.prepare(&second_events, &second_context, &second_metadata)?;
+        match self
+            .db
+            .append_all(&[first_append.view(), second_append.view()])
+            .await
+        {
+            Ok(checkpoints) => {
+                let mut checkpoints = checkpoints.into_iter();
+                let (Some(first_checkpoints), Some(second_checkpoints)) =
+                    (checkpoints.next(), checkpoints.next())
+                else {
+                    return Err(StoreError::Corrupt("a linked write lost a command".into()).into());
+                };
+                let first = self
+                    .complete(events, context, first_append, first_checkpoints)
+                    .await?;
+                let second = self
+                    .complete(
+                        second_events,
+                        second_context,
+                        second_append,
+                        second_checkpoints,
+                    )
+                    .await?;
+                Ok((first, second))
+            }
+            Err(AppendError::UniqueViolation) => {
+                // Neither was written. A retry racing its original finds the first command
+                // applied: its outcome stands and the second runs alone (both contexts were
+                // taken out of the cache and are reloaded). Otherwise a stream moved on.
+                if let Some(outcome) = self
+                    .original_outcome(first_stream, &first_metadata.command_id)
+                    .await?
+                {
+                    let (command, metadata) = self
+                        .with_context(second_stream, |a| follow(outcome.version, a))
+                        .await?
+                        .map_err(CommandError::Rejected)?;
+                    let second = self
+                        .execute_locked(second_stream, command, metadata)
+                        .await?;
+                    return Ok((outcome, second));
+                }
+                let moved = self
+                    .db
+                    .stream_events(first_stream, expected_first + 1, expected_first + 1)
+                    .await?;
+                Err(if moved.is_empty() {
+                    StoreError::Conflict {
+                        stream: second_stream.to_owned(),
+                        expected_version: expected_second,
+                    }
+                } else {
+                    StoreError::Conflict {
+                        stream: first_stream.to_owned(),
+                        expected_version: expected_first,
+                    }
+                }
+                .into())
+            }
+            Err(AppendError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// [`Store::execute`] with the stream's lock already held.
+    async fn execute_locked(
+        &self,
+        stream_id: &str,
+        command: A::Command,
+        metadata: CommandMetadata,
+    ) -> Result<Outcome<A::Event>, CommandError<A::Error>> {
         let mut context = self.load_context(stream_id).await?;
         let sink = EventSink::default();
         let handled = context
@@ -226,6 +412,20 @@ impl<A: Aggregate> Store<A> {
             .handle(command, &self.services, &sink)
             .await;
         let events = sink.collect().await;
+        self.settle(stream_id, context, handled, events, &metadata)
+            .await
+    }
+
+    /// What a handled command comes to: refused (or, for a retry, its original outcome), a
+    /// no-op, or its events appended.
+    async fn settle(
+        &self,
+        stream_id: &str,
+        context: StoreContext<A>,
+        handled: Result<(), A::Error>,
+        events: Vec<A::Event>,
+        metadata: &CommandMetadata,
+    ) -> Result<Outcome<A::Event>, CommandError<A::Error>> {
         match handled {
             Err(rejection) => {
                 // A handler changes its aggregate only through the sink (cqrs-es applies what
@@ -267,8 +467,21 @@ impl<A: Aggregate> Store<A> {
                     }
                 }
             }
-            Ok(()) => Ok(self.append(events, context, &metadata).await?),
+            Ok(()) => Ok(self.append(events, context, metadata).await?),
         }
+    }
+
+    /// Runs `read` on the aggregate of `stream_id` (whose lock the caller holds) and keeps it
+    /// cached.
+    async fn with_context<R>(
+        &self,
+        stream_id: &str,
+        read: impl FnOnce(&A) -> R,
+    ) -> Result<R, StoreError> {
+        let context = self.load_context(stream_id).await?;
+        let result = read(&context.aggregate);
+        self.cache_put(context);
+        Ok(result)
     }
 
     /// Loads the aggregate of `stream_id` as of its last event (cache, else snapshot + tail,
@@ -374,10 +587,41 @@ impl<A: Aggregate> Store<A> {
     async fn append(
         &self,
         events: Vec<A::Event>,
-        mut context: StoreContext<A>,
+        context: StoreContext<A>,
         metadata: &CommandMetadata,
     ) -> Result<Outcome<A::Event>, StoreError> {
-        let stream_id = context.stream_id.clone();
+        let expected_version = context.version;
+        let append = self.prepare(&events, &context, metadata)?;
+        match self.write(append).await {
+            Ok((append, checkpoints)) => self.complete(events, context, append, checkpoints).await,
+            Err(AppendError::UniqueViolation) => {
+                // Either the version was taken (another writer, or our cached state was stale)
+                // or the command id was used (a retry racing its original). The cached entry
+                // was already taken out; the next command reloads from the database.
+                match self
+                    .original_outcome(&context.stream_id, &metadata.command_id)
+                    .await?
+                {
+                    Some(outcome) => Ok(outcome),
+                    None => Err(StoreError::Conflict {
+                        stream: context.stream_id,
+                        expected_version,
+                    }),
+                }
+            }
+            Err(AppendError::Store(e)) => Err(e),
+        }
+    }
+
+    /// The rows a command's events become: numbered after the context's version, each hashed
+    /// onto the one before.
+    fn prepare(
+        &self,
+        events: &[A::Event],
+        context: &StoreContext<A>,
+        metadata: &CommandMetadata,
+    ) -> Result<OwnedAppend, StoreError> {
+        let stream_id = &context.stream_id;
         // The context's version is still the one loaded: events were applied, not yet counted.
         let expected_version = context.version;
         let metadata_json = metadata.to_json();
@@ -398,7 +642,7 @@ impl<A: Aggregate> Store<A> {
             let event_version = event.event_version();
             let payload_text = canonical_json(&payload);
             let hash = event_hash(&HashInput {
-                stream_id: &stream_id,
+                stream_id,
                 stream_version: version,
                 event_type: &event_type,
                 event_version: &event_version,
@@ -417,33 +661,32 @@ impl<A: Aggregate> Store<A> {
                 hash,
             });
         }
-        let append = OwnedAppend {
+        Ok(OwnedAppend {
             stream_id: stream_id.clone(),
             command_id: metadata.command_id.clone(),
             events: rows,
             metadata: metadata_json,
             metadata_text,
             recorded_at,
-        };
-        let (rows, metadata_json, checkpoints) = match self.write(append).await {
-            Ok(written) => written,
-            Err(AppendError::UniqueViolation) => {
-                // Either the version was taken (another writer, or our cached state was stale)
-                // or the command id was used (a retry racing its original). The cached entry
-                // was already taken out; the next command reloads from the database.
-                return match self
-                    .original_outcome(&stream_id, &metadata.command_id)
-                    .await?
-                {
-                    Some(outcome) => Ok(outcome),
-                    None => Err(StoreError::Conflict {
-                        stream: stream_id,
-                        expected_version,
-                    }),
-                };
-            }
-            Err(AppendError::Store(e)) => return Err(e),
-        };
+        })
+    }
+
+    /// After a write: the committed records, and the context moved on to them (cached, and
+    /// snapshotted when one is due).
+    async fn complete(
+        &self,
+        events: Vec<A::Event>,
+        mut context: StoreContext<A>,
+        append: OwnedAppend,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<Outcome<A::Event>, StoreError> {
+        let stream_id = context.stream_id.clone();
+        let OwnedAppend {
+            events: rows,
+            metadata: metadata_json,
+            recorded_at,
+            ..
+        } = append;
         if checkpoints.len() != rows.len() {
             return Err(StoreError::Corrupt(format!(
                 "append to {stream_id} stored {} of {} events",
@@ -501,15 +744,15 @@ impl<A: Aggregate> Store<A> {
     }
 
     /// Writes one command's events: on PostgreSQL through the group committer, on SQLite in a
-    /// transaction of its own (SQLite has one writer at a time anyway). Gives the rows and the
-    /// metadata back (they go on into the outcome) with the rows' checkpoints.
+    /// transaction of its own (SQLite has one writer at a time anyway). Gives the append back
+    /// (its rows go on into the outcome) with the rows' checkpoints.
     async fn write(
         &self,
         append: OwnedAppend,
-    ) -> Result<(Vec<NewEvent>, serde_json::Value, Vec<Checkpoint>), AppendError> {
+    ) -> Result<(OwnedAppend, Vec<Checkpoint>), AppendError> {
         let Database::Postgres(pool) = &self.db else {
             let checkpoints = self.db.append(&append.view()).await?;
-            return Ok((append.events, append.metadata, checkpoints));
+            return Ok((append, checkpoints));
         };
         let committer = self.committer.get_or_init(|| {
             Committer::new(
@@ -522,7 +765,7 @@ impl<A: Aggregate> Store<A> {
             // the outcome is unknown (a retry under the same command id is safe).
             AppendError::Store(StoreError::Database(sqlx::Error::WorkerCrashed))
         })?;
-        Ok((append.events, append.metadata, result?))
+        Ok((append, result?))
     }
 
     /// Writes a snapshot of the context's aggregate as it is (events already applied). A failure

@@ -1638,8 +1638,9 @@ async fn fork_of_an_adopted_scenario(app: TestApp) {
     );
 }
 
-/// The state an adoption leaves when it stops after writing the parent (the same batch,
-/// written by hand); the retry completes it with the scenario's record.
+/// The state an adoption of an earlier version could leave when it stopped after writing the
+/// parent (its two writes were not yet one transaction): the same batch, written by hand. The
+/// retry completes it with the scenario's record.
 async fn adoption_retry_after_half_way(app: TestApp) {
     seeded(&app).await;
     fork(&app, "alt-1").await;
@@ -1694,8 +1695,105 @@ async fn adoption_retry_after_half_way(app: TestApp) {
     assert_eq!(alt["version"], 3, "{alt}");
 }
 
+/// Makes the database refuse (or, with `refuse = false`, accept again) every `ScenarioAdopted`
+/// row: a fault injected between an adoption's two writes.
+async fn refuse_adoption_records(app: &TestApp, refuse: bool) {
+    let db = omorg_store::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let statements: &[&str] = match (&db, refuse) {
+        (omorg_store::Database::Postgres(_), true) => &[
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$",
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON events FOR EACH ROW \
+             WHEN (NEW.event_type = 'ScenarioAdopted') EXECUTE FUNCTION test_refuse()",
+        ],
+        (omorg_store::Database::Postgres(_), false) => &["DROP TRIGGER test_refuse ON events"],
+        (omorg_store::Database::Sqlite(_), true) => &[
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON events \
+             WHEN NEW.event_type = 'ScenarioAdopted' BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+        ],
+        (omorg_store::Database::Sqlite(_), false) => &["DROP TRIGGER test_refuse"],
+    };
+    for sql in statements {
+        match &db {
+            omorg_store::Database::Postgres(pool) => {
+                sqlx::query(sql).execute(pool).await.expect(sql);
+            }
+            omorg_store::Database::Sqlite(pool) => {
+                sqlx::query(sql).execute(pool).await.expect(sql);
+            }
+        }
+    }
+    db.close().await;
+}
+
+/// The baseline's changes and the scenario's record of them are one transaction: when the
+/// record cannot be written, the baseline is not changed either (before, it was, and only a
+/// resent adoption marked the scenario). Resent once the fault is gone, the adoption goes
+/// through whole.
+async fn an_adoption_whose_record_fails_changes_nothing(app: TestApp) {
+    seeded(&app).await;
+    fork(&app, "alt-1").await;
+    let central =
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"});
+    let (status, body) = app
+        .command("alt-1", &command("alt-1-central", "2025-01-01", central))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, before) = app.get_json(READER, "/timelines/oslo").await;
+    refuse_adoption_records(&app, true).await;
+    let adopt = json!({"scenario": "alt-1", "decision": adoption("25/1"), "rationale": "valgt"});
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!(status, 500, "{body}");
+    let (_, oslo) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(
+        oslo["version"], before["version"],
+        "the record failed, yet the baseline took the changes: {oslo}"
+    );
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert!(alt["adopted_into"].is_null(), "{alt}");
+
+    refuse_adoption_records(&app, false).await;
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(false)), "{body}");
+    let (_, oslo) = app.get_json(READER, "/timelines/oslo").await;
+    let (_, alt) = app.get_json(READER, "/timelines/alt-1").await;
+    assert_eq!(
+        oslo["version"],
+        before["version"].as_u64().unwrap() + 1,
+        "{oslo}"
+    );
+    assert_eq!(
+        (&alt["adopted_into"], &alt["adopted_into_version"]),
+        (&json!("oslo"), &oslo["version"]),
+        "{alt}"
+    );
+    // Both rows came in one transaction: next to each other in the global order. (Read per
+    // stream: the global log stops before transactions still in flight anywhere on the server.)
+    let last_position = |events: &Value| {
+        events["events"]
+            .as_array()
+            .and_then(|e| e.last())
+            .map(|e| e["position"].as_i64())
+    };
+    let (_, oslo_log) = app
+        .get_json(AUDITOR, "/timelines/oslo/events?limit=1000")
+        .await;
+    let (_, alt_log) = app
+        .get_json(AUDITOR, "/timelines/alt-1/events?limit=1000")
+        .await;
+    let (Some(Some(parent)), Some(Some(record))) =
+        (last_position(&oslo_log), last_position(&alt_log))
+    else {
+        panic!("no positions in {oslo_log} / {alt_log}");
+    };
+    assert_eq!(record, parent + 1, "{oslo_log} / {alt_log}");
+}
+
 on_both_backends!(
     refusal_detail_and_index_agree,
     fork_of_an_adopted_scenario,
     adoption_retry_after_half_way,
+    an_adoption_whose_record_fails_changes_nothing,
 );
