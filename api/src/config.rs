@@ -367,6 +367,22 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// `omorg --help` opens with the crate's description, which names the subcommands: all of
+    /// them, so that it does not go stale when one is added.
+    #[test]
+    fn the_about_text_names_every_subcommand() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let about = cli.get_about().map(|a| a.to_string()).unwrap_or_default();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                about.contains(name),
+                "the about text {about:?} misses {name}"
+            );
+        }
+    }
+
     /// The projector's gathering defaults to the runner's own default and can be set.
     #[test]
     fn serve_takes_the_projector_gathering() {
