@@ -1,6 +1,7 @@
 //! [`TimelineBatch`]: the timeline aggregate taking a *list* of commands as one store command.
 //!
-//! The store appends the events of one command atomically (one transaction, one `commands` row).
+//! The store appends the events of one command atomically (one transaction; the command id on its
+//! first event row).
 //! Wrapping the domain's [`Timeline`] so that its command is a `Vec<TimelineCommand>` makes a
 //! batch exactly that: every command is decided against the state left by the previous ones, and
 //! either all their events are appended in one transaction or none are. A single command is a
