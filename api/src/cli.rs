@@ -209,12 +209,10 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
         app.db().clone(),
         Duration::from_millis(args.projector_gather_ms),
     );
-    match runner.sync(STARTUP_PATIENCE).await {
-        Ok(()) => tracing::info!("projections caught up"),
-        Err(e) => {
-            tracing::warn!(error = %e, "projections still catching up; queries answer 503 until they do")
-        }
-    }
+    // Serving starts at once, also while the projector replays a long log (after an upgrade
+    // that empties the read models, say): `/healthz` answers, `/readyz` says 503
+    // `projection-catching-up` until the events committed before the start are projected, and
+    // the runner logs when they are.
     let queries = Queries::new(
         app.db().clone(),
         runner,
@@ -486,9 +484,6 @@ async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
     out.flush()?;
     Ok(())
 }
-
-/// How long `serve` waits at start for the projector to catch up before serving anyway.
-const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How long the CLI waits for transactions in flight elsewhere on the database server.
 const CLI_PATIENCE: Duration = Duration::from_secs(30);

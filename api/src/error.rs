@@ -102,6 +102,11 @@ pub enum ApiError {
         /// How long the query waited.
         waited: std::time::Duration,
     },
+    /// The server started recently and its projector has not yet projected the events committed
+    /// before it started (a long replay after an upgrade, say): `/readyz` answers this. **503**
+    /// with `Retry-After`.
+    #[error("the read models are still catching up with the event log this server started with; retry shortly")]
+    CatchingUp,
     /// An event of this timeline cannot be projected (it no longer decodes, or the database
     /// refuses its rows): the timeline's read models stop before it until a rebuild after a fix.
     /// **500**, naming the event; every other timeline is unaffected.
@@ -201,7 +206,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::Lagging { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Lagging { .. } | Self::CatchingUp => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) | Self::ProjectionFailed { .. } | Self::EventUnreadable(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -223,6 +230,7 @@ impl ApiError {
             Self::Invalid { .. } => ("invalid-value", "Invalid value"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Lagging { .. } => ("projection-lagging", "Read models lagging"),
+            Self::CatchingUp => ("projection-catching-up", "Read models catching up"),
             Self::ProjectionFailed { .. } => ("projection-failed", "Timeline cannot be projected"),
             Self::EventUnreadable(_) => ("event-unreadable", "Event cannot be read"),
             Self::Internal(_) => ("internal", "Internal server error"),
@@ -256,7 +264,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Not ready yet is what a readiness probe asks about, not a failure.
+        if status.is_server_error() && !matches!(self, Self::CatchingUp) {
             // Logged once, here, inside the request span; the body stays generic.
             let cause: &dyn std::error::Error = match &self {
                 Self::Unavailable(e) => e,
@@ -269,7 +278,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
         match self {
             // The projector usually catches up within a second or two.
-            Self::Lagging { .. } => {
+            Self::Lagging { .. } | Self::CatchingUp => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

@@ -288,6 +288,14 @@ impl Queries {
         }
     }
 
+    /// True once the server's projector has projected the events committed before it started
+    /// (always, for the CLI's queries, which catch up themselves).
+    pub fn caught_up(&self) -> bool {
+        self.runner
+            .as_ref()
+            .is_none_or(ProjectionRunner::has_caught_up)
+    }
+
     /// Wakes the projector: the caller just committed events.
     pub fn nudge(&self) {
         if let Some(r) = &self.runner {

@@ -815,8 +815,9 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
+/// Readiness: the database answers and the projector has caught up with the events committed
+/// before the server started (until then queries would wait and answer 503).
+#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = Problem, description = "the database does not answer (`unavailable`), or the read models are still catching up (`projection-catching-up`)")))]
 #[tracing::instrument(name = "http.readyz", skip(state))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     let ok = match state.app.db() {
@@ -828,6 +829,9 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
         }
     };
     ok.map_err(|e| ApiError::Unavailable(e.into()))?;
+    if !state.queries.caught_up() {
+        return Err(ApiError::CatchingUp);
+    }
     Ok("ready\n")
 }
 

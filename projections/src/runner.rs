@@ -10,7 +10,8 @@
 use crate::error::ProjectionError;
 use crate::projector::{applied_up_to, log_head, Projector};
 use omorg_store::Database;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -43,6 +44,36 @@ struct Inner {
     rounds: watch::Sender<u64>,
     /// Tells the runner to stop (graceful shutdown).
     stop: watch::Sender<bool>,
+    /// Set once the first round after start succeeded: the read models then hold every event
+    /// committed before the server started (readiness; a replay after an upgrade can take long).
+    caught_up: AtomicBool,
+    /// The newest event committed when the runner started: what it must reach to be caught up.
+    start_head: OnceLock<i64>,
+}
+
+impl Inner {
+    /// Sets `caught_up` once every event committed before the runner started is projected (a
+    /// round can stop short of them while a transaction elsewhere on the server is in flight).
+    async fn note_if_caught_up(&self) {
+        let start_head = match self.start_head.get() {
+            Some(head) => *head,
+            None => match log_head(&self.db).await {
+                Ok(head) => *self.start_head.get_or_init(|| head),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the log head; readiness waits");
+                    return;
+                }
+            },
+        };
+        match applied_up_to(&self.db, start_head).await {
+            Ok(true) => {
+                self.caught_up.store(true, Ordering::Release);
+                tracing::info!("projections caught up with the event log");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the projector's checkpoint"),
+        }
+    }
 }
 
 impl ProjectionRunner {
@@ -61,14 +92,23 @@ impl ProjectionRunner {
             urgent: Notify::new(),
             rounds: watch::channel(0).0,
             stop: watch::channel(false).0,
+            caught_up: AtomicBool::new(false),
+            start_head: OnceLock::new(),
         });
         let task_inner = inner.clone();
         let handle = tokio::spawn(async move {
             let mut projector = Projector::new(db);
             let mut stop = task_inner.stop.subscribe();
+            if let Ok(head) = log_head(&task_inner.db).await {
+                let _ = task_inner.start_head.set(head);
+            }
             loop {
-                if let Err(e) = projector.catch_up(|_| {}).await {
-                    tracing::error!(error = %e, "projection round failed; retrying");
+                match projector.catch_up(|_| {}).await {
+                    Ok(_) if !task_inner.caught_up.load(Ordering::Acquire) => {
+                        task_inner.note_if_caught_up().await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "projection round failed; retrying"),
                 }
                 task_inner.rounds.send_modify(|r| *r += 1);
                 tokio::select! {
@@ -86,6 +126,12 @@ impl ProjectionRunner {
             }
         });
         (Self { inner }, handle)
+    }
+
+    /// True once the runner has projected every event committed before it started (its first
+    /// round succeeded). A server is not ready before: queries would wait and answer 503.
+    pub fn has_caught_up(&self) -> bool {
+        self.inner.caught_up.load(Ordering::Acquire)
     }
 
     /// Wakes the runner: new events were just committed.

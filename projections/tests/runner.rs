@@ -86,3 +86,37 @@ async fn a_woken_runner_gathers_until_a_reader_waits_postgres() {
 async fn a_woken_runner_gathers_until_a_reader_waits_sqlite() {
     a_woken_runner_gathers_until_a_reader_waits(Backend::Sqlite).await;
 }
+
+/// Readiness: a runner started on a log it has not projected says it has caught up only once
+/// every event committed before its start is in the read models, and never before.
+async fn the_runner_says_when_it_has_caught_up(backend: Backend) {
+    let (db, _store, _) = oslo_until_merge(backend).await;
+    let head = omorg_projections::projector::log_head(&db).await.unwrap();
+    let (runner, task) = ProjectionRunner::spawn(db.clone());
+    // Polled, not timed: the flag must come, and whenever it is seen, the events are there.
+    let mut seen = false;
+    for _ in 0..600 {
+        if runner.has_caught_up() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the runner never said it had caught up");
+    assert!(omorg_projections::projector::applied_up_to(&db, head)
+        .await
+        .unwrap());
+    assert_eq!(queries::timeline(&db, T).await.unwrap().version, 12);
+    runner.shutdown();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_runner_says_when_it_has_caught_up_postgres() {
+    the_runner_says_when_it_has_caught_up(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_runner_says_when_it_has_caught_up_sqlite() {
+    the_runner_says_when_it_has_caught_up(Backend::Sqlite).await;
+}

@@ -884,6 +884,17 @@ async fn a_lagging_projector_answers_503_with_retry_after(backend: Backend) {
     // Writes and the store-backed routes are unaffected.
     let (status, t) = app.get_json(READER, "/timelines/oslo").await;
     assert_eq!((status, &t["version"]), (200, &json!(1)));
+    // The server is alive but not ready: its projector never caught up with the log.
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["type"], "urn:omorg:problem:projection-catching-up",
+        "{body}"
+    );
 }
 
 async fn omorg_rebuild_via_the_binary_gives_the_same_answers(app: TestApp) {
