@@ -433,9 +433,39 @@ impl Omorg {
                 "has no changes of its own to adopt",
             ));
         }
-        let adoption = match &req.command_id {
-            Some(c) => c.clone(),
-            None => command_id(&format!("adopt:{scenario}"))?,
+        // The adoption ids this scenario was adopted into `timeline` under before (each record's
+        // id is `<adoption>/adopted-<version>`). Copies are found by their ids, so adopting again
+        // under another id would copy every change a second time: the default is the earlier
+        // id, and another one is refused.
+        let earlier: Vec<&str> = recorded[1..]
+            .iter()
+            .filter(|c| {
+                matches!(&c.event.change, Change::ScenarioAdopted(a) if a.into.as_str() == timeline)
+            })
+            .filter_map(|c| {
+                c.event
+                    .context
+                    .command_id
+                    .as_str()
+                    .rsplit_once("/adopted-")
+                    .map(|(a, _)| a)
+            })
+            .collect();
+        let adoption = match (&req.command_id, earlier.last()) {
+            (Some(c), _) if earlier.contains(&c.as_str()) => c.clone(),
+            (Some(_), Some(before)) => {
+                return Err(ApiError::invalid(
+                    "command_id",
+                    format!(
+                        "{scenario} was adopted into {timeline} under the command id {before}: \
+                         adopt it again under that id (or without one), which adds only its \
+                         new changes; another id would copy its changes a second time"
+                    ),
+                ))
+            }
+            (None, Some(before)) => command_id(before)?,
+            (Some(c), None) => c.clone(),
+            (None, None) => command_id(&format!("adopt:{scenario}"))?,
         };
         // Planned against the parent as it stands (its aggregate, cached for the batch below).
         let Plan { commands, places } = self

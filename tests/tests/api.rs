@@ -1508,8 +1508,71 @@ async fn a_scenario_is_adopted_again_under_another_decision(app: TestApp) {
     );
 }
 
+/// Adopting a scenario again under another command id than the earlier adoption's would copy
+/// its changes a second time (copies are found by their ids): refused, naming `command_id`,
+/// with nothing written; without an id, the earlier one is used and only what is new is added.
+async fn readoption_under_another_command_id_copies_nothing_twice(app: TestApp) {
+    seeded(&app).await;
+    fork(&app, "alt-1").await;
+    let rename = |id: &str, name: &str| {
+        command(
+            id,
+            "2025-02-01",
+            json!({"type": "RenameUnit", "unit": "helseetaten", "name": name}),
+        )
+    };
+    let (status, body) = app
+        .command("alt-1", &rename("first", "Helseetaten I"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let adopt = |id: Option<&str>| {
+        let mut req = json!({"scenario": "alt-1", "decision": adoption("25/1")});
+        if let Some(id) = id {
+            req["command_id"] = json!(id);
+        }
+        req
+    };
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/adopt",
+            &adopt(Some("vedtak-25-1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let version = body["version"].clone();
+    for id in [Some("vedtak-25-2"), Some("adopt:alt-1")] {
+        let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt(id)).await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], "command_id", "{body}");
+    }
+    let (_, oslo) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(oslo["version"], version, "{oslo}");
+    // Without an id: the earlier adoption's, so a no-op, then only the new change.
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt(None))
+        .await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    let (status, body) = app
+        .command("alt-1", &rename("second", "Helseetaten II"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt(None))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["command_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["vedtak-25-1/4"], "{body}");
+}
+
 on_both_backends!(
     a_scenario_is_adopted_again_under_another_decision,
+    readoption_under_another_command_id_copies_nothing_twice,
     a_long_adoption_id_is_refused_before_anything_is_written,
     readoption_after_the_baseline_revoked_the_copy_itself,
     compare_names_the_side_whose_version_is_too_large,
