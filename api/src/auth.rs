@@ -158,7 +158,14 @@ impl AuthConfig {
                     i + 1
                 ));
             }
-            tokens.insert(Token::new(token), (role, name));
+            // A token listed twice would act with whichever entry the map kept: refused, so
+            // that a token meant to be a reader's never silently keeps an admin's role.
+            if tokens.insert(Token::new(token), (role, name)).is_some() {
+                return Err(format!(
+                    "token entry {} repeats the token of an earlier entry; give each token once",
+                    i + 1
+                ));
+            }
         }
         if tokens.is_empty() {
             return Err("no tokens configured".into());
@@ -261,6 +268,13 @@ mod tests {
         assert!(e.contains("boss") && !e.contains("secret-one"));
         assert!(AuthConfig::parse("short:admin").is_err());
         assert!(AuthConfig::parse("").is_err());
+    }
+
+    #[test]
+    fn refuses_a_token_listed_twice() {
+        let e =
+            AuthConfig::parse("secret-one:reader,secret-two:planner,secret-one:admin").unwrap_err();
+        assert!(e.contains("entry 3") && !e.contains("secret-one"), "{e}");
     }
 
     #[test]
