@@ -437,20 +437,8 @@ impl Omorg {
         // id is `<adoption>/adopted-<version>`). Copies are found by their ids, so adopting again
         // under another id would copy every change a second time: the default is the earlier
         // id, and another one is refused.
-        let earlier: Vec<&str> = recorded[1..]
-            .iter()
-            .filter(|c| {
-                matches!(&c.event.change, Change::ScenarioAdopted(a) if a.into.as_str() == timeline)
-            })
-            .filter_map(|c| {
-                c.event
-                    .context
-                    .command_id
-                    .as_str()
-                    .rsplit_once("/adopted-")
-                    .map(|(a, _)| a)
-            })
-            .collect();
+        let earlier: Vec<&str> =
+            earlier_adoptions(recorded[1..].iter().map(|c| &c.event), timeline).collect();
         let adoption = match (&req.command_id, earlier.last()) {
             (Some(c), _) if earlier.contains(&c.as_str()) => c.clone(),
             (Some(_), Some(before)) => {
@@ -482,16 +470,30 @@ impl Omorg {
         // version the changes reach, so a resent adoption finds both written and is a no-op.
         let decision = req.decision;
         let rationale = req.rationale;
-        let record = |into_version: u64, scenario: &TimelineBatch| {
+        let record = |into_version: u64, recorder: &TimelineBatch| {
             let refused = |field: String, reason: String| BatchRefusal {
                 index: None,
                 error: DomainError::InvalidInput { field, reason },
             };
+            // Checked again under the streams' locks: an adoption under another id that was
+            // written since the check above (a concurrent request) would be copied twice.
+            let events = recorder.0.records().iter().filter(|r| r.version > 0);
+            if let Some(before) = earlier_adoptions(events.map(|r| &r.event), timeline)
+                .find(|before| *before != adoption.as_str())
+            {
+                return Err(refused(
+                    "command_id".into(),
+                    format!(
+                        "{scenario} was adopted into {timeline} under the command id {before} \
+                         meanwhile: adopt it again under that id (or without one)"
+                    ),
+                ));
+            }
             // Too long for an id: the pair is refused (422), nothing is written.
             let id = CommandId::new(format!("{adoption}/adopted-{into_version}"))
                 .map_err(|e| refused("command_id".into(), e.to_string()))?;
             // Written before (a resent adoption): asked for again as it was, a no-op.
-            let context = match scenario.0.record_of(&id) {
+            let context = match recorder.0.record_of(&id) {
                 Some(r) => r.event.context.clone(),
                 None => ChangeContext {
                     command_id: id,
@@ -839,6 +841,24 @@ fn unreadable(e: omorg_store::StoreError) -> ApiError {
 /// Validates a timeline id from a URL or argument (422 on `id` when invalid).
 pub fn timeline_id(s: &str) -> Result<TimelineId, ApiError> {
     TimelineId::new(s).map_err(|e| ApiError::invalid("id", e.to_string()))
+}
+
+/// The adoption ids under which a scenario (its `events`) was adopted into `into`: each record's
+/// id is `<adoption>/adopted-<version>`. Copies in the parent are known by these ids, which is
+/// why a scenario is adopted again under the same one.
+fn earlier_adoptions<'a>(
+    events: impl Iterator<Item = &'a TimelineEvent>,
+    into: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    events.filter_map(move |e| match &e.change {
+        Change::ScenarioAdopted(a) if a.into.as_str() == into => e
+            .context
+            .command_id
+            .as_str()
+            .rsplit_once("/adopted-")
+            .map(|(adoption, _)| adoption),
+        _ => None,
+    })
 }
 
 fn command_id(s: &str) -> Result<CommandId, ApiError> {

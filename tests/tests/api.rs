@@ -1570,7 +1570,54 @@ async fn readoption_under_another_command_id_copies_nothing_twice(app: TestApp) 
     assert_eq!(ids, ["vedtak-25-1/4"], "{body}");
 }
 
+/// Adoptions of one scenario under different ids, sent at once: one copies the change, the
+/// others are refused (the check under the streams' locks sees the first one's record), so the
+/// baseline has the change once.
+async fn concurrent_adoptions_under_different_ids_copy_once(app: TestApp) {
+    seeded(&app).await;
+    fork(&app, "alt-1").await;
+    let rename = json!({"type": "RenameUnit", "unit": "helseetaten", "name": "Helseetaten I"});
+    let (status, body) = app
+        .command("alt-1", &command("first", "2025-02-01", rename))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, before) = app.get_json(READER, "/timelines/oslo").await;
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let req = json!({"scenario": "alt-1", "decision": adoption("25/1"), "command_id": format!("vedtak-{i}")});
+        let send = app
+            .client
+            .post(app.url("/timelines/oslo/adopt"))
+            .bearer_auth(PLANNER)
+            .json(&req);
+        requests.spawn(async move {
+            let r = send.send().await.expect("request sent");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.expect("a JSON body"),
+            )
+        });
+    }
+    let answers = requests.join_all().await;
+    let accepted = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(accepted, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(
+            (*status, &body["field"]),
+            (422, &json!("command_id")),
+            "{body}"
+        );
+    }
+    let (_, oslo) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(
+        oslo["version"],
+        before["version"].as_u64().unwrap() + 1,
+        "{oslo}"
+    );
+}
+
 on_both_backends!(
+    concurrent_adoptions_under_different_ids_copy_once,
     a_scenario_is_adopted_again_under_another_decision,
     readoption_under_another_command_id_copies_nothing_twice,
     a_long_adoption_id_is_refused_before_anything_is_written,
