@@ -340,12 +340,74 @@ impl From<CommandError<crate::batch::BatchRefusal>> for ApiError {
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let RawJson(value) = RawJson::from_request(req, state).await?;
-        from_value(value).map(JsonBody)
+        let read: T = from_value(value.clone())?;
+        refuse_unknown_members(&value, &read, "")?;
+        Ok(JsonBody(read))
+    }
+}
+
+/// 400 naming the first member of `raw` (JSON as a client sent it) that reading it into `read`
+/// dropped. serde ignores members a type does not have, so a misspelt *optional* member would
+/// otherwise vanish without a word, and the request would do something else than was asked:
+/// `"area": ["030101"]` for `"areas"` turns a transfer of one area into a transfer of all.
+/// Found by writing `read` back (every type here writes what it reads, under the same names)
+/// and looking for members of `raw` that did not come back; a `null` may be missing, since an
+/// absent optional member is not written.
+pub fn refuse_unknown_members<T: Serialize>(
+    raw: &serde_json::Value,
+    read: &T,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    let written = serde_json::to_value(read).map_err(ApiError::internal)?;
+    let mut path = prefix.to_owned();
+    if unknown_member(raw, &written, &mut path) {
+        return Err(ApiError::BadRequest {
+            detail: format!(
+                "the body does not match the expected shape: unknown field `{path}` (check its spelling)"
+            ),
+            field: Some(path),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `raw` has a member `written` lacks; if so, `path` ends at it.
+fn unknown_member(raw: &serde_json::Value, written: &serde_json::Value, path: &mut String) -> bool {
+    use serde_json::Value;
+    let len = path.len();
+    match (raw, written) {
+        (Value::Object(raw), Value::Object(written)) => {
+            for (key, value) in raw {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match written.get(key) {
+                    Some(w) if unknown_member(value, w, path) => return true,
+                    Some(_) => {}
+                    None if value.is_null() => {}
+                    None => return true,
+                }
+                path.truncate(len);
+            }
+            false
+        }
+        (Value::Array(raw), Value::Array(written)) if raw.len() == written.len() => {
+            for (i, (r, w)) in raw.iter().zip(written).enumerate() {
+                path.push_str(&format!("[{i}]"));
+                if unknown_member(r, w, path) {
+                    return true;
+                }
+                path.truncate(len);
+            }
+            false
+        }
+        _ => false,
     }
 }
 
@@ -431,7 +493,12 @@ impl<S: Send + Sync> FromRequest<S> for CommandBody {
 pub fn read_command(bytes: &[u8]) -> Result<TimelineCommand, ApiError> {
     if !escapes_nul(bytes) {
         if let Ok(command) = serde_json::from_slice::<TimelineCommand>(bytes) {
-            return Ok(command);
+            let raw = parse_raw(bytes)?;
+            if refuse_unknown_members(&raw, &command, "").is_ok() {
+                return Ok(command);
+            }
+            // The careful path names the unknown member as it always does (context first).
+            return command_from_value(raw);
         }
     }
     command_from_value(parse_raw(bytes)?)
@@ -633,9 +700,15 @@ pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, A
         detail: "the body does not match the expected shape: missing field `action`".into(),
         field: Some("action".into()),
     })?;
-    let context: ChangeContext = from_value(serde_json::Value::Object(map))?;
-    let action: Action = from_value_at(action, "action")?;
-    Ok(TimelineCommand { context, action })
+    let raw_context = serde_json::Value::Object(map);
+    let context: ChangeContext = from_value(raw_context.clone())?;
+    let action_read: Action = from_value_at(action.clone(), "action")?;
+    refuse_unknown_members(&raw_context, &context, "")?;
+    refuse_unknown_members(&action, &action_read, "action")?;
+    Ok(TimelineCommand {
+        context,
+        action: action_read,
+    })
 }
 
 /// [`command_from_value`] for command `index` of a batch: errors carry the index.
@@ -764,8 +837,9 @@ mod tests {
     fn direct_read_agrees_with_the_careful_one() {
         let cases = [
             body("", ""),
-            // Unknown fields: ignored by both readings.
+            // Unknown fields: serde alone ignores them; the extractor refuses them (400).
             body(r#""extra":1,"#, r#""colour":"red","#),
+            body("", r#""colour":"red","#),
             // Duplicate keys: the careful reading keeps the last.
             body(r#""actor":"b","#, ""),
             body("", r#""unit":"bjerke","#),
@@ -785,8 +859,8 @@ mod tests {
                 .then(|| serde_json::from_slice::<TimelineCommand>(case.as_bytes()).ok())
                 .flatten();
             let careful = careful(case);
-            if let Some(direct) = &direct {
-                assert_eq!(careful.as_ref().ok(), Some(direct), "{case}");
+            if let (Some(direct), Ok(careful)) = (&direct, &careful) {
+                assert_eq!(careful, direct, "{case}");
             }
             // Whatever the direct reading made of it, the extractor answers as the careful one.
             match (read_command(case.as_bytes()), careful) {
@@ -799,12 +873,19 @@ mod tests {
                 (a, b) => panic!("{case}: {a:?} vs {b:?}"),
             }
         }
+        // Unknown members are named, the context's first, then the action's.
+        for (case, field) in [(&cases[1], "extra"), (&cases[2], "action.colour")] {
+            assert!(serde_json::from_slice::<TimelineCommand>(case.as_bytes()).is_ok());
+            let e = read_command(case.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{case}");
+            assert_eq!(e.problem().field.as_deref(), Some(field), "{case}");
+        }
         // serde alone would take the escaped U+0000; the extractor refuses it naming the field,
         // as the careful path does.
-        assert!(serde_json::from_slice::<TimelineCommand>(cases[6].as_bytes()).is_ok());
-        let e = read_command(cases[6].as_bytes()).unwrap_err();
+        assert!(serde_json::from_slice::<TimelineCommand>(cases[7].as_bytes()).is_ok());
+        let e = read_command(cases[7].as_bytes()).unwrap_err();
         assert_eq!(e.problem().field.as_deref(), Some("action.name"));
-        assert!(read_command(cases[7].as_bytes()).is_ok());
+        assert!(read_command(cases[8].as_bytes()).is_ok());
     }
 
     proptest::proptest! {

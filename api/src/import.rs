@@ -336,6 +336,13 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = parse_file(Path::new("c.json"), "{", &a).unwrap_err();
         assert!(e.to_string().contains("not valid JSON"), "{e}");
+        // A misspelt member is named, not dropped (here it would widen the transfer).
+        let yaml = "- command_id: t1\n  effective_from: 2025-01-01\n  actor: me\n  \
+                    decision: {case_number: '1', body: B, decision_date: 2025-01-01, title: T}\n  \
+                    action: {type: TransferResponsibility, service: hc, from: a, to: b, area: ['0301']}\n";
+        let e = parse_file(Path::new("c.yaml"), yaml, &a).unwrap_err();
+        assert!(e.to_string().contains("unknown field `action.area`"), "{e}");
+        assert_eq!(e.exit_code(), 1);
     }
 
     /// A bad date cell names the file, the line and the column, not the command's JSON fields.

@@ -493,6 +493,18 @@ async fn submit_batch(
             field: Some("commands".into()),
         });
     };
+    // A batch has nothing but its commands: another member is a mistake, not a setting.
+    if let Some(other) = body
+        .as_object()
+        .and_then(|members| members.keys().find(|k| *k != "commands"))
+    {
+        return Err(ApiError::BadRequest {
+            detail: format!(
+                "the body does not match the expected shape: unknown field `{other}` (a batch is {{\"commands\": [ … ]}})"
+            ),
+            field: Some(other.clone()),
+        });
+    }
     let commands = items
         .into_iter()
         .enumerate()

@@ -58,7 +58,7 @@ pub struct Omorg {
 }
 
 /// Request to start a baseline timeline.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateTimelineRequest {
     /// The new timeline's id (a slug such as `oslo`); generated when absent. Give it to make a
     /// retry safe.
@@ -88,7 +88,7 @@ pub struct CreateTimelineRequest {
 }
 
 /// Request to adopt a scenario into the timeline it was forked from.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AdoptRequest {
     /// The scenario: a timeline forked from this one.
     #[schema(value_type = String, example = "oslo-alt-1")]
@@ -107,7 +107,7 @@ pub struct AdoptRequest {
 }
 
 /// Request to fork a scenario from a timeline.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ForkRequest {
     /// The scenario's id; generated when absent.
     #[serde(default)]
