@@ -273,35 +273,35 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
     let crate::import::ImportFile { commands, origins } =
         crate::import::parse_file(&args.file, &text, &args)?;
-    if let Some(name) = &args.create {
-        let exists = match app.summary(&args.timeline).await {
-            Ok(_) => true,
-            Err(ApiError::NotFound { .. }) => false,
-            Err(e) => return Err(e.into()),
-        };
-        if !exists {
-            let id = crate::service::timeline_id(&args.timeline)?;
-            app.create_timeline(
-                CreateTimelineRequest {
-                    id: Some(id),
-                    name: name.clone(),
-                    description: String::new(),
-                    command_id: None,
-                    effective_from: None,
-                    decision: None,
-                    rationale: format!("created by omorg import of {}", args.file.display()),
-                },
-                &args.actor,
-            )
-            .await?;
-        }
-    }
     let n = commands.len();
     let file = args.file.display();
-    let result = app
-        .execute(&args.timeline, commands, true, &args.actor)
-        .await
-        .map_err(|e| placed(e, &args.file, &origins))?;
+    let exists = match app.summary(&args.timeline).await {
+        Ok(_) => true,
+        Err(ApiError::NotFound { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let creating = args.create.is_some() && !exists;
+    let result = match &args.create {
+        // Created in the same batch as the file's commands: a refused import creates nothing.
+        Some(name) if !exists => {
+            let id = crate::service::timeline_id(&args.timeline)?;
+            let create = CreateTimelineRequest {
+                id: Some(id),
+                name: name.clone(),
+                description: String::new(),
+                command_id: None,
+                effective_from: None,
+                decision: None,
+                rationale: format!("created by omorg import of {}", args.file.display()),
+            };
+            app.create_with(create, commands, &args.actor).await
+        }
+        _ => {
+            app.execute(&args.timeline, commands, true, &args.actor)
+                .await
+        }
+    }
+    .map_err(|e| placed(e, &args.file, &origins))?;
     if result.duplicate {
         eprintln!(
             "{file} was already imported into {} (duplicate): nothing written, the timeline \
@@ -310,8 +310,11 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
         );
     } else {
         // One event per command; a command of the file applied before (by an earlier import
-        // of an overlapping file) writes none.
-        let new = result.events.len();
+        // of an overlapping file) writes none. The creation is one more.
+        let new = result.events.len() - usize::from(creating);
+        if creating {
+            eprintln!("created timeline {}", args.timeline);
+        }
         let earlier = match n.saturating_sub(new) {
             0 => String::new(),
             k => format!(" ({k} commands were already applied)"),

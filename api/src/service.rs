@@ -276,8 +276,24 @@ impl Omorg {
         req: CreateTimelineRequest,
         actor: &str,
     ) -> Result<(TimelineSummary, CommandResult), ApiError> {
-        let id = req.id.clone().unwrap_or_else(generated_id);
+        let (id, command) = self.creation(req, actor).await?;
         tracing::Span::current().record("id", id.as_str());
+        let result = self
+            .run(id.as_str(), vec![command], false, actor)
+            .await
+            .map_err(request_fields)?;
+        let summary = self.summary(id.as_str()).await?;
+        Ok((summary, result))
+    }
+
+    /// The command that starts timeline `req.id` (generated when absent), with the defaults a
+    /// retry takes from the event it is retrying.
+    async fn creation(
+        &self,
+        req: CreateTimelineRequest,
+        actor: &str,
+    ) -> Result<(TimelineId, TimelineCommand), ApiError> {
+        let id = req.id.clone().unwrap_or_else(generated_id);
         let command_id = match req.command_id {
             Some(c) => c,
             None => command_id(&format!("create:{id}"))?,
@@ -303,12 +319,41 @@ impl Omorg {
                 description: req.description,
             }),
         };
-        let result = self
-            .run(id.as_str(), vec![command], false, actor)
+        Ok((id, command))
+    }
+
+    /// Starts a baseline timeline (as [`Omorg::create_timeline`]) and applies `commands` to it
+    /// in the same all-or-nothing batch: if any is refused, the timeline is not created either
+    /// (`omorg import --create`). Errors name the commands' indexes in `commands`.
+    #[tracing::instrument(name = "omorg.create_with", skip(self, req, commands), fields(id = tracing::field::Empty, commands = commands.len()))]
+    pub async fn create_with(
+        &self,
+        req: CreateTimelineRequest,
+        commands: Vec<TimelineCommand>,
+        actor: &str,
+    ) -> Result<CommandResult, ApiError> {
+        let (id, create) = self.creation(req, actor).await?;
+        tracing::Span::current().record("id", id.as_str());
+        let batch = std::iter::once(create).chain(commands).collect();
+        // Index 0 is the creation; the caller's command i is i + 1 in the batch.
+        self.run(id.as_str(), batch, true, actor)
             .await
-            .map_err(request_fields)?;
-        let summary = self.summary(id.as_str()).await?;
-        Ok((summary, result))
+            .map_err(|e| match e {
+                ApiError::Refused { source, index } => ApiError::Refused {
+                    source,
+                    index: index.and_then(|i| i.checked_sub(1)),
+                },
+                ApiError::Invalid {
+                    field,
+                    reason,
+                    index,
+                } => ApiError::Invalid {
+                    field: renumbered(&field),
+                    reason,
+                    index: index.and_then(|i| i.checked_sub(1)),
+                },
+                other => other,
+            })
     }
 
     /// Forks a scenario from `parent` at `req.version` (default: its current version).
@@ -841,6 +886,22 @@ fn unreadable(e: omorg_store::StoreError) -> ApiError {
 /// Validates a timeline id from a URL or argument (422 on `id` when invalid).
 pub fn timeline_id(s: &str) -> Result<TimelineId, ApiError> {
     TimelineId::new(s).map_err(|e| ApiError::invalid("id", e.to_string()))
+}
+
+/// `commands[i].…` of a batch whose first command was added in front of the caller's, as
+/// `commands[i-1].…`; the creation itself (`commands[0].…`) loses the prefix.
+fn renumbered(field: &str) -> String {
+    let Some((index, rest)) = field
+        .strip_prefix("commands[")
+        .and_then(|f| f.split_once("]."))
+    else {
+        return field.to_owned();
+    };
+    match index.parse::<usize>() {
+        Ok(0) => rest.to_owned(),
+        Ok(i) => format!("commands[{}].{rest}", i - 1),
+        Err(_) => field.to_owned(),
+    }
 }
 
 /// The adoption ids under which a scenario (its `events`) was adopted into `into`: each record's

@@ -301,6 +301,7 @@ async fn import_messages_name_the_file_and_line() {
     let services = csv("services.csv", "service,name\nlegevakt,Legevakt\n");
     let (ok, stderr) = import(services.clone()).await;
     assert!(ok, "{stderr}");
+    assert!(stderr.contains("created timeline t"), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "imported 1 commands from {services} into t: 1 new events"
@@ -357,6 +358,41 @@ async fn import_messages_name_the_file_and_line() {
         "{stderr}"
     );
     assert!(!stderr.contains("command 0"), "{stderr}");
+    // A refused import that was to create its timeline creates nothing either.
+    let (ok, stderr) = omorg_binary(
+        &[
+            "--database-url",
+            &url,
+            "import",
+            &refused,
+            "--timeline",
+            "t-new",
+            "--create",
+            "New",
+            "--effective-from",
+            "2021-01-01",
+            "--case-number",
+            "21/2",
+            "--body",
+            "Bystyret",
+            "--title",
+            "Legevakt",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("omorg: error: {refused}: line 2: ")),
+        "{stderr}"
+    );
+    let (ok, stderr) = omorg_binary(
+        &["--database-url", &url, "export", "--timeline", "t-new"],
+        &[],
+    )
+    .await;
+    assert!(!ok, "the refused import left timeline t-new behind");
+    assert!(stderr.contains("t-new not found"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
