@@ -376,6 +376,48 @@ pub fn refuse_unknown_members<T: Serialize>(
     Ok(())
 }
 
+/// Whether the JSON text `bytes` names the same members, as many times each, as `read` written
+/// back: the command path's cheap form of [`refuse_unknown_members`], without building either
+/// value (that cost the one-client HTTP bench ~0.02 of the raw rate). Equal names in equal
+/// numbers mean no member was dropped; any difference goes to the careful check.
+fn same_member_names<T: Serialize>(bytes: &[u8], read: &T) -> bool {
+    let Ok(written) = serde_json::to_vec(read) else {
+        return false;
+    };
+    let (mut a, mut b) = (member_names(bytes), member_names(&written));
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// The member names of valid JSON text, as written (escapes kept): each string that is followed
+/// by a `:`.
+fn member_names(text: &[u8]) -> Vec<&[u8]> {
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let mut j = start;
+        while j < text.len() && text[j] != b'"' {
+            j += if text[j] == b'\\' { 2 } else { 1 };
+        }
+        let end = j.min(text.len());
+        let mut k = end + 1;
+        while k < text.len() && text[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        if text.get(k) == Some(&b':') {
+            names.push(&text[start..end]);
+        }
+        i = end + 1;
+    }
+    names
+}
+
 /// Whether `raw` has a member `written` lacks; if so, `path` ends at it.
 fn unknown_member(raw: &serde_json::Value, written: &serde_json::Value, path: &mut String) -> bool {
     use serde_json::Value;
@@ -493,12 +535,12 @@ impl<S: Send + Sync> FromRequest<S> for CommandBody {
 pub fn read_command(bytes: &[u8]) -> Result<TimelineCommand, ApiError> {
     if !escapes_nul(bytes) {
         if let Ok(command) = serde_json::from_slice::<TimelineCommand>(bytes) {
-            let raw = parse_raw(bytes)?;
-            if refuse_unknown_members(&raw, &command, "").is_ok() {
+            if same_member_names(bytes, &command) {
                 return Ok(command);
             }
-            // The careful path names the unknown member as it always does (context first).
-            return command_from_value(raw);
+            // A member did not come back (or a `null` one, or one spelt with escapes): the
+            // careful path decides, and names an unknown member as it always does.
+            return command_from_value(parse_raw(bytes)?);
         }
     }
     command_from_value(parse_raw(bytes)?)
@@ -886,6 +928,15 @@ mod tests {
         let e = read_command(cases[7].as_bytes()).unwrap_err();
         assert_eq!(e.problem().field.as_deref(), Some("action.name"));
         assert!(read_command(cases[8].as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn member_names_are_the_strings_before_a_colon() {
+        // A value holding `\":`, a name holding an escaped quote, and `:` inside a value.
+        let text = r#"{"a" : "x\":y", "b":{"c\"d":[1,{"e":null}]},"f":"g:"}"#;
+        serde_json::from_str::<serde_json::Value>(text).expect("valid JSON");
+        let names: Vec<&[u8]> = member_names(text.as_bytes());
+        assert_eq!(names, [&b"a"[..], b"b", br#"c\"d"#, b"e", b"f"]);
     }
 
     proptest::proptest! {
