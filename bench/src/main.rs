@@ -40,7 +40,7 @@ const WRITERS: [usize; 3] = [1, 2, 8];
 
 /// The payload text: about the size of a typical omorg event (a unit change with its decision).
 const TEXT: &str = "Innbyggerservice flyttes fra Bydel Grorud til Innbyggertorg Romsås-enheten; \
-    vedtak i bystyret sak 17/6, ikrafttredelse 2026-01-01, begrunnelse: samlokalisering av \
+    vedtak i bystyret sak 99/1 (oppdiktet), ikrafttredelse 2026-01-01, begrunnelse: samlokalisering av \
     publikumstjenester i lokalsenteret og bedre åpningstider for innbyggerne i bydelen.";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -37,16 +37,50 @@ async fn demo_loads_idempotently_and_answers(app: TestApp) {
     let expected: Vec<String> = (1..=15).map(|i| format!("0301{i:02}")).collect();
     assert_eq!(codes, expected);
 
-    // Home care moves from the districts to Helseetaten on 2025-01-01.
+    // The baseline keeps home care in the districts; the planning scenario moves it to
+    // Helseetaten from 2027-01-01, and /compare shows exactly that difference.
     let (_, csv) = app
         .get(
             READER,
-            "/timelines/oslo/responsibilities?as_of=2025-01-01&format=csv",
+            "/timelines/oslo/responsibilities?as_of=2027-01-01&format=csv",
+        )
+        .await;
+    assert!(
+        csv.contains("home-care,Hjemmetjenester,030101,Gamle Oslo,gamle-oslo,Bydel Gamle Oslo"),
+        "{csv}"
+    );
+    let (_, csv) = app
+        .get(
+            READER,
+            "/timelines/oslo-home-care-central/responsibilities?as_of=2027-01-01&format=csv",
         )
         .await;
     assert!(
         csv.contains("home-care,Hjemmetjenester,030101,Gamle Oslo,helseetaten,Helseetaten"),
         "{csv}"
+    );
+    let (status, diff) = app
+        .get_json(
+            READER,
+            "/compare?a=oslo&b=oslo-home-care-central&as_of=2027-01-01",
+        )
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    let moved: Vec<_> = diff["responsibilities"]
+        .as_array()
+        .expect("responsibilities")
+        .iter()
+        .map(|r| {
+            (
+                r["service_code"].as_str().unwrap(),
+                r["b_unit_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(moved.len(), 15, "{diff}");
+    assert!(
+        moved.iter().all(|m| *m == ("home-care", "helseetaten")),
+        "{diff}"
     );
 
     // Asker: three municipalities in 2019, one (3025) in 2020, renumbered 3203 in 2024.
@@ -72,6 +106,23 @@ async fn demo_loads_idempotently_and_answers(app: TestApp) {
     let entries = log["decisions"].as_array().expect("decisions");
     assert_eq!(entries.len(), 1, "{log}");
     assert_eq!(entries[0]["decision_date"], "2022-06-14", "{log}");
+    // The merger rests on the Storting's decision of 2017-06-08.
+    let (_, log) = app
+        .get_json(
+            READER,
+            "/timelines/asker/decisions?case_number=Innst.%20386%20S%20(2016%E2%80%932017)",
+        )
+        .await;
+    let entries = log["decisions"].as_array().expect("decisions");
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(
+        (&entries[0]["body"], &entries[0]["decision_date"]),
+        (
+            &serde_json::json!("Stortinget"),
+            &serde_json::json!("2017-06-08")
+        ),
+        "{log}"
+    );
 
     // The two scenarios put the citizen service desk under different parents.
     let (_, alt1) = app
