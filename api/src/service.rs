@@ -1014,9 +1014,15 @@ fn prepare(
             .map(|c| c.context.command_id.to_string())
             .unwrap_or_default()
     };
-    let decision = commands
+    // The metadata speaks for every event the store command writes, so it names a decision only
+    // when every command rests on the same one; a batch under several decisions leaves it null,
+    // and each event's own decision is in its payload (which is what the read models use).
+    let shared = commands
         .first()
-        .and_then(|c| serde_json::to_value(&c.context.decision).ok())
+        .map(|c| &c.context.decision)
+        .filter(|first| commands.iter().all(|c| c.context.decision == **first));
+    let decision = shared
+        .and_then(|d| serde_json::to_value(d).ok())
         .unwrap_or_default();
     let metadata = CommandMetadata::new(command_id)
         .with_actor(actor)

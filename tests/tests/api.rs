@@ -1987,3 +1987,53 @@ on_both_backends!(
     adoption_retry_after_half_way,
     an_adoption_whose_record_fails_changes_nothing,
 );
+
+/// An event's metadata names the decision behind it: a batch under one decision records it on
+/// every event; a batch under several records none there (null), since one value cannot speak
+/// for each event, and each event's payload keeps its own.
+async fn batch_metadata_never_names_another_commands_decision(app: TestApp) {
+    seeded(&app).await;
+    let renames = |suffix: &str, second_case: &str| {
+        let mut first = command(
+            &format!("{suffix}-1"),
+            "2022-01-01",
+            json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": format!("Bydel Gamle Oslo {suffix}")}),
+        );
+        first["decision"]["case_number"] = json!("21/1");
+        let mut second = command(
+            &format!("{suffix}-2"),
+            "2022-01-01",
+            json!({"type": "RenameUnit", "unit": "grunerlokka", "name": format!("Bydel Grünerløkka {suffix}")}),
+        );
+        second["decision"] = first["decision"].clone();
+        second["decision"]["case_number"] = json!(second_case);
+        json!({"commands": [first, second]})
+    };
+    let app = &app;
+    let written = |body: Value| async move {
+        let (status, body) = app.post(PLANNER, "/timelines/oslo/batch", &body).await;
+        assert_eq!(status, 200, "{body}");
+        let version = body["version"].as_u64().unwrap();
+        let (_, page) = app
+            .get_json(
+                AUDITOR,
+                &format!("/timelines/oslo/events?after_version={}", version - 2),
+            )
+            .await;
+        let events = page["events"].as_array().expect("events").clone();
+        assert_eq!(events.len(), 2, "{page}");
+        events
+    };
+    for e in written(renames("same", "21/1")).await {
+        assert_eq!(e["metadata"]["decision"]["case_number"], "21/1", "{e}");
+        assert_eq!(e["metadata"]["decision"], e["payload"]["decision"], "{e}");
+    }
+    let mixed = written(renames("mixed", "21/77")).await;
+    for e in &mixed {
+        assert!(e["metadata"]["decision"].is_null(), "{e}");
+    }
+    assert_eq!(mixed[0]["payload"]["decision"]["case_number"], "21/1");
+    assert_eq!(mixed[1]["payload"]["decision"]["case_number"], "21/77");
+}
+
+on_both_backends!(batch_metadata_never_names_another_commands_decision);
