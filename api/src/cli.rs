@@ -125,7 +125,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         "warn"
     };
     init_logging(cli.log_format, default_log);
-    let db = connect(cli.database_url.expose(), &cli.database_url.redacted()).await?;
+    // Commands that only read the event log never change the database: no migration, no new
+    // file, and a role that may only SELECT is enough (an auditor's).
+    let reads_only = matches!(cli.command, Command::Export(_) | Command::Verify(_));
+    let db = connect(
+        cli.database_url.expose(),
+        &cli.database_url.redacted(),
+        reads_only,
+    )
+    .await?;
     let app = Omorg::new(db.clone());
     let result = match cli.command {
         Command::Serve(args) => serve(app, args).await,
@@ -150,12 +158,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     result
 }
 
-/// Connects and migrates.
-async fn connect(url: &str, shown: &str) -> Result<Database, CliError> {
-    let db = Database::connect(url)
-        .await
+/// Connects and migrates, or, for a command that only reads, connects read-only and checks
+/// that the schema is current.
+async fn connect(url: &str, shown: &str, read_only: bool) -> Result<Database, CliError> {
+    let opened = if read_only {
+        Database::connect_read_only(url).await
+    } else {
+        Database::connect(url).await
+    };
+    let db = opened
         .map_err(|e| CliError::Usage(format!("cannot open database {shown}: {}", chain(&e))))?;
-    db.migrate().await?;
+    if read_only {
+        db.check_schema().await?;
+    } else {
+        db.migrate().await?;
+    }
     Ok(db)
 }
 
@@ -512,6 +529,37 @@ async fn caught_up(app: &Omorg) -> Result<Queries, CliError> {
     }
 }
 
+/// What a break in a hash chain means, for the auditor reading `omorg verify`. A break at the
+/// head given on the command line may also be a head copied wrong, so it says both.
+fn describe_break(
+    kind: &omorg_store::verify::BreakKind,
+    version: u64,
+    head: Option<u64>,
+) -> String {
+    use omorg_store::verify::BreakKind;
+    match kind {
+        BreakKind::Altered => {
+            "the event was altered: its content no longer hashes to its stored hash".into()
+        }
+        BreakKind::Relinked if head == Some(version) => {
+            "the event there does not have the hash given (--head-hash): the history up to it \
+             was rewritten, or the head was copied wrong"
+                .into()
+        }
+        BreakKind::Relinked => "the event does not link to the one before it: the earlier event \
+                                was replaced, or this one re-chained"
+            .into(),
+        BreakKind::Missing { found: Some(found) } => {
+            format!("the event is missing: version {found} comes in its place")
+        }
+        BreakKind::Missing { found: None } => {
+            "the chain ends before this version, the head given (--head-version): events were \
+             deleted from its end, or the head was copied wrong"
+                .into()
+        }
+    }
+}
+
 /// `omorg rebuild`: a progress bar on a terminal, plain lines otherwise (logs, CI).
 async fn rebuild(db: &Database) -> Result<(), CliError> {
     let head = omorg_projections::projector::log_head(db).await?;
@@ -548,7 +596,32 @@ async fn rebuild(db: &Database) -> Result<(), CliError> {
         ))
     })?;
     println!("rebuilt the read models from {} events", done.applied);
-    Ok(())
+    // A timeline stopped on an event that cannot be projected is skipped, not fatal to the
+    // others; but the rebuild did not do its job for it, so it fails, naming each.
+    let mut failed: Vec<_> = omorg_projections::projector::failures(db)
+        .await?
+        .into_values()
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    failed.sort_by(|a, b| a.timeline_id.cmp(&b.timeline_id));
+    let each: Vec<String> = failed
+        .iter()
+        .map(|f| {
+            format!(
+                "{} stopped at version {} (position {}): {}",
+                f.timeline_id, f.stream_version, f.position, f.error
+            )
+        })
+        .collect();
+    Err(CliError::Input(format!(
+        "rebuild failed for {} timeline(s), which queries refuse until it succeeds: {}; fix the \
+         cause (see docs/operations.md, \"An event that cannot be projected\") and run `omorg \
+         rebuild` again",
+        failed.len(),
+        each.join("; ")
+    )))
 }
 
 async fn decisions(app: &Omorg, args: DecisionsArgs) -> Result<(), CliError> {
@@ -663,11 +736,19 @@ async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
     };
     let head = match (args.head_version, args.head_hash) {
         (Some(version), Some(hash)) => {
-            if version == 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(CliError::Usage(
-                    "--head-version must be at least 1 and --head-hash 64 hexadecimal digits"
-                        .into(),
-                ));
+            if version == 0 {
+                return Err(CliError::Usage("--head-version must be at least 1".into()));
+            }
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(CliError::Usage(format!(
+                    "--head-hash must be 64 hexadecimal digits, not {} characters{}",
+                    hash.chars().count(),
+                    if hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        ""
+                    } else {
+                        " with non-hexadecimal ones"
+                    }
+                )));
             }
             Some((version, hash.to_ascii_lowercase()))
         }
@@ -685,7 +766,12 @@ async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
                 None => println!("{id}: intact ({} events)", v.events_checked),
             },
             Some(b) => {
-                println!("{id}: BROKEN at version {}: {:?}", b.version, b.kind);
+                let at_head = head.as_ref().map(|(v, _)| *v);
+                println!(
+                    "{id}: BROKEN at version {}: {}",
+                    b.version,
+                    describe_break(&b.kind, b.version, at_head)
+                );
                 broken.push(id.clone());
             }
         }

@@ -65,10 +65,29 @@ impl Database {
         url: &str,
         max_connections: u32,
     ) -> Result<Self, StoreError> {
+        Self::open(url, max_connections, false).await
+    }
+
+    /// Connects for reading only, for commands that must not change the database (an audit
+    /// with a role that may only `SELECT`, or a file on read-only media): PostgreSQL sessions
+    /// default to read-only transactions, and a SQLite file is opened read-only and never
+    /// created ([`StoreError::NoSuchDatabase`] when missing). Call [`Database::check_schema`]
+    /// instead of migrating.
+    #[tracing::instrument(name = "store.connect_read_only", skip(url))]
+    pub async fn connect_read_only(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, 2, true).await
+    }
+
+    async fn open(url: &str, max_connections: u32, read_only: bool) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // JIT off: every statement omorg runs is short, and when the planner overestimates
             // a query (fresh tables without statistics) JIT compilation alone cost ~200 ms.
             let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
+            let options = if read_only {
+                options.options([("default_transaction_read_only", "on")])
+            } else {
+                options
+            };
             // One connection on its own first, with a short deadline: the pool retries a refused
             // connection until its acquire timeout (30 s) and then reports only "pool timed
             // out", whereas one attempt fails at once with the cause (connection refused, no
@@ -99,10 +118,20 @@ impl Database {
         } else if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
+                .create_if_missing(!read_only)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true);
-            let pool = if in_memory {
+            let pool = if read_only && !in_memory {
+                let file = options.get_filename();
+                if !file.exists() {
+                    return Err(StoreError::NoSuchDatabase(file.display().to_string()));
+                }
+                // No journal mode set: that is a write, and the file keeps the mode it has.
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with(options.read_only(true))
+                    .await?
+            } else if in_memory {
                 // One connection, kept forever: closing it would drop the database.
                 SqlitePoolOptions::new()
                     .max_connections(1)
@@ -141,6 +170,47 @@ impl Database {
             Self::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Checks, without changing anything, that every migration of this build is applied: what
+    /// a read-only connection does instead of [`Database::migrate`].
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let (migrator, applied) = match self {
+            Self::Postgres(pool) => (
+                sqlx::migrate!("../migrations/postgres"),
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                )
+                .fetch_all(pool)
+                .await,
+            ),
+            Self::Sqlite(pool) => (
+                sqlx::migrate!("../migrations/sqlite"),
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                )
+                .fetch_all(pool)
+                .await,
+            ),
+        };
+        let applied = match applied {
+            Ok(applied) => applied,
+            // No migrations table: not an omorg database, or one never migrated.
+            Err(sqlx::Error::Database(e)) if is_missing_table(e.as_ref()) => {
+                return Err(StoreError::SchemaMissing)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match migrator
+            .iter()
+            .find(|m| applied.binary_search(&m.version).is_err())
+        {
+            Some(m) => Err(StoreError::SchemaBehind {
+                version: m.version,
+                description: m.description.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -958,4 +1028,9 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Whether a database error says a table does not exist (PostgreSQL 42P01; SQLite's message).
+fn is_missing_table(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.code().as_deref() == Some("42P01") || e.message().contains("no such table")
 }

@@ -87,6 +87,31 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// A read-only connection named a SQLite file that does not exist (reading never creates
+    /// one). **Start-up failure (500).**
+    #[error("no database file at {0} (a command that only reads never creates one)")]
+    NoSuchDatabase(String),
+
+    /// The database holds no omorg schema at all. **Start-up failure (500).**
+    #[error(
+        "the database holds no omorg schema (is it the right one?); run `omorg migrate` or \
+         start the server on it first"
+    )]
+    SchemaMissing,
+
+    /// The database's schema is older than this build's and a read-only connection may not
+    /// migrate it. **Start-up failure (500).**
+    #[error(
+        "the database schema is older than this omorg: migration {version} ({description}) is \
+         not applied; run `omorg migrate` (or start the server) first"
+    )]
+    SchemaBehind {
+        /// The first migration not applied.
+        version: i64,
+        /// Its description.
+        description: String,
+    },
+
     /// A stored row breaks an invariant the store relies on (e.g. a negative version).
     /// **HTTP 500.**
     #[error("corrupt event log: {0}")]
@@ -105,7 +130,10 @@ impl StoreError {
             | Self::Serialization { .. }
             | Self::Deserialization { .. }
             | Self::Corrupt(_)
-            | Self::LinkedSameStream(_) => 500,
+            | Self::LinkedSameStream(_)
+            | Self::NoSuchDatabase(_)
+            | Self::SchemaMissing
+            | Self::SchemaBehind { .. } => 500,
         }
     }
 

@@ -696,3 +696,214 @@ async fn a_refused_readoption_names_the_scenarios_change() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Stores a row whose payload is no timeline event, as a row stored before today's checks
+/// could be: the projector cannot apply it and stops that timeline (`junk`) alone.
+async fn store_unprojectable_event(db: &omorg_store::Database) {
+    let sql = "INSERT INTO events (stream_id, stream_version, event_type, event_version, payload, \
+               metadata, recorded_at, prev_hash, hash, command_id, command_events) \
+               VALUES ('junk', 1, 'UnitEstablished', '1', $1, '{}', $2, $3, $3, 'junk-1', 1)";
+    let payload = r#"{"not": "a timeline event"}"#;
+    let zeros = "0".repeat(64);
+    match db {
+        omorg_store::Database::Postgres(p) => sqlx::query(
+            &sql.replace("$1", "$1::jsonb")
+                .replace("'{}'", "'{}'::jsonb"),
+        )
+        .bind(payload)
+        .bind(chrono::Utc::now())
+        .bind(&zeros)
+        .execute(p)
+        .await
+        .map(drop),
+        omorg_store::Database::Sqlite(p) => sqlx::query(sql)
+            .bind(payload)
+            .bind("2026-12-03T12:00:00.000000Z")
+            .bind(&zeros)
+            .execute(p)
+            .await
+            .map(drop),
+    }
+    .expect("store the row");
+}
+
+/// A rebuild that could not project a timeline fails (exit 1) naming it and the event, instead
+/// of reporting success over read models that queries then refuse; the others are rebuilt.
+async fn a_rebuild_that_leaves_a_timeline_unprojected_fails(app: TestApp) {
+    omorg(&app, &["demo"]).await.expect("demo");
+    store_unprojectable_event(app.app.db()).await;
+    let err = omorg(&app, &["rebuild"])
+        .await
+        .expect_err("a timeline was left unprojected");
+    assert_eq!(err.exit_code(), 1, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("rebuild failed for 1 timeline(s)")
+            && message.contains("junk stopped at version 1 (position "),
+        "{message}"
+    );
+    omorg(
+        &app,
+        &["org-chart", "--timeline", "oslo", "--as-of", "2024-01-01"],
+    )
+    .await
+    .expect("the other timelines were rebuilt");
+}
+
+/// `verify` and `export` only read: they never migrate a database (here one whose newest
+/// migration is not applied, as an older release left it), and say what to do instead.
+async fn reading_commands_never_migrate(app: TestApp) {
+    omorg(&app, &["demo"]).await.expect("demo");
+    let (count, forget) = (
+        "SELECT count(*) FROM _sqlx_migrations",
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    );
+    let applied = |db: &omorg_store::Database| {
+        let db = db.clone();
+        async move {
+            match &db {
+                omorg_store::Database::Postgres(p) => {
+                    sqlx::query_scalar::<_, i64>(count).fetch_one(p).await
+                }
+                omorg_store::Database::Sqlite(p) => {
+                    sqlx::query_scalar::<_, i64>(count).fetch_one(p).await
+                }
+            }
+            .expect("count")
+        }
+    };
+    let all = applied(app.app.db()).await;
+    match app.app.db() {
+        omorg_store::Database::Postgres(p) => sqlx::query(forget).execute(p).await.map(drop),
+        omorg_store::Database::Sqlite(p) => sqlx::query(forget).execute(p).await.map(drop),
+    }
+    .expect("forget the newest migration");
+    for args in [
+        &["verify"][..],
+        &["verify", "--timeline", "oslo"],
+        &["export", "--timeline", "oslo"],
+    ] {
+        let err = omorg(&app, args).await.expect_err("an older schema");
+        assert_eq!(err.exit_code(), 1, "{err}");
+        assert!(
+            err.to_string().contains("older than this omorg")
+                && err.to_string().contains("run `omorg migrate`"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(applied(app.app.db()).await, all - 1, "nothing was migrated");
+}
+
+on_both_backends!(
+    a_rebuild_that_leaves_a_timeline_unprojected_fails,
+    reading_commands_never_migrate
+);
+
+/// `verify` on a mistyped SQLite path says there is no database there (exit 2) instead of
+/// creating an empty one and reporting nothing wrong.
+#[tokio::test]
+async fn verify_never_creates_a_database() {
+    let dir = scratch("verify-missing");
+    let missing = dir.join("omorgg.db");
+    let url = format!("sqlite://{}", missing.display());
+    for args in [&["verify"][..], &["export", "--timeline", "oslo"]] {
+        let mut argv = vec!["--database-url", url.as_str()];
+        argv.extend_from_slice(args);
+        let out = omorg_output(&argv, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("no database file at"), "{stderr}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An auditor's PostgreSQL role that may only SELECT can verify and export (neither migrates
+/// nor writes), and `verify` prints what a break means rather than a debug dump.
+#[tokio::test]
+async fn a_select_only_role_can_verify_and_export() {
+    use sqlx::postgres::PgConnectOptions;
+    use std::str::FromStr;
+    let app = TestApp::spawn(omorg_store::Backend::Postgres).await;
+    omorg(&app, &["demo"]).await.expect("demo");
+    let omorg_store::Database::Postgres(pool) = app.app.db() else {
+        unreachable!("a PostgreSQL app")
+    };
+    let role = format!("omorg_t_auditor_{}", std::process::id());
+    for sql in [
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(pool).await.expect(&sql);
+    }
+    let options = PgConnectOptions::from_str(&app.database_url).unwrap();
+    let host = options.get_host();
+    let url = format!(
+        "postgres://{role}@{}/{}{}",
+        if host.starts_with('/') { "" } else { host },
+        options.get_database().unwrap_or_default(),
+        if host.starts_with('/') {
+            format!("?host={host}&port={}", options.get_port())
+        } else {
+            format!("?port={}", options.get_port())
+        }
+    );
+    let dir = scratch("auditor");
+    let file = dir.join("oslo.jsonl");
+    let outcome = async {
+        let out = omorg_output(&["--database-url", &url, "verify"], &[]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("oslo: intact ("), "{stdout}");
+        let out = omorg_output(
+            &[
+                "--database-url",
+                &url,
+                "export",
+                "--timeline",
+                "oslo",
+                "-o",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::read_to_string(&file).unwrap().lines().count() > 50);
+        // A head that was never the chain's: what it means, in words.
+        let out = omorg_output(
+            &[
+                "--database-url",
+                &url,
+                "verify",
+                "--timeline",
+                "oslo",
+                "--head-version",
+                "3",
+                "--head-hash",
+                &"ab".repeat(32),
+            ],
+            &[],
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(3), "{stdout}");
+        assert!(
+            stdout.contains("oslo: BROKEN at version 3: the event there does not have the hash given (--head-hash)"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains('{'), "no debug dump: {stdout}");
+    };
+    outcome.await;
+    for sql in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        sqlx::query(&sql).execute(pool).await.expect(&sql);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
