@@ -229,8 +229,14 @@ pub struct Created {
 #[derive(Debug, Default)]
 struct Params(HashMap<String, String>);
 
+/// The parameters of the as-of queries (`as_of` and the recorded axis).
+const AS_OF: [&str; 3] = ["as_of", "known_at", "known_version"];
+
 impl Params {
-    fn parse(raw: Option<String>) -> Result<Self, ApiError> {
+    /// Decodes `raw`, refusing (400, naming it) a parameter the route does not take or one
+    /// given twice: a misspelt `knownat` silently answered as known now, or the second of two
+    /// `as_of`s silently won, and the client took a different question's answer for its own.
+    fn parse(raw: Option<String>, accepted: &[&str]) -> Result<Self, ApiError> {
         let raw = raw.unwrap_or_default();
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw)
             .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
@@ -240,7 +246,30 @@ impl Params {
         {
             return Err(ApiError::invalid(k.replace('\0', "\\0"), NUL_REASON));
         }
-        Ok(Self(pairs.into_iter().collect()))
+        let mut params = HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if !accepted.contains(&name.as_str()) {
+                let takes = if accepted.is_empty() {
+                    "this route takes no query parameters".to_owned()
+                } else {
+                    format!("this route takes {}", accepted.join(", "))
+                };
+                return Err(ApiError::BadRequest {
+                    detail: format!(
+                        "unknown query parameter `{name}` (check its spelling): {takes}"
+                    ),
+                    field: Some(name),
+                });
+            }
+            if params.contains_key(&name) {
+                return Err(ApiError::BadRequest {
+                    detail: format!("query parameter `{name}` is given more than once"),
+                    field: Some(name),
+                });
+            }
+            params.insert(name, value);
+        }
+        Ok(Self(params))
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -392,8 +421,10 @@ fn json_or_csv<T: serde::Serialize>(
 async fn create_timeline(
     State(state): State<AppState>,
     Writer(caller): Writer,
+    RawQuery(query): RawQuery,
     JsonBody(req): JsonBody<CreateTimelineRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
+    Params::parse(query, &[])?;
     let (timeline, result) = state.app.create_timeline(req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
@@ -405,8 +436,10 @@ async fn create_timeline(
 async fn list_timelines(
     State(state): State<AppState>,
     caller: Caller,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<TimelineSummary>>, ApiError> {
     caller.require(Permission::Query)?;
+    Params::parse(query, &[])?;
     Ok(Json(state.app.list_timelines().await?))
 }
 
@@ -418,8 +451,10 @@ async fn show_timeline(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<TimelineSummary>, ApiError> {
     caller.require(Permission::Query)?;
+    Params::parse(query, &[])?;
     Ok(Json(state.app.summary(&id).await?))
 }
 
@@ -432,8 +467,10 @@ async fn fork_timeline(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
     JsonBody(req): JsonBody<ForkRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
+    Params::parse(query, &[])?;
     let (timeline, result) = state.app.fork(&id, req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
@@ -449,8 +486,10 @@ async fn adopt_scenario(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
     JsonBody(req): JsonBody<AdoptRequest>,
 ) -> Result<Json<CommandResult>, ApiError> {
+    Params::parse(query, &[])?;
     let result = state.app.adopt(&id, req, &caller.name).await?;
     state.queries.nudge();
     Ok(Json(result))
@@ -465,8 +504,10 @@ async fn submit_command(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
     CommandBody(command): CommandBody,
 ) -> Result<Json<CommandResult>, ApiError> {
+    Params::parse(query, &[])?;
     tracing::Span::current().record("command_id", command.context.command_id.as_str());
     let result = state
         .app
@@ -485,8 +526,10 @@ async fn submit_batch(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
     RawJson(body): RawJson,
 ) -> Result<Json<CommandResult>, ApiError> {
+    Params::parse(query, &[])?;
     let Some(serde_json::Value::Array(items)) = body.get("commands").cloned() else {
         return Err(ApiError::BadRequest {
             detail: "a batch is {\"commands\": [ … ]}".into(),
@@ -531,7 +574,7 @@ async fn org_chart(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &[AS_OF[0], AS_OF[1], AS_OF[2], "format"])?;
     let format = params.format(&[Format::Json, Format::Csv, Format::Dot, Format::Mermaid])?;
     let at = params.as_of()?;
     let chart = state.queries.org_chart(&id, at).await?;
@@ -562,7 +605,7 @@ async fn responsibilities(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &[AS_OF[0], AS_OF[1], AS_OF[2], "format"])?;
     let format = params.format(&[Format::Json, Format::Csv])?;
     let at = params.as_of()?;
     let r = state.queries.responsibilities(&id, at).await?;
@@ -579,8 +622,10 @@ async fn unit_history(
     State(state): State<AppState>,
     caller: Caller,
     PathParams((id, unit)): PathParams<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<UnitHistory>, ApiError> {
     caller.require(Permission::Query)?;
+    Params::parse(query, &[])?;
     Ok(Json(state.queries.unit_history(&id, &unit).await?))
 }
 
@@ -598,7 +643,7 @@ async fn service_history(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
-    let format = Params::parse(query)?.format(&[Format::Json, Format::Csv])?;
+    let format = Params::parse(query, &["format"])?.format(&[Format::Json, Format::Csv])?;
     let h = state.queries.service_history(&id, &code).await?;
     json_or_csv(format, h, render::service_history_csv)
 }
@@ -621,7 +666,16 @@ async fn decisions(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(
+        query,
+        &[
+            "case_number",
+            "body",
+            "decided_from",
+            "decided_to",
+            "format",
+        ],
+    )?;
     let format = params.format(&[Format::Json, Format::Csv])?;
     let filter = DecisionFilter {
         case_number: params.get("case_number").map(str::to_owned),
@@ -648,7 +702,7 @@ async fn changes(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Changes>, ApiError> {
     caller.require(Permission::Query)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &["from", "to"])?;
     let (from, to) = (params.required_date("from")?, params.required_date("to")?);
     Ok(Json(state.queries.changes(&id, from, to).await?))
 }
@@ -669,7 +723,7 @@ async fn change_feed(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Query)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &["after_position", "limit", "format"])?;
     let format = params.format(&[Format::Json, Format::Csv])?;
     let after = params.stored_number("after_position")?.unwrap_or(0);
     let page = state
@@ -696,7 +750,18 @@ async fn compare(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Comparison>, ApiError> {
     caller.require(Permission::Query)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(
+        query,
+        &[
+            "a",
+            "b",
+            "a_known_version",
+            "b_known_version",
+            "known_version",
+            AS_OF[0],
+            AS_OF[1],
+        ],
+    )?;
     let (a, b) = (params.required("a")?, params.required("b")?);
     if params.get("known_version").is_some() {
         // A version counts one timeline's own events: it means nothing for the other one.
@@ -732,7 +797,7 @@ async fn timeline_events(
     RawQuery(query): RawQuery,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Permission::Audit)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &["after_version", "limit"])?;
     let after = params.stored_number("after_version")?.unwrap_or(0);
     let limit = limit(&params)?;
     Ok(Json(
@@ -755,7 +820,7 @@ async fn all_events(
     RawQuery(query): RawQuery,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Permission::Audit)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &["after", "limit"])?;
     let limit = limit(&params)?;
     let after = params.get("after").unwrap_or("");
     Ok(Json(state.app.all_events(after, limit).await?))
@@ -785,7 +850,7 @@ async fn verify(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Audit)?;
-    let params = Params::parse(query)?;
+    let params = Params::parse(query, &["head_version", "head_hash"])?;
     let head = match (params.number("head_version")?, params.get("head_hash")) {
         (None, None) => None,
         (Some(0), _) => return Err(ApiError::invalid("head_version", "must be at least 1")),

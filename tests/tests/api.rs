@@ -2037,3 +2037,59 @@ async fn batch_metadata_never_names_another_commands_decision(app: TestApp) {
 }
 
 on_both_backends!(batch_metadata_never_names_another_commands_decision);
+
+/// A query parameter a route does not take, or one given twice, is 400 naming it, on reads
+/// and writes alike: a misspelt `knownat` was answered as known now, `format=csv` where there is
+/// no CSV answered JSON, and `?dry_run=1` on a command would have applied it for real.
+async fn unknown_or_repeated_query_parameters_are_refused(app: TestApp) {
+    seeded(&app).await;
+    for (path, name) in [
+        (
+            "/timelines/oslo/org-chart?as_of=2025-06-01&knownat=2024-12-31",
+            "knownat",
+        ),
+        ("/timelines/oslo/responsibilities?asof=2025-06-01", "asof"),
+        ("/compare?a=oslo&b=oslo&format=csv", "format"),
+        (
+            "/timelines/oslo/changes?from=2020-01-01&to=2021-01-01&format=csv",
+            "format",
+        ),
+        ("/timelines/oslo/units/oslo/history?format=xml", "format"),
+        ("/timelines?format=csv", "format"),
+        ("/timelines/oslo?x=1", "x"),
+        ("/timelines/oslo/events?after=0-0", "after"),
+        ("/events?after_version=3", "after_version"),
+        ("/timelines/oslo/verify?head=1", "head"),
+        (
+            "/timelines/oslo/org-chart?as_of=2025-06-01&as_of=2019-01-01",
+            "as_of",
+        ),
+    ] {
+        let (status, body) = app.get_json(AUDITOR, path).await;
+        assert_problem(status, &body, 400);
+        assert_eq!(body["field"], name, "{path}: {body}");
+    }
+    let (_, before) = app.get_json(READER, "/timelines/oslo").await;
+    let rename = command(
+        "dry-1",
+        "2022-01-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo by"}),
+    );
+    let (status, body) = app
+        .post(PLANNER, "/timelines/oslo/commands?dry_run=1", &rename)
+        .await;
+    assert_problem(status, &body, 400);
+    assert_eq!(body["field"], "dry_run", "{body}");
+    let (_, after) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(before["version"], after["version"], "nothing was written");
+    // The parameters a route takes still work.
+    let (status, body) = app
+        .get_json(
+            READER,
+            "/timelines/oslo/org-chart?as_of=2025-06-01&known_version=3&format=json",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+on_both_backends!(unknown_or_repeated_query_parameters_are_refused);
