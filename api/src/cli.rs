@@ -284,8 +284,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
+async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
     check_timeline(&args.timeline)?;
+    args.actor = crate::config::actor(args.actor_given.as_deref()).map_err(CliError::Usage)?;
+    let actor = args.actor.clone();
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
     let crate::import::ImportFile { commands, origins } =
@@ -311,12 +313,9 @@ async fn import(app: &Omorg, args: ImportArgs) -> Result<(), CliError> {
                 decision: None,
                 rationale: format!("created by omorg import of {}", args.file.display()),
             };
-            app.create_with(create, commands, &args.actor).await
+            app.create_with(create, commands, &actor).await
         }
-        _ => {
-            app.execute(&args.timeline, commands, true, &args.actor)
-                .await
-        }
+        _ => app.execute(&args.timeline, commands, true, &actor).await,
     }
     .map_err(|e| placed(e, &args.file, &origins))?;
     if result.duplicate {
@@ -375,6 +374,7 @@ fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]
 /// `omorg adopt`: what `POST /timelines/{id}/adopt` does, reported on standard output.
 async fn adopt(app: &Omorg, args: AdoptArgs) -> Result<(), CliError> {
     check_timeline(&args.timeline)?;
+    let actor = crate::config::actor(args.actor.as_deref()).map_err(CliError::Usage)?;
     let scenario = crate::service::timeline_id(&args.scenario)
         .map_err(|e| invalid_argument(&format!("--scenario {:?}", args.scenario), e))?;
     let command_id = args
@@ -399,7 +399,7 @@ async fn adopt(app: &Omorg, args: AdoptArgs) -> Result<(), CliError> {
         command_id,
         rationale: args.rationale,
     };
-    let result = match app.adopt(&args.timeline, request, &args.actor).await {
+    let result = match app.adopt(&args.timeline, request, &actor).await {
         Ok(result) => result,
         Err(e) => {
             // The refusal's index counts the scenario's own changes, records of earlier

@@ -206,8 +206,12 @@ pub struct ImportArgs {
     /// Create the timeline with this name first if it does not exist.
     #[arg(long)]
     pub create: Option<String>,
-    /// Who imports (recorded as the commands' actor when the file does not say).
-    #[arg(long, env = "USER", default_value = "omorg-cli")]
+    /// Who imports (recorded as the commands' actor when the file does not say); default
+    /// `$USER`, or `omorg-cli` when that is unset or empty.
+    #[arg(long = "actor", value_name = "ACTOR")]
+    pub actor_given: Option<String>,
+    /// The actor the import records: `--actor` resolved by [`actor`] before the file is read.
+    #[arg(skip)]
     pub actor: String,
     /// CSV only: the effective date of every row without one.
     #[arg(long)]
@@ -257,9 +261,24 @@ pub struct AdoptArgs {
     /// `<command-id>/<version>`, so running the same adoption again is a no-op.
     #[arg(long)]
     pub command_id: Option<String>,
-    /// Who adopts (recorded as the changes' actor).
-    #[arg(long, env = "USER", default_value = "omorg-cli")]
-    pub actor: String,
+    /// Who adopts (recorded as the changes' actor); default `$USER`, or `omorg-cli` when that
+    /// is unset or empty.
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+/// The actor a CLI command records: `--actor` as given (an empty one is an error naming it),
+/// else `$USER` when set and not blank, else `omorg-cli`. An empty `$USER` (a service account, a
+/// container) is no reason to refuse the command.
+pub fn actor(given: Option<&str>) -> Result<String, String> {
+    match given {
+        Some(a) if a.trim().is_empty() => Err("--actor must not be empty".into()),
+        Some(a) => Ok(a.to_owned()),
+        None => Ok(std::env::var("USER")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "omorg-cli".to_owned())),
+    }
 }
 
 /// `omorg export`.

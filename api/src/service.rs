@@ -444,6 +444,17 @@ impl Omorg {
         // An unknown timeline is 404 (as everywhere), not a scenario "forked from another one".
         // The aggregate stays cached for the batch below.
         self.read(timeline, |_| ()).await?;
+        // The adopting decision is checked before anything else: a repeated adoption answers
+        // without deciding a command, and must not accept what a first one would refuse.
+        let adopting = ChangeContext {
+            command_id: command_id("adopt")?,
+            effective_from: req.decision.decision_date,
+            decision: req.decision.clone(),
+            actor: actor.to_owned(),
+            rationale: req.rationale.clone(),
+        };
+        check_date_range("decision.decision_date", req.decision.decision_date)?;
+        Timeline::check_context(&adopting).map_err(|e| ApiError::from_domain(e, None))?;
         let scenario = req.scenario.as_str();
         let recorded = self.store.load_stream(scenario).await?;
         let Some(first) = recorded.first() else {

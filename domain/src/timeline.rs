@@ -273,7 +273,10 @@ impl Timeline {
         }
     }
 
-    fn check_context(ctx: &ChangeContext) -> Result<(), DomainError> {
+    /// Checks what every command carries (dates in range, the decision's texts, the actor, the
+    /// rationale) without deciding anything: [`Timeline::decide`] runs it first, and a caller
+    /// that may answer without deciding (a repeated adoption) runs it itself.
+    pub fn check_context(ctx: &ChangeContext) -> Result<(), DomainError> {
         check_date("effective_from", ctx.effective_from)?;
         check_date("decision.decision_date", ctx.decision.decision_date)?;
         check_text("actor", &ctx.actor)?;

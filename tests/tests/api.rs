@@ -1482,6 +1482,18 @@ async fn a_scenario_is_adopted_again_under_another_decision(app: TestApp) {
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/3"))
         .await;
     assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    // …but only for a valid decision: a resend is checked as a first adoption is.
+    for (field, value) in [
+        ("body", json!("")),
+        ("case_number", json!("25/\u{202e}3")),
+        ("decision_date", json!("0000-01-01")),
+    ] {
+        let mut resend = adopt("25/3");
+        resend["decision"][field] = value;
+        let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &resend).await;
+        assert_eq!(status, 422, "{field}: {body}");
+        assert_eq!(body["field"], format!("decision.{field}"), "{body}");
+    }
     let (_, log) = app.get_json(READER, "/timelines/oslo/decisions").await;
     let copies: Vec<String> = log["decisions"]
         .as_array()

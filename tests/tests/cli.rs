@@ -907,3 +907,51 @@ async fn a_select_only_role_can_verify_and_export() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The actor of an import: `$USER` when set, `omorg-cli` when it is empty (a service account,
+/// a container), and an explicit empty `--actor` is an invocation error naming it.
+#[tokio::test]
+async fn an_empty_user_falls_back_and_an_empty_actor_is_named() {
+    let dir = scratch("actor");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let file = dir.join("c.yaml");
+    std::fs::write(
+        &file,
+        "- command_id: a1\n  effective_from: 2025-01-01\n  decision: {case_number: '25/1', body: Bystyret, decision_date: 2024-12-01, title: T}\n  action: {type: EstablishUnit, unit: k, name: K, kind: municipality}\n",
+    )
+    .unwrap();
+    let import = |actor: Option<&'static str>| {
+        let (url, file) = (url.clone(), file.clone());
+        async move {
+            let mut argv = vec![
+                "--database-url".to_owned(),
+                url,
+                "import".to_owned(),
+                file.display().to_string(),
+                "--timeline".to_owned(),
+                "k".to_owned(),
+                "--create".to_owned(),
+                "K".to_owned(),
+            ];
+            if let Some(a) = actor {
+                argv.extend(["--actor".to_owned(), a.to_owned()]);
+            }
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            omorg_output(&argv, &[("USER", "")]).await
+        }
+    };
+    let out = import(Some("")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--actor must not be empty"), "{stderr}");
+    let out = import(None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = omorg_output(&["--database-url", &url, "export", "--timeline", "k"], &[]).await;
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains(r#""actor":"omorg-cli""#), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
