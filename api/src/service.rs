@@ -296,7 +296,7 @@ impl Omorg {
         let id = req.id.clone().unwrap_or_else(generated_id);
         let command_id = match req.command_id {
             Some(c) => c,
-            None => command_id(&format!("create:{id}"))?,
+            None => derived_command_id("create", id.as_str(), 0)?,
         };
         let earlier = self.started_by(id.as_str(), &command_id).await?;
         let effective_from = req
@@ -374,7 +374,7 @@ impl Omorg {
         tracing::Span::current().record("id", id.as_str());
         let command_id = match req.command_id {
             Some(c) => c,
-            None => command_id(&format!("fork:{id}"))?,
+            None => derived_command_id("fork", id.as_str(), 0)?,
         };
         // A retry takes the defaults the original request was given (the parent's version and
         // the date then), so that it is the same command even after the parent moved on.
@@ -509,7 +509,8 @@ impl Omorg {
             }
             (None, Some(before)) => command_id(before)?,
             (Some(c), None) => c.clone(),
-            (None, None) => command_id(&format!("adopt:{scenario}"))?,
+            // Room for the ids derived from it: `/<version>` and `/adopted-<version>`.
+            (None, None) => derived_command_id("adopt", scenario, ADOPTION_SUFFIX_ROOM)?,
         };
         // Planned against the parent as it stands (its aggregate, cached for the batch below).
         let Plan { commands, places } = self
@@ -933,6 +934,9 @@ fn earlier_adoptions<'a>(
     })
 }
 
+/// The longest suffix an adoption appends to its command id: `/adopted-` and a version.
+const ADOPTION_SUFFIX_ROOM: usize = "/adopted-".len() + 20;
+
 fn command_id(s: &str) -> Result<CommandId, ApiError> {
     CommandId::new(s).map_err(|e| ApiError::invalid("command_id", e.to_string()))
 }
@@ -979,15 +983,38 @@ fn neutral_decision(date: NaiveDate, title: &str) -> DecisionRef {
 /// batch is recognised as a retry. (Each command id is also exactly-once on its own: the
 /// timeline remembers every command id it applied.)
 pub fn batch_command_id(commands: &[TimelineCommand]) -> String {
-    // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for c in commands {
-        for b in c.context.command_id.as_str().bytes().chain([0u8]) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let hash = fnv1a(
+        commands
+            .iter()
+            .flat_map(|c| c.context.command_id.as_str().bytes().chain([0u8])),
+    );
     format!("batch:{}:{hash:016x}", commands.len())
+}
+
+/// FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The command id the server derives for a request that names none: `prefix:id` when that
+/// leaves `room` characters of the id limit free (for suffixes derived from it in turn), else the
+/// id's beginning and a hash of all of it, so that every valid timeline id gets a valid, stable
+/// command id (a retry derives the same one) and two long ids with one beginning do not collide.
+fn derived_command_id(prefix: &str, id: &str, room: usize) -> Result<CommandId, ApiError> {
+    let max = omorg_domain::MAX_ID_LEN - room;
+    let plain = format!("{prefix}:{id}");
+    if plain.chars().count() <= max {
+        return command_id(&plain);
+    }
+    let hash = format!("~{:016x}", fnv1a(id.bytes()));
+    let keep = max - prefix.chars().count() - 1 - hash.len();
+    let head: String = id.chars().take(keep).collect();
+    command_id(&format!("{prefix}:{}{hash}", head.trim_end()))
 }
 
 /// Checks a command or batch's dates and makes the store's command and metadata: a batch is

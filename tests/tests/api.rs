@@ -2105,3 +2105,46 @@ async fn unknown_or_repeated_query_parameters_are_refused(app: TestApp) {
 }
 
 on_both_backends!(unknown_or_repeated_query_parameters_are_refused);
+
+/// Every valid id (up to 120 characters) can be created, forked and adopted without a
+/// command id of the client's: the server's derived ids stay within the limit and stable (a
+/// resend is still a no-op), and two long ids with one beginning do not collide.
+async fn the_longest_ids_get_valid_derived_command_ids(app: TestApp) {
+    seeded(&app).await;
+    let long = |c: char| format!("{}{c}", "x".repeat(119));
+    let (a, b) = (long('a'), long('b'));
+    for id in [&a, &b] {
+        fork(&app, id).await;
+        let (status, body) = app
+            .post(
+                PLANNER,
+                "/timelines/oslo/fork",
+                &json!({"id": id, "name": id}),
+            )
+            .await;
+        assert_eq!(status, 201, "a resend answers as the first did: {body}");
+    }
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines",
+            &json!({"id": long('c'), "name": "C"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let rename = command(
+        "long-1",
+        "2025-02-01",
+        json!({"type": "RenameUnit", "unit": "helseetaten", "name": "Helseetaten I"}),
+    );
+    let (status, body) = app.command(&a, &rename).await;
+    assert_eq!(status, 200, "{body}");
+    let adopt = json!({"scenario": a, "decision": adoption("25/9")});
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "{body}");
+    let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &adopt).await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+}
+
+on_both_backends!(the_longest_ids_get_valid_derived_command_ids);
