@@ -4,7 +4,7 @@
 use crate::auth::AuthConfig;
 use crate::config::{
     AdoptArgs, ChartFormat, Cli, Command, DecisionsArgs, ExportArgs, ImportArgs, LogFormat,
-    OrgChartArgs, ServeArgs, TableFormat, VerifyArgs,
+    OrgChartArgs, RestoreArgs, ServeArgs, TableFormat, VerifyArgs,
 };
 use crate::error::ApiError;
 use crate::queries::{AsOf, OrgChart, Queries, UnitNode};
@@ -143,6 +143,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Import(args) => import(&app, args).await,
         Command::Export(args) => export(&app, args).await,
+        Command::Restore(args) => restore(app.db(), args).await,
         Command::OrgChart(args) => org_chart(&app, args).await,
         Command::Decisions(args) => decisions(&app, args).await,
         Command::Adopt(args) => adopt(&app, args).await,
@@ -481,15 +482,21 @@ fn adoption_refused(e: ApiError, scenario: &str, versions: &[u64]) -> CliError {
 }
 
 async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
-    check_timeline(&args.timeline)?;
-    let events = app
-        .store
-        .load_stream(&args.timeline)
-        .await
-        .map_err(ApiError::from)?;
-    if events.is_empty() {
-        return Err(ApiError::timeline_not_found(&args.timeline).into());
-    }
+    let events = match &args.timeline {
+        Some(timeline) => {
+            check_timeline(timeline)?;
+            let events = app
+                .store
+                .load_stream(timeline)
+                .await
+                .map_err(ApiError::from)?;
+            if events.is_empty() {
+                return Err(ApiError::timeline_not_found(timeline).into());
+            }
+            events.into_iter().map(|e| e.record).collect()
+        }
+        None => all_events(app.db()).await?,
+    };
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -498,10 +505,83 @@ async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     for e in &events {
-        let line = serde_json::to_string(&e.record).map_err(ApiError::internal)?;
+        let line = serde_json::to_string(e).map_err(ApiError::internal)?;
         writeln!(out, "{line}")?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Every event of the log, in the global order (a scenario's fork after its parent's events up
+/// to it, which is the order a restore needs).
+async fn all_events(db: &Database) -> Result<Vec<omorg_store::RecordedEvent>, CliError> {
+    let mut all = Vec::new();
+    let mut after = omorg_store::Checkpoint::START;
+    loop {
+        let page = db.read_all_after(&after, 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        after = last.checkpoint;
+        all.extend(page);
+    }
+}
+
+/// `omorg restore FILE`: every stream of an export, in the order the file first names it, each
+/// checked and written in one transaction by the store ([`Database::restore_stream`]). A
+/// scenario needs the timeline it was forked from here first: its decision log starts with
+/// that timeline's.
+async fn restore(db: &Database, args: RestoreArgs) -> Result<(), CliError> {
+    let shown = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CliError::Input(format!("cannot read {shown}: {e}")))?;
+    let mut streams: Vec<(String, Vec<omorg_store::RecordedEvent>)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: omorg_store::RecordedEvent = serde_json::from_str(line).map_err(|e| {
+            CliError::Input(format!(
+                "{shown}: line {}: not an event as `omorg export` writes it: {e}",
+                i + 1
+            ))
+        })?;
+        match streams.iter_mut().find(|(id, _)| *id == e.stream_id) {
+            Some((_, events)) => events.push(e),
+            None => streams.push((e.stream_id.clone(), vec![e])),
+        }
+    }
+    if streams.is_empty() {
+        return Err(CliError::Input(format!("{shown}: holds no events")));
+    }
+    for (id, events) in &streams {
+        let parent = events
+            .first()
+            .filter(|e| e.event_type == "TimelineForked")
+            .and_then(|e| e.payload.pointer("/change/parent"))
+            .and_then(serde_json::Value::as_str);
+        if let Some(parent) = parent {
+            if db.stream_events(parent, 1, 1).await?.is_empty() {
+                return Err(CliError::Input(format!(
+                    "{shown}: {id} is a scenario forked from {parent}, which this database does \
+                     not hold: restore {parent} first (export it, or export with --all)"
+                )));
+            }
+        }
+        let done = db.restore_stream(events).await.map_err(|e| match e {
+            omorg_store::restore::RestoreError::Store(e) => CliError::Store(e),
+            refused => CliError::Input(format!("{shown}: {refused}; nothing of {id} was written")),
+        })?;
+        println!(
+            "{id}: {} events restored{}",
+            done.written,
+            if done.kept > 0 {
+                format!(" ({} were here already)", done.kept)
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }
 

@@ -150,8 +150,11 @@ pub enum Command {
     /// Import a file into a timeline: a YAML or JSON list of commands, or a CSV of units,
     /// services or responsibilities.
     Import(ImportArgs),
-    /// Write a timeline's events as JSON lines.
+    /// Write a timeline's events (or every timeline's) as JSON lines, with their hashes.
     Export(ExportArgs),
+    /// Write the events of an export into this database as they are (hashes, command ids,
+    /// recorded times), after checking their chains: to move a database, or rebuild one.
+    Restore(RestoreArgs),
     /// Print a timeline's org chart on a date (from the projections, caught up first).
     OrgChart(OrgChartArgs),
     /// Print a timeline's decision log (from the projections, caught up first).
@@ -285,11 +288,22 @@ pub fn actor(given: Option<&str>) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The timeline.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub timeline: Option<String>,
+    /// Every timeline, in the order their events were recorded (what `omorg restore` takes to
+    /// move a whole database).
     #[arg(long)]
-    pub timeline: String,
+    pub all: bool,
     /// Write here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+/// `omorg restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// JSON lines as `omorg export` writes them (one timeline, or all with `--all`).
+    pub file: PathBuf,
 }
 
 /// `omorg org-chart`.

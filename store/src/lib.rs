@@ -42,6 +42,7 @@ mod db;
 pub mod error;
 pub mod hash;
 pub mod model;
+pub mod restore;
 pub mod store;
 pub mod upcast;
 pub mod verify;

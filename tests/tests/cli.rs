@@ -955,3 +955,121 @@ async fn an_empty_user_falls_back_and_an_empty_actor_is_named() {
     assert!(log.contains(r#""actor":"omorg-cli""#), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The (stream, version, hash) of every event of an `omorg export`, in file order.
+fn chain_of(export: &str) -> Vec<(String, u64, String)> {
+    export
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).expect("an event per line");
+            (
+                e["stream_id"].as_str().unwrap().to_owned(),
+                e["stream_version"].as_u64().unwrap(),
+                e["hash"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A trial on the SQLite file moves to another database with `export --all` and `restore`:
+/// the same events, hashes and recorded times (so `verify` holds and the demo's commands are
+/// still recognised as applied), idempotently; an altered line or a scenario without its parent
+/// is refused with nothing of that timeline written.
+async fn restore_moves_a_database_with_its_history(app: TestApp) {
+    let dir = scratch(&format!("restore-{}", app.app.db().backend() as u8));
+    let source = format!("sqlite://{}", dir.join("trial.db").display());
+    let (ok, stderr) = omorg_binary(&["--database-url", &source, "demo"], &[]).await;
+    assert!(ok, "{stderr}");
+    let file = dir.join("all.jsonl");
+    let path = file.to_str().unwrap();
+    let (ok, stderr) = omorg_binary(
+        &["--database-url", &source, "export", "--all", "-o", path],
+        &[],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let exported = std::fs::read_to_string(&file).unwrap();
+
+    // An altered event, and a scenario whose parent is not here: refused, nothing written.
+    let altered = dir.join("altered.jsonl");
+    std::fs::write(&altered, exported.replacen("Bydel Alna", "Bydel Alma", 1)).unwrap();
+    let err = omorg(&app, &["restore", altered.to_str().unwrap()])
+        .await
+        .expect_err("an altered export");
+    assert!(
+        err.to_string()
+            .contains("does not hash to its recorded hash"),
+        "{err}"
+    );
+    let orphan = dir.join("orphan.jsonl");
+    let lines: Vec<&str> = exported
+        .lines()
+        .filter(|l| l.contains(r#""stream_id":"asker-alt-1""#))
+        .collect();
+    std::fs::write(&orphan, lines.join("\n")).unwrap();
+    let err = omorg(&app, &["restore", orphan.to_str().unwrap()])
+        .await
+        .expect_err("a scenario without its parent");
+    assert!(err.to_string().contains("restore asker first"), "{err}");
+    let (_, list) = app.get_json(omorg_e2e::READER, "/timelines").await;
+    assert_eq!(list, serde_json::json!([]), "nothing was written");
+
+    omorg(&app, &["restore", path]).await.expect("restore");
+    omorg(&app, &["restore", path])
+        .await
+        .expect("a second restore keeps what is there");
+    omorg(&app, &["verify"]).await.expect("every chain intact");
+    let again = dir.join("again.jsonl");
+    omorg(&app, &["export", "--all", "-o", again.to_str().unwrap()])
+        .await
+        .expect("export");
+    let restored = std::fs::read_to_string(&again).unwrap();
+    assert_eq!(chain_of(&restored), chain_of(&exported));
+    for (a, b) in restored.lines().zip(exported.lines()) {
+        let (a, b): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(a).unwrap(),
+            serde_json::from_str(b).unwrap(),
+        );
+        assert_eq!(a["recorded_at"], b["recorded_at"]);
+        assert_eq!(a["metadata"], b["metadata"]);
+    }
+    // The demo's commands are recognised as applied: loading it again writes nothing.
+    omorg(&app, &["demo"]).await.expect("demo is a no-op");
+    let after = dir.join("after.jsonl");
+    omorg(&app, &["export", "--all", "-o", after.to_str().unwrap()])
+        .await
+        .expect("export");
+    assert_eq!(
+        chain_of(&std::fs::read_to_string(&after).unwrap()),
+        chain_of(&exported)
+    );
+
+    // A database with another history of a timeline keeps it: the restore is refused.
+    let other = format!("sqlite://{}", dir.join("other.db").display());
+    let yaml = dir.join("oslo.yaml");
+    std::fs::write(
+        &yaml,
+        "- command_id: o1\n  effective_from: 2025-01-01\n  decision: {case_number: '25/1', body: Bystyret, decision_date: 2024-12-01, title: T}\n  action: {type: EstablishUnit, unit: oslo, name: Oslo, kind: municipality}\n",
+    )
+    .unwrap();
+    let yaml = yaml.to_str().unwrap();
+    let import = [
+        "--database-url",
+        &other,
+        "import",
+        yaml,
+        "--timeline",
+        "oslo",
+    ];
+    let (ok, stderr) = omorg_binary(&[&import[..], &["--create", "Oslo"]].concat(), &[]).await;
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = omorg_binary(&["--database-url", &other, "restore", path], &[]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("oslo at version 1: the database holds another history of this stream"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+on_both_backends!(restore_moves_a_database_with_its_history);
