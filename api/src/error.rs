@@ -479,7 +479,13 @@ async fn json_bytes<S: Send + Sync>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim();
+            // Media types are case-insensitive (RFC 9110, 8.3.1).
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             mime == "application/json" || mime.ends_with("+json")
         });
     if !is_json {

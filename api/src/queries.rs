@@ -331,7 +331,9 @@ impl Queries {
 
     /// The timeline's version the answer reflects (404 for an unknown timeline).
     async fn known_version(&self, timeline: &str, at: AsOf) -> Result<u64, ApiError> {
-        let current = pq::timeline(&self.db, timeline).await?.version;
+        let current = self
+            .reached(timeline, at.known_version, "known_version")
+            .await?;
         let known = match (at.known_version, at.known_at) {
             (Some(v), _) => i64::try_from(v).unwrap_or(i64::MAX).min(current),
             (None, Some(t)) => {
@@ -344,6 +346,25 @@ impl Queries {
             (None, None) => current,
         };
         Ok(u64::try_from(known).unwrap_or(0))
+    }
+
+    /// The timeline's version, after checking that it has reached `version` (if any): a
+    /// version it has not reached is refused (422 on `field`) rather than read as "now", since
+    /// what the timeline will hold after that many events is not known yet.
+    async fn reached(
+        &self,
+        timeline: &str,
+        version: Option<u64>,
+        field: &str,
+    ) -> Result<i64, ApiError> {
+        let current = pq::timeline(&self.db, timeline).await?.version;
+        match version {
+            Some(v) if i64::try_from(v).map_or(true, |v| v > current) => Err(ApiError::invalid(
+                field,
+                format!("{timeline} has {current} events, not {v}"),
+            )),
+            _ => Ok(current),
+        }
     }
 
     /// The org chart of `timeline` on `at`.
@@ -516,16 +537,7 @@ impl Queries {
         };
         let (at_a, at_b) = (side(a_known_version), side(b_known_version));
         for (t, at, field) in [(a, at_a, "a_known_version"), (b, at_b, "b_known_version")] {
-            // A version the timeline has not reached yet is refused rather than read as "now".
-            if let Some(v) = at.known_version {
-                let current = pq::timeline(&self.db, t).await?.version;
-                if i64::try_from(v).map_or(true, |v| v > current) {
-                    return Err(ApiError::invalid(
-                        field,
-                        format!("{t} has {current} events, not {v}"),
-                    ));
-                }
-            }
+            self.reached(t, at.known_version, field).await?;
         }
         Ok(Comparison {
             comparison: pq::compare_as(&self.db, (a, at_a.projection()), (b, at_b.projection()))

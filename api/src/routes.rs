@@ -229,6 +229,42 @@ pub struct Created {
 #[derive(Debug, Default)]
 struct Params(HashMap<String, String>);
 
+/// The name of the first parameter of a raw query string whose name or value does not decode
+/// to UTF-8 (`case_number=%FF`): the form decoder would put U+FFFD in its place and the query
+/// would silently ask for something else.
+fn not_utf8(raw: &str) -> Option<String> {
+    fn decode(part: &str) -> Vec<u8> {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            let escaped = match bytes.get(i..i + 3) {
+                Some([b'%', h, l]) => hex(*h).zip(hex(*l)),
+                _ => None,
+            };
+            match escaped {
+                // Two hex digits make at most 255: the cast cannot truncate.
+                Some((h, l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                None => {
+                    out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+    raw.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (n, v) = (decode(name), decode(value));
+        (std::str::from_utf8(&n).is_err() || std::str::from_utf8(&v).is_err())
+            .then(|| String::from_utf8_lossy(&n).into_owned())
+    })
+}
+
 /// The parameters of the as-of queries (`as_of` and the recorded axis).
 const AS_OF: [&str; 3] = ["as_of", "known_at", "known_version"];
 
@@ -238,6 +274,15 @@ impl Params {
     /// `as_of`s silently won, and the client took a different question's answer for its own.
     fn parse(raw: Option<String>, accepted: &[&str]) -> Result<Self, ApiError> {
         let raw = raw.unwrap_or_default();
+        if let Some(name) = not_utf8(&raw) {
+            return Err(ApiError::BadRequest {
+                detail: format!(
+                    "query parameter `{name}` is not UTF-8 once percent-decoded (encode text as \
+                     UTF-8 before percent-encoding it)"
+                ),
+                field: Some(name),
+            });
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw)
             .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
         if let Some((k, _)) = pairs

@@ -2148,3 +2148,58 @@ async fn the_longest_ids_get_valid_derived_command_ids(app: TestApp) {
 }
 
 on_both_backends!(the_longest_ids_get_valid_derived_command_ids);
+
+/// Small strictnesses a review found missing: a version the timeline has not reached is 422
+/// on the org chart and the matrix (as on /compare), not read as "now"; a query value that is
+/// not UTF-8 once decoded is 400 naming it, not replaced with U+FFFD; and the media type of a
+/// JSON body is matched without regard to case.
+async fn unreached_versions_non_utf8_queries_and_media_type_case(app: TestApp) {
+    seeded(&app).await;
+    let (_, timeline) = app.get_json(READER, "/timelines/oslo").await;
+    let version = timeline["version"].as_u64().unwrap();
+    for path in ["org-chart", "responsibilities"] {
+        let (status, body) = app
+            .get_json(
+                READER,
+                &format!("/timelines/oslo/{path}?known_version={version}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = app
+            .get_json(
+                READER,
+                &format!("/timelines/oslo/{path}?known_version={}", version + 1),
+            )
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], "known_version", "{body}");
+    }
+    let (status, body) = app
+        .get_json(READER, "/timelines/oslo/decisions?case_number=%FF")
+        .await;
+    assert_problem(status, &body, 400);
+    assert_eq!(body["field"], "case_number", "{body}");
+    let (status, body) = app
+        .get_json(READER, "/timelines/oslo/decisions?case_number=%C3%A6%2B+x")
+        .await;
+    assert_eq!(status, 200, "valid UTF-8 (æ+ x) still passes: {body}");
+    let r = app
+        .client
+        .post(app.url("/timelines/oslo/commands"))
+        .bearer_auth(PLANNER)
+        .header("Content-Type", "APPLICATION/JSON; charset=utf-8")
+        .body(
+            command(
+                "case-1",
+                "2022-01-01",
+                json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo by"}),
+            )
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+on_both_backends!(unreached_versions_non_utf8_queries_and_media_type_case);
