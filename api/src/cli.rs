@@ -4,7 +4,7 @@
 use crate::auth::AuthConfig;
 use crate::config::{
     AdoptArgs, ChartFormat, Cli, Command, DecisionsArgs, ExportArgs, ImportArgs, LogFormat,
-    OrgChartArgs, RestoreArgs, ServeArgs, TableFormat, VerifyArgs,
+    OrgChartArgs, ReplayArgs, ReplayFormat, RestoreArgs, ServeArgs, TableFormat, VerifyArgs,
 };
 use crate::error::ApiError;
 use crate::queries::{AsOf, OrgChart, Queries, UnitNode};
@@ -148,6 +148,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Decisions(args) => decisions(&app, args).await,
         Command::Adopt(args) => adopt(&app, args).await,
         Command::Verify(args) => verify(&app, args).await,
+        Command::Replay(args) => replay(&app, args).await,
         Command::Demo => {
             let report = crate::demo::load(&app).await?;
             eprintln!("{report}");
@@ -607,6 +608,88 @@ async fn caught_up(app: &Omorg) -> Result<Queries, CliError> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// `omorg replay`: the steps page by page (a long history is never held whole), each printed
+/// as it comes.
+async fn replay(app: &Omorg, args: ReplayArgs) -> Result<(), CliError> {
+    check_timeline(&args.timeline)?;
+    let queries = caught_up(app).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut after, mut left) = (args.after_version, args.limit.map(u64::from));
+    loop {
+        let page = u32::try_from(left.unwrap_or(u64::MAX).min(100)).unwrap_or(100);
+        if page == 0 {
+            break;
+        }
+        let replay = queries.replay(&args.timeline, after, page).await?;
+        if replay.steps.is_empty() {
+            break;
+        }
+        for step in &replay.steps {
+            match args.format {
+                ReplayFormat::Json => {
+                    serde_json::to_writer(&mut out, step).map_err(ApiError::internal)?;
+                    writeln!(out)?;
+                }
+                ReplayFormat::Text => out.write_all(replay_text(step).as_bytes())?,
+            }
+        }
+        after = replay.next;
+        left = left.map(|l| l.saturating_sub(replay.steps.len() as u64));
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One replay step for reading: the event and its decision, then each change on its date.
+fn replay_text(step: &crate::queries::ReplayStep) -> String {
+    let d = &step.event;
+    let revoked = d
+        .revoked_at
+        .map(|t| format!(" [revoked {}]", t.date_naive()))
+        .unwrap_or_default();
+    let mut s = format!(
+        "v{} {} effective {}: {} {} {} ({}), recorded {}{revoked}\n",
+        d.stream_version,
+        d.event_type,
+        d.effective_from,
+        d.decision_date,
+        d.body,
+        d.case_number,
+        d.title,
+        d.recorded_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let name = |id: &Option<String>, name: &Option<String>| match (id, name) {
+        (Some(id), Some(name)) => format!("{name} ({id})"),
+        (Some(id), None) => id.clone(),
+        _ => "nobody".to_owned(),
+    };
+    for c in &step.changes {
+        s.push_str(&format!("  on {}:\n", c.as_of));
+        for u in &c.units {
+            let line = match (&u.before, &u.after) {
+                (None, Some(a)) => format!("+ {} {} ({:?})", u.unit_id, a.name, a.kind),
+                (Some(b), None) => format!("- {} {}", u.unit_id, b.name),
+                (Some(b), Some(a)) if b.name != a.name => {
+                    format!("~ {} {} -> {}", u.unit_id, b.name, a.name)
+                }
+                _ => format!("~ {} changed", u.unit_id),
+            };
+            s.push_str(&format!("    {line}\n"));
+        }
+        for r in &c.responsibilities {
+            s.push_str(&format!(
+                "    {} in {} {}: {} -> {}\n",
+                r.service_code,
+                r.area_code,
+                r.area_name,
+                name(&r.before_unit_id, &r.before_unit_name),
+                name(&r.after_unit_id, &r.after_unit_name)
+            ));
+        }
+    }
+    s
 }
 
 /// What a break in a hash chain means, for the auditor reading `omorg verify`. A break at the

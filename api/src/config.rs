@@ -162,6 +162,9 @@ pub enum Command {
     /// Adopt a scenario into the timeline it was forked from: its own changes, all or
     /// nothing, under the adopting decision (as `POST /timelines/{id}/adopt`).
     Adopt(AdoptArgs),
+    /// Replay a timeline's decision history step by step: each event with its decision and
+    /// what it changed (the organisation just before and just after it).
+    Replay(ReplayArgs),
     /// Verify the hash chain of one timeline or of all of them.
     Verify(VerifyArgs),
     /// Load the demo data (Oslo's districts, the new Asker, two scenarios). Idempotent.
@@ -338,6 +341,32 @@ pub struct DecisionsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub format: TableFormat,
+}
+
+/// `omorg replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The timeline.
+    #[arg(long)]
+    pub timeline: String,
+    /// Start after this version (0: from the beginning).
+    #[arg(long, default_value_t = 0)]
+    pub after_version: u64,
+    /// At most this many steps (all when absent).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Text)]
+    pub format: ReplayFormat,
+}
+
+/// Output formats of `omorg replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplayFormat {
+    /// A step per paragraph, for reading.
+    Text,
+    /// JSON lines: one step per line, as the API's steps.
+    Json,
 }
 
 /// Output formats of tabular commands.

@@ -234,6 +234,110 @@ pub struct Comparison {
     pub comparison: pq::Comparison,
 }
 
+/// A timeline's decision history replayed a step at a time (auditors).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Replay {
+    /// The timeline.
+    pub timeline: String,
+    /// The steps of this page, in recorded order.
+    pub steps: Vec<ReplayStep>,
+    /// The last version on this page: pass it as `after_version` for the next (the same value
+    /// as asked for when the page is empty).
+    pub next: u64,
+}
+
+/// One step: an event of the timeline, the decision behind it, and what it changed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ReplayStep {
+    /// The event as the decision log shows it: `stream_version`, `event_type`, `command_id`,
+    /// the decision (`case_number`, `body`, `decision_date`, `title`, `link`), `actor`,
+    /// `rationale`, `effective_from`, `recorded_at`, and `revoked_at` if a later step revoked it.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub event: pq::DecisionRow,
+    /// The organisation before and after the step, on each date it changed something: the date
+    /// it takes effect, and for a revocation the dates of the changes it undid. Empty when the
+    /// step changed no unit and no responsibility (a service registered, say).
+    pub changes: Vec<StepChange>,
+}
+
+/// What one step changed on one effective date.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StepChange {
+    /// The effective date compared.
+    pub as_of: NaiveDate,
+    /// Each (service, area) whose responsible unit changed.
+    pub responsibilities: Vec<ResponsibilityChange>,
+    /// Each unit that appeared, disappeared, or changed name, code, kind, parent or areas.
+    pub units: Vec<UnitChange>,
+}
+
+/// A (service, area) pair before and after a step.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ResponsibilityChange {
+    /// Service code.
+    pub service_code: String,
+    /// Service name.
+    pub service_name: String,
+    /// Area code.
+    pub area_code: String,
+    /// Area name.
+    pub area_name: String,
+    /// The unit responsible before the step (`null`: none).
+    pub before_unit_id: Option<String>,
+    /// Its name.
+    pub before_unit_name: Option<String>,
+    /// The unit responsible after it (`null`: none).
+    pub after_unit_id: Option<String>,
+    /// Its name.
+    pub after_unit_name: Option<String>,
+}
+
+/// A unit before and after a step (`null` on the side where it does not exist).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UnitChange {
+    /// The unit.
+    pub unit_id: String,
+    /// Before the step.
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<pq::UnitVersion>,
+    /// After it.
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<pq::UnitVersion>,
+}
+
+impl StepChange {
+    /// The comparison of the timeline before (`a`) and after (`b`) a step, in those terms.
+    fn from_comparison(as_of: NaiveDate, c: pq::Comparison) -> Self {
+        Self {
+            as_of,
+            responsibilities: c
+                .responsibilities
+                .into_iter()
+                .map(|r| ResponsibilityChange {
+                    service_code: r.service_code,
+                    service_name: r.service_name,
+                    area_code: r.area_code,
+                    area_name: r.area_name,
+                    before_unit_id: r.a_unit_id,
+                    before_unit_name: r.a_unit_name,
+                    after_unit_id: r.b_unit_id,
+                    after_unit_name: r.b_unit_name,
+                })
+                .collect(),
+            units: c
+                .units
+                .into_iter()
+                .map(|u| UnitChange {
+                    unit_id: u.unit_id,
+                    before: u.a,
+                    after: u.b,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The read side as the API sees it. See the module docs.
 #[derive(Clone)]
 pub struct Queries {
@@ -482,6 +586,61 @@ impl Queries {
         Ok(DecisionLog {
             timeline: timeline.to_owned(),
             decisions: pq::decision_log(&self.db, timeline, filter).await?,
+        })
+    }
+
+    /// Replays the timeline's own events after version `after`, at most `limit`: each with its
+    /// decision and the organisation as it was known just before and just after it, compared on
+    /// the date it takes effect (and, for a revocation, on the dates of what it undid). A
+    /// scenario's replay starts at its fork, whose step brings in the parent's organisation.
+    #[tracing::instrument(name = "queries.replay", skip(self))]
+    pub async fn replay(&self, timeline: &str, after: u64, limit: u32) -> Result<Replay, ApiError> {
+        self.sync(&[timeline]).await?;
+        let log = pq::decision_log(&self.db, timeline, &DecisionFilter::default()).await?;
+        let after_version = i64::try_from(after).unwrap_or(i64::MAX);
+        let page: Vec<&pq::DecisionRow> = log
+            .iter()
+            .filter(|d| d.inherited_from.is_none() && d.stream_version > after_version)
+            .take(limit as usize)
+            .collect();
+        let mut steps = Vec::with_capacity(page.len());
+        for d in page {
+            let mut dates = std::collections::BTreeSet::from([d.effective_from]);
+            // What a revocation undid took effect on its own dates (inherited entries too: a
+            // scenario may revoke what it inherited). Events of one batch share an instant, so
+            // a batch's other steps may compare on these dates too, and find no difference.
+            dates.extend(
+                log.iter()
+                    .filter(|r| r.revoked_at == Some(d.recorded_at))
+                    .map(|r| r.effective_from),
+            );
+            let mut changes = Vec::new();
+            for date in dates {
+                let c = pq::compare_as(
+                    &self.db,
+                    (
+                        timeline,
+                        pq::AsOf::known_at_version(date, d.stream_version - 1),
+                    ),
+                    (timeline, pq::AsOf::known_at_version(date, d.stream_version)),
+                )
+                .await?;
+                if !c.responsibilities.is_empty() || !c.units.is_empty() {
+                    changes.push(StepChange::from_comparison(date, c));
+                }
+            }
+            steps.push(ReplayStep {
+                event: d.clone(),
+                changes,
+            });
+        }
+        let next = steps.last().map_or(after, |s| {
+            u64::try_from(s.event.stream_version).unwrap_or(after)
+        });
+        Ok(Replay {
+            timeline: timeline.to_owned(),
+            steps,
+            next,
         })
     }
 

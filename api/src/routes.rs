@@ -7,8 +7,9 @@ use crate::error::{
     NUL_REASON,
 };
 use crate::queries::{
-    AsOf, Changes, Comparison, DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory,
-    ServiceVersion, UnitHistory,
+    AsOf, Changes, Comparison, DecisionLog, FeedPage, OrgChart, Replay, ReplayStep,
+    Responsibilities, ResponsibilityChange, ServiceHistory, ServiceVersion, StepChange, UnitChange,
+    UnitHistory,
 };
 use crate::render::{self, Format};
 use crate::service::{
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/timelines/{id}/decisions", get(decisions))
         .route("/timelines/{id}/changes", get(changes))
         .route("/timelines/{id}/change-feed", get(change_feed))
+        .route("/timelines/{id}/replay", get(replay))
         .route("/compare", get(compare))
         .route("/timelines/{id}/events", get(timeline_events))
         .route("/timelines/{id}/verify", get(verify))
@@ -90,10 +92,10 @@ pub fn app(state: AppState) -> Router {
     paths(
         create_timeline, list_timelines, show_timeline, fork_timeline, adopt_scenario, submit_command,
         submit_batch, org_chart, responsibilities, unit_history, service_history, decisions,
-        changes, change_feed, compare, timeline_events, all_events, verify, healthz,
+        changes, change_feed, replay, compare, timeline_events, all_events, verify, healthz,
         readyz, metrics
     ),
-    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Comparison, EventPage, Format)),
+    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Replay, ReplayStep, StepChange, ResponsibilityChange, UnitChange, Comparison, EventPage, Format)),
     modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]
@@ -880,6 +882,32 @@ fn limit(params: &Params) -> Result<u32, ApiError> {
             format!("must be between 1 and {}", crate::service::MAX_PAGE),
         )),
     }
+}
+
+/// Replay a timeline's decision history a step at a time: each event with its decision and the
+/// organisation just before and just after it.
+#[utoipa::path(get, path = "/timelines/{id}/replay",
+    params(("id" = String, Path, description = "Timeline id"),
+        ("after_version" = Option<u64>, Query, description = "Steps after this version (default 0; at most 2^63 - 1); a page's `next`"),
+        ("limit" = Option<u32>, Query, description = "At most this many steps (default 100, max 1000)")),
+    responses((status = 200, body = Replay), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[tracing::instrument(name = "http.replay", skip(state, caller, query))]
+async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Replay>, ApiError> {
+    caller.require(Permission::Query)?;
+    let params = Params::parse(query, &["after_version", "limit"])?;
+    let after = params.stored_number("after_version")?.unwrap_or(0);
+    let limit = limit(&params)?;
+    Ok(Json(
+        state
+            .queries
+            .replay(&id, after.unsigned_abs(), limit)
+            .await?,
+    ))
 }
 
 /// Walk a timeline's hash chain and report the first altered or missing event (auditor).

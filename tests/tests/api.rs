@@ -1253,6 +1253,7 @@ async fn metrics_and_openapi_are_served(app: TestApp) {
         "/timelines/{id}/decisions",
         "/timelines/{id}/changes",
         "/timelines/{id}/change-feed",
+        "/timelines/{id}/replay",
         "/compare",
         "/events",
     ] {
@@ -2203,3 +2204,101 @@ async fn unreached_versions_non_utf8_queries_and_media_type_case(app: TestApp) {
 }
 
 on_both_backends!(unreached_versions_non_utf8_queries_and_media_type_case);
+
+/// The auditor's replay: each event with its decision and the organisation just before and just
+/// after it (on the date it takes effect; for a revocation, on the dates of what it undid),
+/// paged by version.
+async fn replay_shows_each_step_before_and_after(app: TestApp) {
+    seeded(&app).await;
+    let centralise = command(
+        "central-1",
+        "2025-01-01",
+        json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"}),
+    );
+    let (status, body) = app.command("oslo", &centralise).await;
+    assert_eq!(status, 200, "{body}");
+    let revoke = command(
+        "revoke-1",
+        "2025-06-01",
+        json!({"type": "RevokeDecision", "case_number": "case/central-1"}),
+    );
+    let (status, body) = app.command("oslo", &revoke).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, replay) = app.get_json(READER, "/timelines/oslo/replay").await;
+    assert_eq!(status, 200, "{replay}");
+    let steps = replay["steps"].as_array().expect("steps");
+    assert_eq!(
+        steps.len(),
+        10,
+        "creation, 7 seed commands, 2 more: {replay}"
+    );
+    assert_eq!(replay["next"], 10);
+    let step = |v: u64| &steps[(v - 1) as usize];
+    // Establishing a district: a unit appears, nothing was there before.
+    let established = &step(3)["changes"][0];
+    assert_eq!(established["as_of"], "2020-01-01", "{established}");
+    assert_eq!(established["units"][0]["unit_id"], "gamle-oslo");
+    assert!(established["units"][0]["before"].is_null());
+    assert_eq!(established["units"][0]["after"]["name"], "Bydel Gamle Oslo");
+    // Registering a service changes no unit and no responsibility.
+    assert_eq!(step(6)["event_type"], "ServiceRegistered");
+    assert_eq!(step(6)["changes"], json!([]));
+    // The centralisation: both areas go from their district to Helseetaten on 2025-01-01,
+    // and the entry shows it was revoked later.
+    let central = step(9);
+    assert_eq!(central["case_number"], "case/central-1");
+    assert!(central["revoked_at"].is_string(), "{central}");
+    let moved = &central["changes"][0];
+    assert_eq!(moved["as_of"], "2025-01-01");
+    let pairs = |c: &Value, before: &str, after: &str| -> Vec<(String, String, String)> {
+        c["responsibilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["area_code"].as_str().unwrap().to_owned(),
+                    r[before].as_str().unwrap().to_owned(),
+                    r[after].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        pairs(moved, "before_unit_id", "after_unit_id"),
+        [
+            ("030101".into(), "gamle-oslo".into(), "helseetaten".into()),
+            ("030102".into(), "grunerlokka".into(), "helseetaten".into())
+        ]
+    );
+    // The revocation takes effect 2025-06-01, but what it undid was dated 2025-01-01: that is
+    // where the replay shows it, and the districts hold home care again.
+    let undone = step(10);
+    assert_eq!(undone["event_type"], "DecisionRevoked", "{undone}");
+    let back = &undone["changes"][0];
+    assert_eq!(back["as_of"], "2025-01-01", "{undone}");
+    assert_eq!(
+        pairs(back, "after_unit_id", "before_unit_id"),
+        pairs(moved, "before_unit_id", "after_unit_id")
+    );
+    // Paging: after a version, at most `limit`, `next` to go on; an empty page keeps `next`.
+    let (_, page) = app
+        .get_json(READER, "/timelines/oslo/replay?after_version=8&limit=1")
+        .await;
+    assert_eq!(page["steps"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(
+        (&page["steps"][0]["stream_version"], &page["next"]),
+        (&json!(9), &json!(9))
+    );
+    let (_, page) = app
+        .get_json(READER, "/timelines/oslo/replay?after_version=10")
+        .await;
+    assert_eq!((&page["steps"], &page["next"]), (&json!([]), &json!(10)));
+    let (status, body) = app.get_json(READER, "/timelines/oslo/replay?limit=0").await;
+    assert_problem(status, &body, 422);
+    let (status, body) = app.get_json(READER, "/timelines/nowhere/replay").await;
+    assert_problem(status, &body, 404);
+}
+
+on_both_backends!(replay_shows_each_step_before_and_after);

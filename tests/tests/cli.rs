@@ -1073,3 +1073,73 @@ async fn restore_moves_a_database_with_its_history(app: TestApp) {
 }
 
 on_both_backends!(restore_moves_a_database_with_its_history);
+
+/// `omorg replay` prints the history step by step with what each step changed, pages through
+/// long histories itself, and stops at `--limit`.
+async fn replay_prints_each_step_and_its_changes(app: TestApp) {
+    omorg(&app, &["demo"]).await.expect("demo");
+    let out = omorg_output(
+        &[
+            "--database-url",
+            &app.database_url,
+            "replay",
+            "--timeline",
+            "asker",
+        ],
+        &[],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('v')).count(),
+        24,
+        "{text}"
+    );
+    // The merger: on 2020-01-01 the three municipalities go, the new Asker comes, and their
+    // citizen service desks pass to it.
+    let merger = text
+        .split("\nv")
+        .find(|s| s.contains("UnitsMerged"))
+        .expect("the merger step");
+    assert!(
+        merger.contains("Stortinget Innst. 386 S (2016–2017)"),
+        "{merger}"
+    );
+    assert!(merger.contains("  on 2020-01-01:"), "{merger}");
+    assert!(merger.contains("- kommune-0627 Røyken kommune"), "{merger}");
+    assert!(merger.contains("+ asker Asker kommune"), "{merger}");
+    assert!(
+        merger.contains("citizen-service-desk in 0627 Røyken: Røyken kommune (kommune-0627) -> Asker kommune (asker)"),
+        "{merger}"
+    );
+    let out = omorg_output(
+        &[
+            "--database-url",
+            &app.database_url,
+            "replay",
+            "--timeline",
+            "asker",
+            "--after-version",
+            "20",
+            "--limit",
+            "2",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a step per line"))
+        .collect();
+    let versions: Vec<_> = lines.iter().map(|s| s["stream_version"].clone()).collect();
+    assert_eq!(versions, [21, 22]);
+}
+
+on_both_backends!(replay_prints_each_step_and_its_changes);
