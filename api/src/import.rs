@@ -163,6 +163,7 @@ fn csv_commands(
              (service,name,…) or responsibilities (service,unit,areas,…)"
         )));
     };
+    check_header(&file.to_string(), kind, &headers)?;
     let decision = |effective: &str| -> Result<Value, CliError> {
         let need = |o: &Option<String>, name: &str| {
             o.clone().ok_or_else(|| {
@@ -188,11 +189,21 @@ fn csv_commands(
             CliError::Input(format!("{file}: line {line}: {e}"))
         })?;
         let line = record.position().map_or(fallback, csv::Position::line);
+        // A column without a name (a trailing comma) may only be empty: its value would be lost.
+        for (i, (h, v)) in headers.iter().zip(record.iter().map(str::trim)).enumerate() {
+            if h.is_empty() && !v.is_empty() {
+                return Err(CliError::Input(format!(
+                    "{file}: line {line}: column {} has no name in the header (line 1) but \
+                     holds {v:?}: name it, or delete the column",
+                    i + 1
+                )));
+            }
+        }
         let row: HashMap<&str, &str> = headers
             .iter()
             .map(String::as_str)
             .zip(record.iter().map(str::trim))
-            .filter(|(_, v)| !v.is_empty())
+            .filter(|(h, v)| !h.is_empty() && !v.is_empty())
             .collect();
         let get = |k: &str| {
             row.get(k)
@@ -281,6 +292,71 @@ fn csv_commands(
         ));
     }
     Ok(out)
+}
+
+/// The columns each CSV table takes, required first.
+fn columns(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "units" => &[
+            "unit",
+            "name",
+            "kind",
+            "code",
+            "parent",
+            "areas",
+            "effective_from",
+        ],
+        "services" => &["service", "name", "category", "effective_from"],
+        _ => &["service", "unit", "areas", "effective_from"],
+    }
+}
+
+/// Refuses a header column the table does not take, or one given twice: either would be
+/// dropped, and change what the import does (a misspelt `effective_from` would take the
+/// `--effective-from` date instead, a misspelt `parent` leave the unit without one). A column
+/// without a name is allowed, as long as its cells are empty (checked per row).
+fn check_header(file: &str, kind: &str, headers: &[String]) -> Result<(), CliError> {
+    let accepted = columns(kind);
+    let takes = format!("a {kind} table takes {}", accepted.join(", "));
+    for (i, h) in headers.iter().enumerate() {
+        if h.is_empty() {
+            continue;
+        }
+        if let Some(first) = headers[..i].iter().position(|x| x == h) {
+            return Err(CliError::Input(format!(
+                "{file}: line 1: column {h} is given twice (columns {} and {}): {takes}, each \
+                 once",
+                first + 1,
+                i + 1
+            )));
+        }
+        if !accepted.contains(&h.as_str()) {
+            let hint = accepted
+                .iter()
+                .find(|a| edit_distance(a, h) <= 2)
+                .map(|a| format!(" (did you mean {a}?)"))
+                .unwrap_or_default();
+            return Err(CliError::Input(format!(
+                "{file}: line 1: column {h:?} is not a column of this table{hint}: {takes}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Levenshtein distance between two short strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -467,5 +543,92 @@ mod tests {
                 "{csv}: {e}"
             );
         }
+    }
+    fn csv_args() -> ImportArgs {
+        args(&[
+            "--effective-from",
+            "2020-01-01",
+            "--case-number",
+            "1/1",
+            "--body",
+            "Bystyret",
+            "--title",
+            "T",
+        ])
+    }
+
+    /// A column the table does not take, or one given twice, is refused naming the file, the
+    /// column and the columns the table takes: dropped, it would change what the import does.
+    #[test]
+    fn unknown_or_repeated_columns_are_refused() {
+        let a = csv_args();
+        let units = "unit, name, kind, code, parent, areas, effective_from";
+        for (header, column, reason) in [
+            (
+                "unit,name,kind,efective_from",
+                "\"efective_from\"",
+                "(did you mean effective_from?)",
+            ),
+            (
+                "unit,name,kind,parrent",
+                "\"parrent\"",
+                "(did you mean parent?)",
+            ),
+            (
+                "unit,name,kind,colour",
+                "\"colour\"",
+                "is not a column of this table",
+            ),
+            (
+                "unit,name,kind,unit",
+                "unit",
+                "is given twice (columns 1 and 4)",
+            ),
+        ] {
+            let csv = format!("{header}\nb1,B1,district,x\n");
+            let e = parse_file(Path::new("u.csv"), &csv, &a).unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{e}");
+            let e = e.to_string();
+            assert!(
+                e.starts_with(&format!("u.csv: line 1: column {column} ")),
+                "{e}"
+            );
+            assert!(e.contains(reason), "{e}");
+            assert!(e.contains(&format!("a units table takes {units}")), "{e}");
+        }
+        let e = parse_file(Path::new("s.csv"), "service,name,colour\nhc,H,red\n", &a)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a services table takes service, name, category, effective_from"),
+            "{e}"
+        );
+        let e = parse_file(
+            Path::new("r.csv"),
+            "service,unit,areas,are\nhc,b1,1,2\n",
+            &a,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a responsibilities table takes service, unit, areas, effective_from"),
+            "{e}"
+        );
+    }
+
+    /// A column without a name (a trailing comma) is fine while empty, refused when it holds a
+    /// value, which would be lost.
+    #[test]
+    fn an_unnamed_column_must_be_empty() {
+        let a = csv_args();
+        let f = parse_file(Path::new("s.csv"), "service,name,\nhc,Home care,\n", &a).unwrap();
+        assert_eq!(f.commands.len(), 1);
+        let e = parse_file(Path::new("s.csv"), "service,name,\nhc,Home care,x\n", &a)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.csv: line 2: column 3 has no name in the header"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,141 @@
+//! `omorg import` on the files planners bring: spreadsheets' CSVs (with misspelt, unknown or
+//! repeated columns, repeated or split rows, a legacy encoding) and JSON/YAML command files (with
+//! a byte order mark, or members an import file does not have). A refused file is named with
+//! where and why, exits non-zero, and writes nothing.
+
+use std::path::{Path, PathBuf};
+
+/// A fresh directory for one test's files and SQLite database.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("omorg-import-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `bytes` to `name` in `dir`; returns the path as text.
+fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs the real binary with `args` (nothing inherited from `OMORG_*`); returns whether it
+/// succeeded and its standard error.
+async fn omorg_binary(args: &[&str]) -> (bool, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"));
+    for k in [
+        "OMORG_NO_AUTH",
+        "OMORG_LISTEN",
+        "OMORG_TOKENS",
+        "DATABASE_URL",
+    ] {
+        command.env_remove(k);
+    }
+    let out = command.args(args).output().await.expect("run omorg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The options every CSV import of these tests takes (a CSV's decision and date).
+const CSV_OPTIONS: [&str; 8] = [
+    "--effective-from",
+    "2020-01-01",
+    "--case-number",
+    "20/1",
+    "--body",
+    "Bystyret",
+    "--title",
+    "Import",
+];
+
+/// `omorg import FILE --timeline TIMELINE --create T` (and the CSV options) on `url`.
+async fn import(url: &str, file: &str, timeline: &str) -> (bool, String) {
+    let mut args = vec![
+        "--database-url",
+        url,
+        "import",
+        file,
+        "--timeline",
+        timeline,
+        "--create",
+        "T",
+    ];
+    if file.ends_with(".csv") {
+        args.extend_from_slice(&CSV_OPTIONS);
+    }
+    omorg_binary(&args).await
+}
+
+/// Asserts that `timeline` was never created: a refused import writes nothing.
+async fn assert_absent(url: &str, timeline: &str) {
+    let (ok, stderr) =
+        omorg_binary(&["--database-url", url, "export", "--timeline", timeline]).await;
+    assert!(!ok, "the refused import left timeline {timeline} behind");
+    assert!(
+        stderr.contains(&format!("{timeline} not found")),
+        "{stderr}"
+    );
+}
+
+/// A CSV column its table does not take (misspelt or unknown), or one given twice, is refused
+/// naming the file, the column and the columns the table takes; nothing is written. Before,
+/// `efective_from` was dropped and the rows took the `--effective-from` date, `parrent` left the
+/// unit without a parent, and of `unit,…,unit` the last won.
+#[tokio::test]
+async fn unknown_misspelt_or_repeated_csv_columns_are_refused() {
+    let dir = scratch("columns");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let takes = "a units table takes unit, name, kind, code, parent, areas, effective_from";
+    for (i, (header, row, column)) in [
+        (
+            "unit,name,kind,efective_from",
+            "b1,B1,district,2024-01-01",
+            "column \"efective_from\" is not a column of this table (did you mean effective_from?)",
+        ),
+        (
+            "unit,name,kind,parrent",
+            "b1,B1,district,oslo",
+            "column \"parrent\" is not a column of this table (did you mean parent?)",
+        ),
+        (
+            "unit,name,kind,colour",
+            "b1,B1,district,red",
+            "column \"colour\" is not a column of this table: ",
+        ),
+        (
+            "unit,name,kind,unit",
+            "b1,B1,district,b2",
+            "column unit is given twice (columns 1 and 4)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = write(
+            &dir,
+            &format!("units-{i}.csv"),
+            format!("{header}\n{row}\n"),
+        );
+        let timeline = format!("t{i}");
+        let (ok, stderr) = import(&url, &file, &timeline).await;
+        assert!(!ok, "{header}: {stderr}");
+        assert!(
+            stderr.contains(&format!("omorg: error: {file}: line 1: {column}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(takes), "{stderr}");
+        assert_absent(&url, &timeline).await;
+    }
+    // The same table with the columns spelt right imports.
+    let file = write(
+        &dir,
+        "units-ok.csv",
+        "unit,name,kind,effective_from\nb1,B1,district,2024-01-01\n",
+    );
+    let (ok, stderr) = import(&url, &file, "ok").await;
+    assert!(ok, "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
