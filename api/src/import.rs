@@ -111,7 +111,21 @@ fn command_list(path: &Path, v: Value) -> Result<Vec<(Origin, Value)>, CliError>
     let items = match v {
         Value::Array(items) => Some(items),
         Value::Object(mut o) => match o.remove("commands") {
-            Some(Value::Array(items)) => Some(items),
+            Some(Value::Array(items)) => {
+                // Refused, never ignored, as the API refuses a member a request does not have:
+                // a dropped member would change what the import does (`timeline` would not
+                // choose the timeline). A null is taken as absent, as in the API.
+                if let Some((member, _)) = o.iter().find(|(_, v)| !v.is_null()) {
+                    return Err(CliError::Input(format!(
+                        "{}: unknown top-level member `{member}`: an import file is a list of \
+                         commands or {{commands: [...]}} and nothing else (the timeline is \
+                         chosen with --timeline, the actor with --actor or each command's \
+                         `actor`) [field: {member}]",
+                        path.display()
+                    )));
+                }
+                Some(items)
+            }
             _ => None,
         },
         _ => None,
@@ -630,5 +644,37 @@ mod tests {
             e.starts_with("s.csv: line 2: column 3 has no name in the header"),
             "{e}"
         );
+    }
+
+    /// A JSON/YAML file is a list of commands or `{commands: [...]}`: another top-level member is
+    /// refused (a null one is absent, as in the API), not ignored.
+    #[test]
+    fn unknown_top_level_members_are_refused() {
+        let a = args(&[]);
+        let e = parse_file(
+            Path::new("c.json"),
+            r#"{"commands": [], "timeline": "other"}"#,
+            &a,
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string()
+                .starts_with("c.json: unknown top-level member `timeline`"),
+            "{e}"
+        );
+        let e = parse_file(Path::new("c.yaml"), "commands: []\nactor: x\n", &a).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.yaml: unknown top-level member `actor`"),
+            "{e}"
+        );
+        for (name, text) in [
+            ("c.json", r#"{"commands": [], "timeline": null}"#),
+            ("c.json", r#"{"commands": []}"#),
+            ("c.json", "[]"),
+        ] {
+            assert!(parse_file(Path::new(name), text, &a).is_ok(), "{text}");
+        }
     }
 }

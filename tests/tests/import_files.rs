@@ -139,3 +139,42 @@ async fn unknown_misspelt_or_repeated_csv_columns_are_refused() {
     assert!(ok, "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A JSON or YAML import file is a list of commands or `{commands: [...]}`: another top-level
+/// member (here `timeline`, which looks as if it chose the timeline) is refused, not ignored.
+#[tokio::test]
+async fn unknown_top_level_members_of_a_command_file_are_refused() {
+    let dir = scratch("members");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let command = r#"{"command_id": "c1", "effective_from": "2020-01-01", "decision": {"case_number": "20/1", "body": "Bystyret", "decision_date": "2020-01-01", "title": "T"}, "action": {"type": "RegisterService", "service": "hc", "name": "Home care"}}"#;
+    for (name, text) in [
+        (
+            "extra.json",
+            format!(r#"{{"commands": [{command}], "timeline": "other"}}"#),
+        ),
+        (
+            "extra.yaml",
+            format!("commands:\n  - {command}\ntimeline: other\n"),
+        ),
+    ] {
+        let file = write(&dir, name, text);
+        let (ok, stderr) = import(&url, &file, "t").await;
+        assert!(!ok, "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "omorg: error: {file}: unknown top-level member `timeline`"
+            )),
+            "{stderr}"
+        );
+        assert_absent(&url, "t").await;
+        assert_absent(&url, "other").await;
+    }
+    let file = write(
+        &dir,
+        "plain.json",
+        format!(r#"{{"commands": [{command}]}}"#),
+    );
+    let (ok, stderr) = import(&url, &file, "t").await;
+    assert!(ok, "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
