@@ -49,8 +49,10 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Parses an import file (by extension) into commands, in file order.
+/// Parses an import file (by extension) into commands, in file order. A UTF-8 byte order mark
+/// at the start (as Windows editors write it) is taken off.
 pub fn parse_file(path: &Path, text: &str, args: &ImportArgs) -> Result<ImportFile, CliError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -675,6 +677,22 @@ mod tests {
             ("c.json", "[]"),
         ] {
             assert!(parse_file(Path::new(name), text, &a).is_ok(), "{text}");
+        }
+    }
+
+    /// A UTF-8 byte order mark at the start, as Windows editors write it, is taken off.
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let a = csv_args();
+        let command = r#"{"command_id": "c1", "effective_from": "2020-01-01", "decision": {"case_number": "1", "body": "B", "decision_date": "2020-01-01", "title": "T"}, "action": {"type": "RegisterService", "service": "hc", "name": "H"}}"#;
+        for (name, text) in [
+            ("c.json", format!("\u{feff}[{command}]")),
+            ("c.yaml", format!("\u{feff}- {command}\n")),
+            ("c.yml", format!("\u{feff}commands:\n  - {command}\n")),
+            ("s.csv", "\u{feff}service,name\nhc,H\n".to_owned()),
+        ] {
+            let f = parse_file(Path::new(name), &text, &a).unwrap();
+            assert_eq!(f.commands.len(), 1, "{name}");
         }
     }
 }

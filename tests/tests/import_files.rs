@@ -178,3 +178,33 @@ async fn unknown_top_level_members_of_a_command_file_are_refused() {
     assert!(ok, "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A UTF-8 byte order mark at the start of a JSON or YAML file (as Notepad and Excel write it)
+/// is taken off, as it already was for CSV.
+#[tokio::test]
+async fn a_byte_order_mark_is_accepted() {
+    let dir = scratch("bom");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let command = |id: &str| {
+        format!(
+            r#"{{"command_id": "{id}", "effective_from": "2020-01-01", "decision": {{"case_number": "20/1", "body": "Bystyret", "decision_date": "2020-01-01", "title": "T"}}, "action": {{"type": "RegisterService", "service": "{id}", "name": "Tjeneste"}}}}"#
+        )
+    };
+    for (i, (name, text)) in [
+        ("bom.json", format!("\u{feff}[{}]", command("s-json"))),
+        ("bom.yaml", format!("\u{feff}- {}\n", command("s-yaml"))),
+        (
+            "bom.csv",
+            "\u{feff}service,name\ns-csv,Tjeneste\n".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = write(&dir, name, text);
+        let (ok, stderr) = import(&url, &file, &format!("t{i}")).await;
+        assert!(ok, "{name}: {stderr}");
+        assert!(stderr.contains("1 new events"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
