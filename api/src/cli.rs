@@ -290,8 +290,9 @@ async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
     check_timeline(&args.timeline)?;
     args.actor = crate::config::actor(args.actor_given.as_deref()).map_err(CliError::Usage)?;
     let actor = args.actor.clone();
-    let text = std::fs::read_to_string(&args.file)
+    let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
+    let text = crate::import::decode(&args.file, bytes)?;
     let crate::import::ImportFile { commands, origins } =
         crate::import::parse_file(&args.file, &text, &args)?;
     let n = commands.len();

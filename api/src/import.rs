@@ -49,6 +49,44 @@ impl fmt::Display for Origin {
     }
 }
 
+/// An import file's bytes as text: UTF-8, or an error naming the line and byte offset of the
+/// first byte that is not, with what the file probably is instead.
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, CliError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let file = path.display();
+        if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+            return CliError::Input(format!(
+                "{file}: not UTF-8: the file is in UTF-16 (it starts with a UTF-16 byte order \
+                 mark); save it as UTF-8 (in Excel: \"CSV UTF-8\") and import it again"
+            ));
+        }
+        let offset = e.utf8_error().valid_up_to();
+        let before = &bytes[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // The valid text just before the byte, to find it by: at most 30 characters.
+        let prefix = String::from_utf8_lossy(&before[line_start..]);
+        let skip = prefix.chars().count().saturating_sub(30);
+        let after: String = prefix.chars().skip(skip).collect();
+        let context = if after.is_empty() {
+            "at the start of the line".to_owned()
+        } else {
+            format!("after {after:?}")
+        };
+        CliError::Input(format!(
+            "{file}: not UTF-8: line {line}, byte offset {offset} (counting from 0): byte \
+             0x{:02X} {context} is not valid UTF-8; the file is probably in Windows-1252 or \
+             Latin-1 (ISO-8859-1), as older spreadsheets save it: save it as UTF-8 (in Excel: \
+             \"CSV UTF-8\") and import it again",
+            bytes[offset]
+        ))
+    })
+}
+
 /// Parses an import file (by extension) into commands, in file order. A UTF-8 byte order mark
 /// at the start (as Windows editors write it) is taken off.
 pub fn parse_file(path: &Path, text: &str, args: &ImportArgs) -> Result<ImportFile, CliError> {
@@ -694,5 +732,35 @@ mod tests {
             let f = parse_file(Path::new(name), &text, &a).unwrap();
             assert_eq!(f.commands.len(), 1, "{name}");
         }
+    }
+
+    /// A file that is not UTF-8 is named with the line and byte offset of the first bad byte,
+    /// and what it probably is.
+    #[test]
+    fn a_file_that_is_not_utf8_names_the_line_and_byte() {
+        let p = Path::new("u.csv");
+        assert_eq!(decode(p, b"a,b\n".to_vec()).unwrap(), "a,b\n");
+        // "Grünerløkka" in Windows-1252: ü is 0xFC.
+        let latin1 = b"unit,name,kind\nb1,Gr\xfcnerl\xf8kka,district\n".to_vec();
+        let e = decode(p, latin1).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        let e = e.to_string();
+        assert!(
+            e.starts_with("u.csv: not UTF-8: line 2, byte offset 20 (counting from 0): byte 0xFC after \"b1,Gr\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("Windows-1252") && e.contains("save it as UTF-8"),
+            "{e}"
+        );
+        let e = decode(p, vec![0xFF, 0xFE, b'a', 0])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("UTF-16"), "{e}");
+        let e = decode(p, vec![b'a', b'\n', 0xE6]).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2, byte offset 2 ") && e.contains("at the start of the line"),
+            "{e}"
+        );
     }
 }

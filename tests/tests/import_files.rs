@@ -208,3 +208,33 @@ async fn a_byte_order_mark_is_accepted() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file in Windows-1252/Latin-1 (a spreadsheet's "CSV" on an older Windows) is named with
+/// the line and byte offset of the first byte that is not UTF-8, and how to fix it.
+#[tokio::test]
+async fn a_file_that_is_not_utf8_names_the_line_and_byte() {
+    let dir = scratch("latin1");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    // "Bydel Grünerløkka" in Windows-1252: ü is 0xFC, ø 0xF8.
+    let file = write(
+        &dir,
+        "units.csv",
+        b"unit,name,kind\ngrunerlokka,Bydel Gr\xfcnerl\xf8kka,district\n",
+    );
+    let (ok, stderr) = import(&url, &file, "t").await;
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "omorg: error: {file}: not UTF-8: line 2, byte offset 35 (counting from 0): byte \
+             0xFC after \"grunerlokka,Bydel Gr\" is not valid UTF-8"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Windows-1252") && stderr.contains("save it as UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stream did not contain"), "{stderr}");
+    assert_absent(&url, "t").await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
