@@ -1,15 +1,21 @@
 //! Reading import files into commands.
 //!
-//! - `.yaml`/`.yml`/`.json`: a list of commands (or `{commands: [...]}`) in the API's JSON shape;
-//!   a command without `actor` gets the importer's.
-//! - `.csv`: a table recognised by its header:
+//! Files are UTF-8 ([`decode`] names the first byte that is not); a leading byte order mark is
+//! taken off.
+//!
+//! - `.yaml`/`.yml`/`.json`: a list of commands (or `{commands: [...]}`, with no other member) in
+//!   the API's JSON shape; a command without `actor` gets the importer's.
+//! - `.csv`: a table recognised by its header, which may hold only that table's columns, each
+//!   once (an unnamed column only while empty):
 //!   - units: `unit,name,kind[,code,parent,areas,effective_from]` (`areas`: `code=name;…`),
 //!   - services: `service,name[,category,effective_from]`,
 //!   - responsibilities: `service,unit,areas[,effective_from]` (`areas`: `code;code`).
 //!
 //!   Each row becomes one command whose id is derived from the timeline, the table kind and the
-//!   row's key, so re-importing the same file is a no-op. The decision comes from the
-//!   `--case-number/--body/--title` options.
+//!   row's key, so re-importing the same file is a no-op. A unit, a service, or a service and
+//!   area is given in one row (a repeat is refused naming both lines); one unit's areas of a
+//!   service may be split across rows, each further row's key adding its first area. The
+//!   decision comes from the `--case-number/--body/--title` options.
 
 use crate::cli::{invalid_argument, CliError};
 use crate::config::ImportArgs;
@@ -234,6 +240,12 @@ fn csv_commands(
         }))
     };
     let mut out = Vec::new();
+    // The line each unit, service, and service and area was first given on, to name both lines
+    // of a repeat; and how many rows each assignment (service, unit, date) has had.
+    let mut units_seen: HashMap<String, u64> = HashMap::new();
+    let mut services_seen: HashMap<String, u64> = HashMap::new();
+    let mut pairs_seen: HashMap<(String, String), (u64, String)> = HashMap::new();
+    let mut assignment_rows: HashMap<(String, String, String), u32> = HashMap::new();
     for (i, record) in reader.records().enumerate() {
         // The line the record starts on, as the reader counted it: a quoted cell may span lines.
         // (It is in the rationale, which is part of the command: a re-import sends the same.)
@@ -299,6 +311,13 @@ fn csv_commands(
         };
         let (key, action) = match kind {
             "units" => {
+                let unit = get("unit")?;
+                if let Some(first) = units_seen.insert(unit.to_owned(), line) {
+                    return Err(CliError::Input(format!(
+                        "{file}: line {line}: unit {unit} is already established on line \
+                         {first}: a unit takes one row (remove one of the two)"
+                    )));
+                }
                 let mut a = Map::new();
                 a.insert("type".into(), json!("EstablishUnit"));
                 a.insert("unit".into(), json!(get("unit")?));
@@ -323,15 +342,59 @@ fn csv_commands(
                 (get("unit")?.to_owned(), Value::Object(a))
             }
             "services" => (
-                get("service")?.to_owned(),
+                {
+                    let service = get("service")?;
+                    if let Some(first) = services_seen.insert(service.to_owned(), line) {
+                        return Err(CliError::Input(format!(
+                            "{file}: line {line}: service {service} is already registered on \
+                             line {first}: a service takes one row (remove one of the two)"
+                        )));
+                    }
+                    service.to_owned()
+                },
                 json!({"type": "RegisterService", "service": get("service")?, "name": get("name")?,
                        "category": row.get("category").copied().unwrap_or("")}),
             ),
-            _ => (
-                format!("{}@{}", get("service")?, get("unit")?),
-                json!({"type": "AssignResponsibility", "service": get("service")?,
-                       "unit": get("unit")?, "areas": split(get("areas")?)}),
-            ),
+            _ => {
+                let (service, unit) = (get("service")?, get("unit")?);
+                let areas = split(get("areas")?);
+                for area in &areas {
+                    let pair = (service.to_owned(), area.clone());
+                    if let Some((first, holder)) = pairs_seen.get(&pair) {
+                        let what = if *first == line {
+                            "the row lists it twice".to_owned()
+                        } else if *holder == unit {
+                            format!("line {first} already assigns it to {unit}")
+                        } else {
+                            format!(
+                                "line {first} assigns it to {holder}, and one unit is \
+                                 responsible for a service in an area"
+                            )
+                        };
+                        return Err(CliError::Input(format!(
+                            "{file}: line {line}: service {service} in area {area}: {what} (a \
+                             service and area take one row)"
+                        )));
+                    }
+                    pairs_seen.insert(pair, (line, unit.to_owned()));
+                }
+                // The first row of a service and unit keeps the id of the whole assignment;
+                // each further row (more areas of it, given separately) is told apart by its
+                // first area, which no other row of the file has.
+                let rows = assignment_rows
+                    .entry((service.to_owned(), unit.to_owned(), effective.clone()))
+                    .or_insert(0);
+                *rows += 1;
+                let key = match (*rows, areas.first()) {
+                    (1, _) | (_, None) => format!("{service}@{unit}"),
+                    (_, Some(area)) => format!("{service}@{unit}+{area}"),
+                };
+                (
+                    key,
+                    json!({"type": "AssignResponsibility", "service": service,
+                           "unit": unit, "areas": areas}),
+                )
+            }
         };
         out.push((
             Origin::Line(line),
@@ -761,6 +824,67 @@ mod tests {
         assert!(
             e.contains("line 2, byte offset 2 ") && e.contains("at the start of the line"),
             "{e}"
+        );
+    }
+
+    /// Identical rows, or rows that give the same unit, service, or service and area again, are
+    /// refused naming both lines: they are not different command ids' business.
+    #[test]
+    fn repeated_rows_name_both_lines() {
+        let a = csv_args();
+        for (name, csv, expected) in [
+            (
+                "r.csv",
+                "service,unit,areas\nhc,b1,123401\nhc,b1,123401\n",
+                "r.csv: line 3: service hc in area 123401: line 2 already assigns it to b1",
+            ),
+            (
+                "r.csv",
+                "service,unit,areas\nhc,b1,123401;123402\nhc,b2,123402\n",
+                "r.csv: line 3: service hc in area 123402: line 2 assigns it to b1",
+            ),
+            (
+                "r.csv",
+                "service,unit,areas\nhc,b1,123401;123401\n",
+                "r.csv: line 2: service hc in area 123401: the row lists it twice",
+            ),
+            (
+                "u.csv",
+                "unit,name,kind\nb1,B1,district\nb1,B1,district\n",
+                "u.csv: line 3: unit b1 is already established on line 2",
+            ),
+            (
+                "s.csv",
+                "service,name\nhc,H\nhc,Home care\n",
+                "s.csv: line 3: service hc is already registered on line 2",
+            ),
+        ] {
+            let e = parse_file(Path::new(name), csv, &a).unwrap_err();
+            assert_eq!(e.exit_code(), 1);
+            assert!(e.to_string().starts_with(expected), "{e}");
+            assert!(!e.to_string().contains("command id"), "{e}");
+        }
+    }
+
+    /// Areas of one assignment may come in separate rows: each is a command of its own, the
+    /// first keeping the id one row would have (so files imported before stay no-ops).
+    #[test]
+    fn an_assignment_split_across_rows_is_one_command_per_row() {
+        let a = csv_args();
+        let csv = "service,unit,areas\nhc,b1,123401\nhc,b1,123402;123403\nhc,b2,123404\n";
+        let f = parse_file(Path::new("r.csv"), csv, &a).unwrap();
+        let ids: Vec<&str> = f
+            .commands
+            .iter()
+            .map(|c| c.context.command_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "import:t:responsibilities:hc@b1:2020-01-01",
+                "import:t:responsibilities:hc@b1+123402:2020-01-01",
+                "import:t:responsibilities:hc@b2:2020-01-01",
+            ]
         );
     }
 }

@@ -3,6 +3,10 @@
 //! a byte order mark, or members an import file does not have). A refused file is named with
 //! where and why, exits non-zero, and writes nothing.
 
+use clap::Parser;
+use omorg_api::cli::{run, CliError};
+use omorg_api::config::Cli;
+use omorg_e2e::{on_both_backends, TestApp, READER};
 use std::path::{Path, PathBuf};
 
 /// A fresh directory for one test's files and SQLite database.
@@ -238,3 +242,97 @@ async fn a_file_that_is_not_utf8_names_the_line_and_byte() {
     assert_absent(&url, "t").await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+async fn omorg(app: &TestApp, args: &[&str]) -> Result<(), CliError> {
+    let mut argv = vec!["omorg", "--database-url", &app.database_url];
+    argv.extend_from_slice(args);
+    run(Cli::try_parse_from(argv).expect("valid command line")).await
+}
+
+/// One service's areas for one unit may come in separate rows: both apply (one command each),
+/// and re-importing the file is a no-op. An identical row, or an area given to two units, is
+/// refused naming both lines, not as a command id "already used for a different command"
+/// (the ids the import makes up were the same for both rows).
+async fn split_and_repeated_responsibility_rows(app: TestApp) {
+    let db = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap_or("db")
+        .replace('.', "-");
+    let dir = scratch(&format!("rows-{db}"));
+    let import = |file: String, create: bool| {
+        let mut args = vec!["import".to_owned(), file, "--timeline".into(), "t".into()];
+        if create {
+            args.extend(["--create".into(), "T".into()]);
+        }
+        args.extend(CSV_OPTIONS.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let run_import = |args: Vec<String>| async {
+        let args = args;
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        omorg(&app, &refs).await
+    };
+    let units = write(
+        &dir,
+        "units.csv",
+        "unit,name,kind,parent,areas\noslo,Oslo,municipality,,\nb1,Bydel 1,district,oslo,123401=A;123402=B;123403=C\nb2,Bydel 2,district,oslo,123404=D\n",
+    );
+    run_import(import(units, true)).await.expect("units");
+    let services = write(&dir, "services.csv", "service,name\nhc,Hjemmetjenester\n");
+    run_import(import(services, false)).await.expect("services");
+
+    let split = write(
+        &dir,
+        "split.csv",
+        "service,unit,areas\nhc,b1,123401\nhc,b1,123402\n",
+    );
+    run_import(import(split.clone(), false))
+        .await
+        .expect("split rows both apply");
+    run_import(import(split, false))
+        .await
+        .expect("re-importing the split rows is a no-op");
+    let (status, csv) = app
+        .get(
+            READER,
+            "/timelines/t/responsibilities?as_of=2020-01-01&format=csv",
+        )
+        .await;
+    assert_eq!(status, 200, "{csv}");
+    for area in ["123401", "123402"] {
+        assert!(
+            csv.lines()
+                .any(|l| l.contains("hc") && l.contains("b1") && l.contains(area)),
+            "{area}: {csv}"
+        );
+    }
+    let (_, before) = app.get_json(READER, "/timelines/t").await;
+
+    for (name, text, expected) in [
+        (
+            "identical.csv",
+            "service,unit,areas\nhc,b1,123403\nhc,b1,123403\n",
+            "line 3: service hc in area 123403: line 2 already assigns it to b1",
+        ),
+        (
+            "conflict.csv",
+            "service,unit,areas\nhc,b1,123403\nhc,b2,123403;123404\n",
+            "line 3: service hc in area 123403: line 2 assigns it to b1, and one unit is \
+             responsible for a service in an area",
+        ),
+    ] {
+        let file = write(&dir, name, text);
+        let e = run_import(import(file.clone(), false)).await.unwrap_err();
+        assert_eq!(e.exit_code(), 1, "{e}");
+        let e = e.to_string();
+        assert!(e.starts_with(&format!("{file}: {expected}")), "{e}");
+        assert!(!e.contains("command id"), "{e}");
+    }
+    let (_, after) = app.get_json(READER, "/timelines/t").await;
+    assert_eq!(before, after, "a refused file wrote nothing");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+on_both_backends!(split_and_repeated_responsibility_rows);
