@@ -399,7 +399,11 @@ fn csv_commands(
         out.push((
             Origin::Line(line),
             json!({
-                "command_id": format!("import:{}:{kind}:{key}:{effective}", args.timeline),
+                // Long unit or service ids could make it too long for an id: shortened then.
+                "command_id": crate::service::shortened(
+                    &format!("import:{}:{kind}:{key}:{effective}", args.timeline),
+                    omorg_domain::MAX_ID_LEN,
+                ),
                 "effective_from": effective,
                 "decision": decision(&effective)?,
                 "actor": args.actor,
@@ -829,6 +833,38 @@ mod tests {
 
     /// Identical rows, or rows that give the same unit, service, or service and area again, are
     /// refused naming both lines: they are not different command ids' business.
+    /// A row whose ids are long still gets a valid command id (at most 120 characters), the
+    /// same on every import, and rows that differ only after the first 100 characters do not
+    /// share one.
+    #[test]
+    fn long_ids_still_make_valid_command_ids() {
+        let a = csv_args();
+        let long = |c: char| format!("{}{c}", "s".repeat(110));
+        let csv = format!(
+            "service,unit,areas\n{},{},123401\n{},{},123401\n",
+            long('a'),
+            "u".repeat(110),
+            long('b'),
+            "u".repeat(110)
+        );
+        let ids = |csv: &str| -> Vec<String> {
+            parse_file(Path::new("r.csv"), csv, &a)
+                .unwrap()
+                .commands
+                .iter()
+                .map(|c| c.context.command_id.as_str().to_owned())
+                .collect()
+        };
+        let first = ids(&csv);
+        assert_eq!(first.len(), 2);
+        assert!(
+            first.iter().all(|id| id.chars().count() <= 120),
+            "{first:?}"
+        );
+        assert_ne!(first[0], first[1]);
+        assert_eq!(ids(&csv), first, "stable across imports");
+    }
+
     #[test]
     fn repeated_rows_name_both_lines() {
         let a = csv_args();

@@ -1001,20 +1001,26 @@ fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     hash
 }
 
-/// The command id the server derives for a request that names none: `prefix:id` when that
-/// leaves `room` characters of the id limit free (for suffixes derived from it in turn), else the
-/// id's beginning and a hash of all of it, so that every valid timeline id gets a valid, stable
-/// command id (a retry derives the same one) and two long ids with one beginning do not collide.
-fn derived_command_id(prefix: &str, id: &str, room: usize) -> Result<CommandId, ApiError> {
-    let max = omorg_domain::MAX_ID_LEN - room;
-    let plain = format!("{prefix}:{id}");
-    if plain.chars().count() <= max {
-        return command_id(&plain);
+/// `id` when it has at most `max` characters, else its beginning and a hash of all of it: a
+/// stable stand-in (the same id always gives the same one, so a retry is still recognised) that
+/// two long ids with one beginning do not share.
+pub fn shortened(id: &str, max: usize) -> String {
+    if id.chars().count() <= max {
+        return id.to_owned();
     }
     let hash = format!("~{:016x}", fnv1a(id.bytes()));
-    let keep = max - prefix.chars().count() - 1 - hash.len();
-    let head: String = id.chars().take(keep).collect();
-    command_id(&format!("{prefix}:{}{hash}", head.trim_end()))
+    let head: String = id.chars().take(max.saturating_sub(hash.len())).collect();
+    format!("{}{hash}", head.trim_end())
+}
+
+/// The command id the server derives for a request that names none: `prefix:id`, shortened
+/// ([`shortened`]) to leave `room` characters of the id limit free for suffixes derived from it
+/// in turn, so that every valid timeline id gets a valid command id.
+fn derived_command_id(prefix: &str, id: &str, room: usize) -> Result<CommandId, ApiError> {
+    command_id(&shortened(
+        &format!("{prefix}:{id}"),
+        omorg_domain::MAX_ID_LEN - room,
+    ))
 }
 
 /// Checks a command or batch's dates and makes the store's command and metadata: a batch is
