@@ -1,15 +1,12 @@
 //! The `omorg` subcommands, run in-process on a fresh database of each backend.
 
+mod common;
+
 use clap::Parser;
-use omorg_api::cli::{auth_for, run, CliError};
+use common::{omorg, omorg_binary, omorg_output, scratch};
+use omorg_api::cli::auth_for;
 use omorg_api::config::{Cli, Command};
 use omorg_e2e::{on_both_backends, TestApp};
-
-async fn omorg(app: &TestApp, args: &[&str]) -> Result<(), CliError> {
-    let mut argv = vec!["omorg", "--database-url", &app.database_url];
-    argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv).expect("valid command line")).await
-}
 
 async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
     // One directory per test database, so the two backends' runs never share files.
@@ -220,43 +217,6 @@ async fn logs_off_a_terminal_have_no_colour_codes() {
     );
     assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Runs the real binary with `args` and `env` (nothing inherited from `OMORG_*`); returns
-/// whether it succeeded and its standard error.
-async fn omorg_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let out = omorg_output(args, env).await;
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Runs the real binary with `args` and `env` (nothing inherited from `OMORG_*`).
-async fn omorg_output(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"));
-    for k in [
-        "OMORG_NO_AUTH",
-        "OMORG_LISTEN",
-        "OMORG_TOKENS",
-        "DATABASE_URL",
-    ] {
-        command.env_remove(k);
-    }
-    command
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("run omorg")
-}
-
-/// A fresh directory for one test's files and SQLite database.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("omorg-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Import messages say what happened: a re-import wrote nothing, and a bad or refused row is
@@ -908,6 +868,13 @@ async fn a_select_only_role_can_verify_and_export() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A command file (YAML) establishing municipality `unit` under `command_id`.
+fn establishing(command_id: &str, unit: &str) -> String {
+    format!(
+        "- command_id: {command_id}\n  effective_from: 2025-01-01\n  decision: {{case_number: '25/1', body: Bystyret, decision_date: 2024-12-01, title: T}}\n  action: {{type: EstablishUnit, unit: {unit}, name: {unit}, kind: municipality}}\n"
+    )
+}
+
 /// The actor of an import: `$USER` when set, `omorg-cli` when it is empty (a service account,
 /// a container), and an explicit empty `--actor` is an invocation error naming it.
 #[tokio::test]
@@ -915,11 +882,7 @@ async fn an_empty_user_falls_back_and_an_empty_actor_is_named() {
     let dir = scratch("actor");
     let url = format!("sqlite://{}", dir.join("omorg.db").display());
     let file = dir.join("c.yaml");
-    std::fs::write(
-        &file,
-        "- command_id: a1\n  effective_from: 2025-01-01\n  decision: {case_number: '25/1', body: Bystyret, decision_date: 2024-12-01, title: T}\n  action: {type: EstablishUnit, unit: k, name: K, kind: municipality}\n",
-    )
-    .unwrap();
+    std::fs::write(&file, establishing("a1", "k")).unwrap();
     let import = |actor: Option<&'static str>| {
         let (url, file) = (url.clone(), file.clone());
         async move {
@@ -1047,11 +1010,7 @@ async fn restore_moves_a_database_with_its_history(app: TestApp) {
     // A database with another history of a timeline keeps it: the restore is refused.
     let other = format!("sqlite://{}", dir.join("other.db").display());
     let yaml = dir.join("oslo.yaml");
-    std::fs::write(
-        &yaml,
-        "- command_id: o1\n  effective_from: 2025-01-01\n  decision: {case_number: '25/1', body: Bystyret, decision_date: 2024-12-01, title: T}\n  action: {type: EstablishUnit, unit: oslo, name: Oslo, kind: municipality}\n",
-    )
-    .unwrap();
+    std::fs::write(&yaml, establishing("o1", "oslo")).unwrap();
     let yaml = yaml.to_str().unwrap();
     let import = [
         "--database-url",

@@ -3,18 +3,15 @@
 //! a byte order mark, or members an import file does not have). A refused file is named with
 //! where and why, exits non-zero, and writes nothing.
 
-use clap::Parser;
-use omorg_api::cli::{run, CliError};
-use omorg_api::config::Cli;
-use omorg_e2e::{on_both_backends, TestApp, READER};
-use std::path::{Path, PathBuf};
+mod common;
 
-/// A fresh directory for one test's files and SQLite database.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("omorg-import-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+use common::{omorg, scratch};
+use omorg_e2e::{on_both_backends, TestApp, READER};
+use std::path::Path;
+
+/// The real binary with `args` and nothing else from the environment.
+async fn omorg_binary(args: &[&str]) -> (bool, String) {
+    common::omorg_binary(args, &[]).await
 }
 
 /// Writes `bytes` to `name` in `dir`; returns the path as text.
@@ -22,25 +19,6 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path.to_str().unwrap().to_owned()
-}
-
-/// Runs the real binary with `args` (nothing inherited from `OMORG_*`); returns whether it
-/// succeeded and its standard error.
-async fn omorg_binary(args: &[&str]) -> (bool, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"));
-    for k in [
-        "OMORG_NO_AUTH",
-        "OMORG_LISTEN",
-        "OMORG_TOKENS",
-        "DATABASE_URL",
-    ] {
-        command.env_remove(k);
-    }
-    let out = command.args(args).output().await.expect("run omorg");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The options every CSV import of these tests takes (a CSV's decision and date).
@@ -241,12 +219,6 @@ async fn a_file_that_is_not_utf8_names_the_line_and_byte() {
     assert!(!stderr.contains("stream did not contain"), "{stderr}");
     assert_absent(&url, "t").await;
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-async fn omorg(app: &TestApp, args: &[&str]) -> Result<(), CliError> {
-    let mut argv = vec!["omorg", "--database-url", &app.database_url];
-    argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv).expect("valid command line")).await
 }
 
 /// One service's areas for one unit may come in separate rows: both apply (one command each),
