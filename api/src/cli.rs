@@ -122,7 +122,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let default_log = if matches!(cli.command, Command::Serve(_)) {
         "info,sqlx=warn"
     } else {
-        "warn"
+        // sqlx warns of slow statements with their whole SQL (a large import's is thousands
+        // of lines): noise for a one-off command, whose own errors are reported anyway.
+        "warn,sqlx=error"
     };
     init_logging(cli.log_format, default_log);
     // Commands that only read the event log never change the database: no migration, no new

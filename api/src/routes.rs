@@ -341,7 +341,12 @@ impl Params {
         self.get(name)
             .map(|s| {
                 s.parse::<u64>().map_err(|_| {
-                    ApiError::invalid(name, format!("{s:?} is not a non-negative integer"))
+                    // All digits and still not a u64: too large, which is what to say.
+                    if s.bytes().all(|b| b.is_ascii_digit()) {
+                        ApiError::invalid(name, format!("must be at most {}", i64::MAX))
+                    } else {
+                        ApiError::invalid(name, format!("{s:?} is not a non-negative integer"))
+                    }
                 })
             })
             .transpose()
