@@ -508,8 +508,106 @@ async fn json_bytes<S: Send + Sync>(
 
 /// `bytes` as a JSON value, or the 400 a syntax error gets.
 fn parse_raw(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    let value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    if let Some(path) = duplicate_member(bytes) {
+        return Err(ApiError::BadRequest {
+            detail: format!(
+                "member `{path}` is given more than once: JSON readers keep only one of them, \
+                 so what the request does would depend on which"
+            ),
+            field: Some(path),
+        });
+    }
+    Ok(value)
+}
+
+/// The path of the first member that an object of the JSON text `bytes` holds twice, if any.
+/// A `serde_json::Value` keeps the last of them without a word, as every typed read does: the
+/// same silent loss of a client's input as an unknown member.
+fn duplicate_member(bytes: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess};
+    use std::cell::RefCell;
+
+    /// Walks a value under `path`, recording the first duplicate in `found` (and stopping).
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Option<String>>,
+    }
+    impl<'a> Walk<'a> {
+        fn at(&self, step: &str, index: bool) -> Walk<'a> {
+            let path = match (self.path.is_empty(), index) {
+                (_, true) => format!("{}[{step}]", self.path),
+                (true, false) => step.to_owned(),
+                (false, false) => format!("{}.{step}", self.path),
+            };
+            Walk {
+                path,
+                found: self.found,
+            }
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0usize;
+            while seq
+                .next_element_seed(self.at(&i.to_string(), true))?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let inner = self.at(&key, false);
+                if !seen.insert(key) {
+                    *self.found.borrow_mut() = Some(inner.path);
+                    return Err(A::Error::custom("duplicate member"));
+                }
+                map.next_value_seed(inner)?;
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut d = serde_json::Deserializer::from_slice(bytes);
+    // Only a duplicate stops the walk early: the text was already read as valid JSON.
+    let _ = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut d);
+    found.into_inner()
 }
 
 /// The body of `POST /timelines/{id}/commands`: one [`TimelineCommand`].

@@ -2302,3 +2302,49 @@ async fn replay_shows_each_step_before_and_after(app: TestApp) {
 }
 
 on_both_backends!(replay_shows_each_step_before_and_after);
+
+/// A member given twice in one object is 400 naming it, on every JSON body: a JSON reader
+/// keeps only one of the two (the last, silently), so the request would do what the client
+/// did not necessarily mean.
+async fn a_member_given_twice_is_refused(app: TestApp) {
+    seeded(&app).await;
+    let cases = [
+        (
+            "/timelines/oslo/commands",
+            r#"{"command_id": "dup-1", "effective_from": "2022-01-01", "decision": {"case_number": "1", "body": "B", "decision_date": "2021-01-01", "title": "T"}, "actor": "a", "action": {"type": "RenameUnit", "unit": "oslo", "name": "Oslo A", "name": "Oslo B"}}"#,
+            "action.name",
+        ),
+        (
+            "/timelines/oslo/batch",
+            r#"{"commands": [{"command_id": "dup-2", "effective_from": "2022-01-01", "effective_from": "2023-01-01", "decision": {"case_number": "1", "body": "B", "decision_date": "2021-01-01", "title": "T"}, "actor": "a", "action": {"type": "RenameUnit", "unit": "oslo", "name": "Oslo A"}}]}"#,
+            "commands[0].effective_from",
+        ),
+        (
+            "/timelines",
+            r#"{"id": "dup", "name": "A", "name": "B"}"#,
+            "name",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let r = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(PLANNER)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let problem: Value = r.json().await.unwrap();
+        assert_problem(status, &problem, 400);
+        assert_eq!(problem["field"], field, "{path}: {problem}");
+    }
+    let (_, timeline) = app.get_json(READER, "/timelines/oslo").await;
+    let (_, events) = app
+        .get_json(AUDITOR, "/timelines/oslo/events?after_version=8")
+        .await;
+    assert_eq!(events["events"], json!([]), "nothing written: {timeline}");
+}
+
+on_both_backends!(a_member_given_twice_is_refused);
