@@ -314,7 +314,9 @@ async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
                 name: name.clone(),
                 description: String::new(),
                 command_id: None,
-                effective_from: None,
+                // The timeline begins where the file's history does, not on the day of the
+                // import: a replay or an org chart then shows no creation after its changes.
+                effective_from: commands.iter().map(|c| c.context.effective_from).min(),
                 decision: None,
                 rationale: format!("created by omorg import of {}", args.file.display()),
             };

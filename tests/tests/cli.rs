@@ -916,6 +916,12 @@ async fn an_empty_user_falls_back_and_an_empty_actor_is_named() {
     let out = omorg_output(&["--database-url", &url, "export", "--timeline", "k"], &[]).await;
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains(r#""actor":"omorg-cli""#), "{log}");
+    // The timeline `--create` starts begins with the file's history, not on the import's day.
+    let created: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        created["payload"]["effective_from"], "2025-01-01",
+        "{created}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
