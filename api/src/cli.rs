@@ -804,6 +804,10 @@ async fn decisions(app: &Omorg, args: DecisionsArgs) -> Result<(), CliError> {
         .await?
         .decisions(&args.timeline, &filter)
         .await?;
+    if log.decisions.is_empty() && args.format == TableFormat::Text {
+        // Said on standard error, so that the output stays empty for a script.
+        eprintln!("no decision of {} matches", args.timeline);
+    }
     let text = match args.format {
         TableFormat::Json => serde_json::to_string_pretty(&log).map_err(ApiError::internal)? + "\n",
         TableFormat::Csv => crate::render::decisions_csv(&log).map_err(ApiError::internal)?,

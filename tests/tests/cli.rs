@@ -521,6 +521,11 @@ async fn adopt_applies_a_scenario_to_its_parent() {
         log.contains("Bystyret 19/1: Innbyggerservice valgt"),
         "{log}"
     );
+    // A filter nothing matches says so (on standard error: the output stays empty).
+    let (code, log, stderr) =
+        omorg(&["decisions", "--timeline", "asker", "--case", "nosuch"]).await;
+    assert_eq!((code, log.as_str()), (Some(0), ""), "{stderr}");
+    assert!(stderr.contains("no decision of asker matches"), "{stderr}");
 
     // Again: a no-op.
     let version = stdout
