@@ -533,60 +533,95 @@ async fn all_events(db: &Database) -> Result<Vec<omorg_store::RecordedEvent>, Cl
     }
 }
 
-/// `omorg restore FILE`: every stream of an export, in the order the file first names it, each
-/// checked and written in one transaction by the store ([`Database::restore_stream`]). A
-/// scenario needs the timeline it was forked from here first: its decision log starts with
-/// that timeline's.
+/// `omorg restore FILE`: every event of an export, checked and written in the file's order in
+/// one transaction by the store ([`Database::restore`]). A scenario needs the timeline it was
+/// forked from here or earlier in the file: its decision log starts with that timeline's.
 async fn restore(db: &Database, args: RestoreArgs) -> Result<(), CliError> {
     let shown = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {shown}: {e}")))?;
-    let mut streams: Vec<(String, Vec<omorg_store::RecordedEvent>)> = Vec::new();
+    // The events in the file's order, which the restore keeps.
+    let mut all: Vec<omorg_store::RecordedEvent> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let e: omorg_store::RecordedEvent = serde_json::from_str(line).map_err(|e| {
+        all.push(serde_json::from_str(line).map_err(|e| {
             CliError::Input(format!(
                 "{shown}: line {}: not an event as `omorg export` writes it: {e}",
                 i + 1
             ))
-        })?;
-        match streams.iter_mut().find(|(id, _)| *id == e.stream_id) {
-            Some((_, events)) => events.push(e),
-            None => streams.push((e.stream_id.clone(), vec![e])),
-        }
+        })?);
     }
-    if streams.is_empty() {
+    if all.is_empty() {
         return Err(CliError::Input(format!("{shown}: holds no events")));
     }
-    for (id, events) in &streams {
-        let parent = events
-            .first()
+    // Each timeline's first event, in the order the file first names it.
+    let mut streams: Vec<&omorg_store::RecordedEvent> = Vec::new();
+    for e in &all {
+        if !streams.iter().any(|f| f.stream_id == e.stream_id) {
+            streams.push(e);
+        }
+    }
+    // A scenario's decision log starts with its parent's: the parent must be here already, or
+    // come before it in the file.
+    for (n, first) in streams.iter().enumerate() {
+        let id = &first.stream_id;
+        let parent = Some(first)
             .filter(|e| e.event_type == "TimelineForked")
             .and_then(|e| e.payload.pointer("/change/parent"))
             .and_then(serde_json::Value::as_str);
         if let Some(parent) = parent {
-            if db.stream_events(parent, 1, 1).await?.is_empty() {
+            let earlier = streams[..n].iter().any(|f| f.stream_id == parent);
+            if !earlier && db.stream_events(parent, 1, 1).await?.is_empty() {
+                let later = streams[n..].iter().any(|f| f.stream_id == parent);
                 return Err(CliError::Input(format!(
-                    "{shown}: {id} is a scenario forked from {parent}, which this database does \
-                     not hold: restore {parent} first (export it, or export with --all)"
+                    "{shown}: {id} is a scenario forked from {parent}, which {}: nothing was \
+                     written",
+                    if later {
+                        format!(
+                            "comes after it in the file; put {parent}'s events first (as \
+                             `omorg export --all` does)"
+                        )
+                    } else {
+                        format!(
+                            "this database does not hold and the file does not have: restore \
+                             {parent} first, or export with --all"
+                        )
+                    }
                 )));
             }
         }
-        let done = db.restore_stream(events).await.map_err(|e| match e {
-            omorg_store::restore::RestoreError::Store(e) => CliError::Store(e),
-            refused => CliError::Input(format!("{shown}: {refused}; nothing of {id} was written")),
-        })?;
-        println!(
-            "{id}: {} events restored{}",
-            done.written,
-            if done.kept > 0 {
-                format!(" ({} were here already)", done.kept)
+    }
+    let done = db.restore(&all).await.map_err(|e| match e {
+        omorg_store::restore::RestoreError::Store(e) => CliError::Store(e),
+        refused => CliError::Input(format!("{shown}: {refused}; nothing was written")),
+    })?;
+    let mut out = std::io::stdout().lock();
+    for r in &done {
+        // The head restored, to check against the source's `omorg verify`: a file that lost its
+        // last lines is still a valid chain, only a shorter one.
+        let head = all
+            .iter()
+            .rfind(|e| e.stream_id == r.stream_id)
+            .map(|e| {
+                format!(
+                    "; head: --head-version {} --head-hash {}",
+                    e.stream_version, e.hash
+                )
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{}: {} events restored{}{head}",
+            r.stream_id,
+            r.written,
+            if r.kept > 0 {
+                format!(" ({} were here already)", r.kept)
             } else {
                 String::new()
             }
-        );
+        )?;
     }
     Ok(())
 }
@@ -619,6 +654,15 @@ async fn caught_up(app: &Omorg) -> Result<Queries, CliError> {
 /// as it comes.
 async fn replay(app: &Omorg, args: ReplayArgs) -> Result<(), CliError> {
     check_timeline(&args.timeline)?;
+    if args.limit == Some(0) {
+        return Err(CliError::Usage("--limit must be at least 1".into()));
+    }
+    if i64::try_from(args.after_version).is_err() {
+        return Err(CliError::Usage(format!(
+            "--after-version must be at most {}",
+            i64::MAX
+        )));
+    }
     let queries = caught_up(app).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut after, mut left) = (args.after_version, args.limit.map(u64::from));

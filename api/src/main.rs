@@ -13,8 +13,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() {
     let cli = omorg_api::config::Cli::parse();
-    if let Err(e) = omorg_api::cli::run(cli).await {
-        eprintln!("omorg: error: {e}");
-        std::process::exit(e.exit_code());
+    match omorg_api::cli::run(cli).await {
+        Ok(()) => {}
+        // The reader of the output went away (`omorg replay | head`): its choice, not a
+        // failure of the command, so no message; the shell's usual status for it.
+        Err(omorg_api::cli::CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(141)
+        }
+        Err(e) => {
+            eprintln!("omorg: error: {e}");
+            std::process::exit(e.exit_code());
+        }
     }
 }

@@ -125,6 +125,8 @@ pub struct RecordedEvent {
     pub prev_hash: String,
     /// This event's hash.
     pub hash: String,
+    /// On the first event of each command only: how many events the command appended.
+    pub command_events: Option<u32>,
 }
 
 /// The first place where a chain does not hold (mirrors `omorg_store::ChainBreak`).

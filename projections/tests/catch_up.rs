@@ -36,6 +36,7 @@ fn recorded(version: u64, payload: Value) -> RecordedEvent {
         recorded_at: Utc::now(),
         prev_hash: String::new(),
         hash: String::new(),
+        command_events: Some(1),
     }
 }
 

@@ -839,10 +839,11 @@ fn pg_checkpoints(rows: &[PgRow]) -> Result<Vec<Checkpoint>, AppendError> {
 
 /// Every column of an event (the payload as text: see [`full_event`]).
 const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, stream_id, stream_version, \
-    event_type, event_version, payload::text AS payload, metadata, recorded_at, prev_hash, hash";
+    event_type, event_version, payload::text AS payload, metadata, recorded_at, prev_hash, hash, \
+    command_events";
 
 const SQLITE_COLUMNS: &str = "position, stream_id, stream_version, event_type, event_version, \
-    payload, metadata, recorded_at, prev_hash, hash";
+    payload, metadata, recorded_at, prev_hash, hash, command_events";
 
 /// What [`CatchUpEvent`] holds: no metadata, no hashes, the payload as text.
 const PG_CATCH_UP_COLUMNS: &str = "tx_id::text::bigint AS tx, position, stream_id, \
@@ -911,8 +912,8 @@ fn pg_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     full_event(
         pg_catch_up_event(row)?,
         row.try_get("metadata")?,
-        row.try_get("prev_hash")?,
-        row.try_get("hash")?,
+        (row.try_get("prev_hash")?, row.try_get("hash")?),
+        row.try_get("command_events")?,
     )
 }
 
@@ -969,8 +970,8 @@ fn sqlite_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     full_event(
         base,
         metadata,
-        row.try_get("prev_hash")?,
-        row.try_get("hash")?,
+        (row.try_get("prev_hash")?, row.try_get("hash")?),
+        row.try_get("command_events")?,
     )
 }
 
@@ -979,8 +980,8 @@ fn sqlite_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
 fn full_event(
     base: CatchUpEvent,
     metadata: Value,
-    prev_hash: String,
-    hash: String,
+    (prev_hash, hash): (String, String),
+    command_events: Option<i32>,
 ) -> Result<RecordedEvent, StoreError> {
     let payload = parse_json(&base.payload, &base, "payload")?;
     Ok(RecordedEvent {
@@ -995,6 +996,7 @@ fn full_event(
         recorded_at: base.recorded_at,
         prev_hash,
         hash,
+        command_events: command_events.and_then(|n| u32::try_from(n).ok()),
     })
 }
 

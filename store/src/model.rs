@@ -193,6 +193,10 @@ pub struct RecordedEvent {
     pub prev_hash: String,
     /// This event's hash.
     pub hash: String,
+    /// On the first event of each command: how many events the command appended (the rest
+    /// follow it in its stream). A restore writes a command whole or not at all by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_events: Option<u32>,
 }
 
 impl RecordedEvent {

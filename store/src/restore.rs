@@ -5,10 +5,11 @@
 //! answers what was believed then, and a command retried after the move is still recognised.
 //!
 //! Nothing is decided again: the rows are checked as `verify` checks them (every hash
-//! recomputed, every link followed, versions without gaps) before any is written, and a stream
-//! is written in one transaction, all or nothing. A stream the database already holds is
-//! accepted only as the beginning of the exported one (a restore that stopped half-way, or one
-//! run twice); any other history is refused, never overwritten.
+//! recomputed, every link followed, versions without gaps, every batch whole) before any is
+//! written, and the whole file is written in one transaction, in the file's order (so the new
+//! database's global order follows the old one's), all or nothing. A stream the database already
+//! holds is accepted only as the beginning of the exported one (a file restored before, or an
+//! export that has gone on since); any other history is refused, never overwritten.
 
 use crate::db::{AppendBatch, AppendError, Database, NewEvent};
 use crate::error::StoreError;
@@ -16,11 +17,10 @@ use crate::hash::{canonical_json, event_hash, HashInput, GENESIS_HASH};
 use crate::model::RecordedEvent;
 use thiserror::Error;
 
-/// Why a stream was not restored.
+/// Why a file was not restored (nothing of it was written).
 #[derive(Debug, Error)]
 pub enum RestoreError {
-    /// The exported events are not an intact chain, or do not fit the database: nothing of the
-    /// stream was written.
+    /// The exported events of a stream are not an intact chain, or do not fit the database.
     #[error("{stream_id} at version {version}: {reason}")]
     Refused {
         /// The stream.
@@ -30,6 +30,13 @@ pub enum RestoreError {
         /// What is wrong, for the operator.
         reason: String,
     },
+    /// A version or a command id of the file is taken in the database by something else
+    /// (written while the restore ran, or a command id used on another timeline).
+    #[error(
+        "a version or a command id of the file is taken in this database (written meanwhile, or \
+         a command id used on another timeline)"
+    )]
+    Taken,
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -47,110 +54,86 @@ pub struct Restored {
 }
 
 impl Database {
-    /// Restores one stream from its exported events (versions 1..n, in order). Checks the
-    /// whole chain first, keeps what the database already holds of it when that is the same
-    /// beginning, and writes the rest as the commands they were, in one transaction.
+    /// Restores the exported `events` (one or more streams, each in version order, as
+    /// `omorg export` writes them): checks every stream's chain, keeps what the database already
+    /// holds of a stream when it is the same beginning, and writes the rest as the commands they
+    /// were, in the file's order, in **one** transaction. Returns each stream's outcome, in the
+    /// order the file first names it.
     #[tracing::instrument(name = "store.restore", skip(self, events), fields(events = events.len()))]
-    pub async fn restore_stream(&self, events: &[RecordedEvent]) -> Result<Restored, RestoreError> {
-        let Some(first) = events.first() else {
-            return Err(StoreError::Corrupt("no events to restore".into()).into());
-        };
-        let stream_id = first.stream_id.clone();
-        let refused = |version: u64, reason: String| RestoreError::Refused {
-            stream_id: stream_id.clone(),
-            version,
-            reason,
-        };
-        let mut prev = GENESIS_HASH.to_owned();
-        let mut texts = Vec::with_capacity(events.len());
+    pub async fn restore(&self, events: &[RecordedEvent]) -> Result<Vec<Restored>, RestoreError> {
+        // Each stream's events, in the order the file first names it.
+        let mut streams: Vec<(&str, Vec<usize>)> = Vec::new();
         for (i, e) in events.iter().enumerate() {
-            let expected = i as u64 + 1;
-            if e.stream_id != stream_id {
-                return Err(refused(
-                    expected,
-                    format!("an event of {} is among them", e.stream_id),
-                ));
+            match streams.iter_mut().find(|(id, _)| *id == e.stream_id) {
+                Some((_, at)) => at.push(i),
+                None => streams.push((&e.stream_id, vec![i])),
             }
-            if e.stream_version != expected {
-                return Err(refused(
-                    expected,
-                    format!(
-                        "version {} comes in its place: the export misses events or is out of order",
-                        e.stream_version
-                    ),
-                ));
-            }
-            if e.prev_hash != prev {
-                return Err(refused(
-                    expected,
-                    "the event does not link to the one before it".into(),
-                ));
-            }
-            let (payload, metadata) = (canonical_json(&e.payload), canonical_json(&e.metadata));
-            let hash = event_hash(&HashInput {
-                stream_id: &e.stream_id,
-                stream_version: e.stream_version,
-                event_type: &e.event_type,
-                event_version: &e.event_version,
-                payload: &payload,
-                metadata: &metadata,
-                recorded_at: &e.recorded_at,
-                prev_hash: &e.prev_hash,
-            });
-            if hash != e.hash {
-                return Err(refused(
-                    expected,
-                    "the event's content does not hash to its recorded hash: it was altered after \
-                     it was exported (or stored)"
-                        .into(),
-                ));
-            }
-            prev = hash;
-            texts.push((payload, metadata));
+        }
+        let mut texts: Vec<(String, String)> = vec![Default::default(); events.len()];
+        let mut kept: Vec<(&str, usize)> = Vec::with_capacity(streams.len());
+        for (stream_id, at) in &streams {
+            check_chain(stream_id, at, events, &mut texts)?;
+            kept.push((stream_id, self.held_prefix(stream_id, at, events).await?));
         }
 
-        let held = self.stream_events(&stream_id, 1, u64::MAX >> 1).await?;
-        if held.len() > events.len() {
-            return Err(refused(
-                events.len() as u64 + 1,
-                format!(
-                    "the database holds {} events of it, the export {}: it is further on here",
-                    held.len(),
-                    events.len()
-                ),
-            ));
-        }
-        if let Some(differs) = held.iter().zip(events).position(|(h, e)| h.hash != e.hash) {
-            return Err(refused(
-                differs as u64 + 1,
-                "the database holds another history of this stream; it is never overwritten".into(),
-            ));
-        }
-        let kept = held.len();
-
-        // The rest, as the commands that wrote them: consecutive events with one command id
-        // and one recorded time. The first of each carries the id (exactly once after the move).
-        let mut groups: Vec<(usize, usize)> = Vec::new();
-        for i in kept..events.len() {
-            if command_of(&events[i]).is_empty() {
-                return Err(refused(
-                    i as u64 + 1,
-                    "the event's metadata names no command id".into(),
-                ));
+        // The rest, in the file's order, as the commands that wrote them: consecutive events of
+        // one stream with one command id and one recorded time. The first of each carries the
+        // id (exactly once after the move).
+        let held = |stream: &str| kept.iter().find(|(s, _)| *s == stream).map_or(0, |k| k.1);
+        let cut = |e: &RecordedEvent, has: usize, of: u32| RestoreError::Refused {
+            stream_id: e.stream_id.clone(),
+            version: e.stream_version,
+            reason: format!(
+                "the file holds {has} of the {of} events of command {} from here: it is cut or \
+                 reordered (a command is written whole or not at all)",
+                command_of(e)
+            ),
+        };
+        // (first, end, the size the first event gives): a command's events follow its first
+        // in the file (they were written in one statement), `command_events` of them. An export
+        // of an older omorg has no sizes: consecutive events of one stream with one command id
+        // and one recorded time are one command then.
+        let mut groups: Vec<(usize, usize, Option<u32>)> = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if e.stream_version <= held(&e.stream_id) as u64 {
+                continue;
             }
+            if command_of(e).is_empty() {
+                return Err(RestoreError::Refused {
+                    stream_id: e.stream_id.clone(),
+                    version: e.stream_version,
+                    reason: "the event's metadata names no command id".into(),
+                });
+            }
+            let continues = |start: usize, end: usize| {
+                end == i
+                    && events[start].stream_id == e.stream_id
+                    && command_of(&events[start]) == command_of(e)
+                    && events[start].recorded_at == e.recorded_at
+            };
             match groups.last_mut() {
-                Some((start, end))
-                    if command_of(&events[*start]) == command_of(&events[i])
-                        && events[*start].recorded_at == events[i].recorded_at =>
+                Some((start, end, Some(n))) if *end - *start < *n as usize => {
+                    if !continues(*start, *end) || e.command_events.is_some() {
+                        return Err(cut(&events[*start], *end - *start, *n));
+                    }
+                    *end = i + 1;
+                }
+                Some((start, end, None))
+                    if e.command_events.is_none() && continues(*start, *end) =>
                 {
                     *end = i + 1
                 }
-                _ => groups.push((i, i + 1)),
+                _ => groups.push((i, i + 1, e.command_events)),
+            }
+        }
+        if let Some(&(start, end, Some(n))) = groups.last() {
+            if end - start < n as usize {
+                return Err(cut(&events[start], end - start, n));
             }
         }
         let rows: Vec<Vec<NewEvent>> = groups
             .iter()
-            .map(|&(start, end)| {
+            .map(|&(start, end, _)| {
                 (start..end)
                     .map(|i| NewEvent {
                         version: events[i].stream_version,
@@ -167,8 +150,8 @@ impl Database {
         let batches: Vec<AppendBatch<'_>> = groups
             .iter()
             .zip(&rows)
-            .map(|(&(start, _), rows)| AppendBatch {
-                stream_id: &stream_id,
+            .map(|(&(start, _, _), rows)| AppendBatch {
+                stream_id: &events[start].stream_id,
                 command_id: command_of(&events[start]),
                 events: rows,
                 metadata: &texts[start].1,
@@ -177,22 +160,116 @@ impl Database {
             .collect();
         match self.append_all(&batches).await {
             Ok(_) => {}
-            Err(AppendError::UniqueViolation) => {
-                return Err(refused(
-                    kept as u64 + 1,
-                    "a version or a command id of it is taken in this database (written \
-                     meanwhile, or a command id used on another stream); nothing was written"
-                        .into(),
-                ))
-            }
+            Err(AppendError::UniqueViolation) => return Err(RestoreError::Taken),
             Err(AppendError::Store(e)) => return Err(e.into()),
         }
-        Ok(Restored {
-            stream_id: stream_id.clone(),
-            kept: kept as u64,
-            written: (events.len() - kept) as u64,
-        })
+        Ok(streams
+            .iter()
+            .map(|(stream_id, at)| {
+                let kept = held(stream_id);
+                Restored {
+                    stream_id: (*stream_id).to_owned(),
+                    kept: kept as u64,
+                    written: (at.len() - kept) as u64,
+                }
+            })
+            .collect())
     }
+
+    /// How many of a stream's exported events (`at`, indexes into `events`) the database holds
+    /// already: all of its events must be the same beginning of the export's, or it is refused.
+    async fn held_prefix(
+        &self,
+        stream_id: &str,
+        at: &[usize],
+        events: &[RecordedEvent],
+    ) -> Result<usize, RestoreError> {
+        let refused = |version: usize, reason: String| RestoreError::Refused {
+            stream_id: stream_id.to_owned(),
+            version: version as u64,
+            reason,
+        };
+        let held = self.stream_events(stream_id, 1, u64::MAX >> 1).await?;
+        if held.len() > at.len() {
+            return Err(refused(
+                at.len() + 1,
+                format!(
+                    "the database holds {} events of it, the file {}: it is further on here",
+                    held.len(),
+                    at.len()
+                ),
+            ));
+        }
+        if let Some(differs) = held
+            .iter()
+            .zip(at)
+            .position(|(h, &i)| h.hash != events[i].hash)
+        {
+            return Err(refused(
+                differs + 1,
+                "the database holds another history of this timeline; it is never overwritten"
+                    .into(),
+            ));
+        }
+        Ok(held.len())
+    }
+}
+
+/// Checks one stream's exported events (`at`, indexes into `events`) as `verify` would: versions
+/// 1..n without gaps, every link, every hash. Fills `texts` with their canonical payload and
+/// metadata, as hashed and as they are stored.
+fn check_chain(
+    stream_id: &str,
+    at: &[usize],
+    events: &[RecordedEvent],
+    texts: &mut [(String, String)],
+) -> Result<(), RestoreError> {
+    let refused = |version: u64, reason: String| RestoreError::Refused {
+        stream_id: stream_id.to_owned(),
+        version,
+        reason,
+    };
+    let mut prev = GENESIS_HASH.to_owned();
+    for (n, &i) in at.iter().enumerate() {
+        let (e, expected) = (&events[i], n as u64 + 1);
+        if e.stream_version != expected {
+            return Err(refused(
+                expected,
+                format!(
+                    "version {} comes in its place: the file misses events or is out of order",
+                    e.stream_version
+                ),
+            ));
+        }
+        if e.prev_hash != prev {
+            return Err(refused(
+                expected,
+                "the event does not link to the one before it".into(),
+            ));
+        }
+        let (payload, metadata) = (canonical_json(&e.payload), canonical_json(&e.metadata));
+        let hash = event_hash(&HashInput {
+            stream_id: &e.stream_id,
+            stream_version: e.stream_version,
+            event_type: &e.event_type,
+            event_version: &e.event_version,
+            payload: &payload,
+            metadata: &metadata,
+            recorded_at: &e.recorded_at,
+            prev_hash: &e.prev_hash,
+        });
+        if hash != e.hash {
+            return Err(refused(
+                expected,
+                "the event's content does not hash to its recorded hash: it was altered after it \
+                 was exported (or stored)"
+                    .into(),
+            ));
+        }
+        prev = hash;
+        texts[i] = (payload, metadata);
+    }
+    Ok(())
 }
 
 /// The command id an event was written under, from its metadata (hashed with it, so it can be

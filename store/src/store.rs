@@ -720,6 +720,7 @@ impl<A: Aggregate> Store<A> {
                     recorded_at,
                     prev_hash: row.prev_hash,
                     hash: row.hash,
+                    command_events: (i == 0).then_some(last as u32 + 1),
                 },
                 event,
             })

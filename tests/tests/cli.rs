@@ -1007,6 +1007,44 @@ async fn restore_moves_a_database_with_its_history(app: TestApp) {
         assert_eq!(a["recorded_at"], b["recorded_at"]);
         assert_eq!(a["metadata"], b["metadata"]);
     }
+    // A file cut inside a command (here oslo's demo batch, one command of 95 events) is
+    // refused whole: a resent batch would otherwise be answered as applied with events missing.
+    let cut = dir.join("cut.jsonl");
+    let lines: Vec<&str> = exported.lines().collect();
+    std::fs::write(&cut, lines[..50].join("\n")).unwrap();
+    let other = format!("sqlite://{}", dir.join("cut.db").display());
+    let cut = cut.to_str().unwrap();
+    let (ok, stderr) = omorg_binary(&["--database-url", &other, "restore", cut], &[]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("oslo at version 2: the file holds 49 of the 95 events of command")
+            && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    // The restore names each head, to check against the source's `omorg verify`.
+    let out = omorg_output(
+        &["--database-url", &source, "verify", "--timeline", "asker"],
+        &[],
+    )
+    .await;
+    let verified = String::from_utf8_lossy(&out.stdout).into_owned();
+    let head = verified
+        .split("head: ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches([')', '\n']);
+    let out = omorg_output(&["--database-url", &other, "restore", path], &[]).await;
+    let restored_heads = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        restored_heads.contains(&format!("asker: 24 events restored; head: {head}")),
+        "{restored_heads}\n{head}"
+    );
+
     // The demo's commands are recognised as applied: loading it again writes nothing.
     omorg(&app, &["demo"]).await.expect("demo is a no-op");
     let after = dir.join("after.jsonl");
@@ -1036,7 +1074,7 @@ async fn restore_moves_a_database_with_its_history(app: TestApp) {
     let (ok, stderr) = omorg_binary(&["--database-url", &other, "restore", path], &[]).await;
     assert!(!ok);
     assert!(
-        stderr.contains("oslo at version 1: the database holds another history of this stream"),
+        stderr.contains("oslo at version 1: the database holds another history of this timeline"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
