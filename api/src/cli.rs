@@ -807,7 +807,11 @@ async fn rebuild(db: &Database) -> Result<(), CliError> {
             chain(&e)
         ))
     })?;
-    println!("rebuilt the read models from {} events", done.applied);
+    writeln!(
+        std::io::stdout(),
+        "rebuilt the read models from {} events",
+        done.applied
+    )?;
     // A timeline stopped on an event that cannot be projected is skipped, not fatal to the
     // others; but the rebuild did not do its job for it, so it fails, naming each.
     let mut failed: Vec<_> = omorg_projections::projector::failures(db)
@@ -971,23 +975,26 @@ async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
         _ => None,
     };
     let mut broken = Vec::new();
+    let mut out = std::io::stdout().lock();
     for id in &ids {
         let v = app.verify(id, head.as_ref()).await?;
         match &v.first_break {
             None => match &v.head {
-                Some((version, hash)) => println!(
+                Some((version, hash)) => writeln!(
+                    out,
                     "{id}: intact ({} events; head: --head-version {version} --head-hash {hash})",
                     v.events_checked
-                ),
-                None => println!("{id}: intact ({} events)", v.events_checked),
+                )?,
+                None => writeln!(out, "{id}: intact ({} events)", v.events_checked)?,
             },
             Some(b) => {
                 let at_head = head.as_ref().map(|(v, _)| *v);
-                println!(
+                writeln!(
+                    out,
                     "{id}: BROKEN at version {}: {}",
                     b.version,
                     describe_break(&b.kind, b.version, at_head)
-                );
+                )?;
                 broken.push(id.clone());
             }
         }

@@ -1151,3 +1151,32 @@ async fn replay_prints_each_step_and_its_changes(app: TestApp) {
 }
 
 on_both_backends!(replay_prints_each_step_and_its_changes);
+
+/// A reader that stops reading (`omorg replay | head -1`) ends the command quietly with the
+/// shell's status for it, never a panic or an error message.
+#[tokio::test]
+async fn a_closed_output_pipe_ends_quietly() {
+    let dir = scratch("pipe");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let (ok, stderr) = omorg_binary(&["--database-url", &url, "demo"], &[]).await;
+    assert!(ok, "{stderr}");
+    for args in [
+        &["replay", "--timeline", "oslo"][..],
+        &["export", "--all"],
+        &["verify"],
+    ] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_omorg-under-test"))
+            .args(["--database-url", &url])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run omorg");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
