@@ -727,6 +727,30 @@ fn replay_text(step: &crate::queries::ReplayStep) -> String {
             };
             s.push_str(&format!("    {line}\n"));
         }
+        for p in &c.service_points {
+            let line = match (&p.before, &p.after) {
+                (None, Some(a)) => format!(
+                    "+ point {} {} ({}; {})",
+                    p.point_id,
+                    a.name,
+                    a.unit_id,
+                    a.services.join(", ")
+                ),
+                (Some(b), None) => format!("- point {} {}", p.point_id, b.name),
+                (Some(b), Some(a)) => format!(
+                    "~ point {} {} ({}; {}) -> {} ({}; {})",
+                    p.point_id,
+                    b.name,
+                    b.unit_id,
+                    b.services.join(", "),
+                    a.name,
+                    a.unit_id,
+                    a.services.join(", ")
+                ),
+                (None, None) => continue,
+            };
+            s.push_str(&format!("    {line}\n"));
+        }
         for r in &c.responsibilities {
             s.push_str(&format!(
                 "    {} in {} {}: {} -> {}\n",

@@ -270,6 +270,21 @@ pub struct StepChange {
     pub responsibilities: Vec<ResponsibilityChange>,
     /// Each unit that appeared, disappeared, or changed name, code, kind, parent or areas.
     pub units: Vec<UnitChange>,
+    /// Each service point that opened, closed, or changed its name, unit, area or services.
+    pub service_points: Vec<ServicePointChange>,
+}
+
+/// A service point before and after a step (`null` on the side where it is not open).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ServicePointChange {
+    /// The service point.
+    pub point_id: String,
+    /// Before the step.
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<pq::ServicePointVersion>,
+    /// After it.
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<pq::ServicePointVersion>,
 }
 
 /// A (service, area) pair before and after a step.
@@ -307,9 +322,38 @@ pub struct UnitChange {
 }
 
 impl StepChange {
-    /// The comparison of the timeline before (`a`) and after (`b`) a step, in those terms.
-    fn from_comparison(as_of: NaiveDate, c: pq::Comparison) -> Self {
+    /// The comparison of the timeline before (`a`) and after (`b`) a step, in those terms,
+    /// with the service points open before and after it.
+    fn from_comparison(
+        as_of: NaiveDate,
+        c: pq::Comparison,
+        points: (Vec<pq::ServicePointVersion>, Vec<pq::ServicePointVersion>),
+    ) -> Self {
+        let mut by_id: BTreeMap<String, ServicePointChange> = BTreeMap::new();
+        for (p, after) in points
+            .0
+            .into_iter()
+            .map(|p| (p, false))
+            .chain(points.1.into_iter().map(|p| (p, true)))
+        {
+            let change = by_id
+                .entry(p.point_id.clone())
+                .or_insert_with(|| ServicePointChange {
+                    point_id: p.point_id.clone(),
+                    before: None,
+                    after: None,
+                });
+            if after {
+                change.after = Some(p);
+            } else {
+                change.before = Some(p);
+            }
+        }
         Self {
+            service_points: by_id
+                .into_values()
+                .filter(|c| c.before != c.after)
+                .collect(),
             as_of,
             responsibilities: c
                 .responsibilities
@@ -625,8 +669,26 @@ impl Queries {
                     (timeline, pq::AsOf::known_at_version(date, d.stream_version)),
                 )
                 .await?;
-                if !c.responsibilities.is_empty() || !c.units.is_empty() {
-                    changes.push(StepChange::from_comparison(date, c));
+                let points = (
+                    pq::service_points(
+                        &self.db,
+                        timeline,
+                        pq::AsOf::known_at_version(date, d.stream_version - 1),
+                    )
+                    .await?,
+                    pq::service_points(
+                        &self.db,
+                        timeline,
+                        pq::AsOf::known_at_version(date, d.stream_version),
+                    )
+                    .await?,
+                );
+                let change = StepChange::from_comparison(date, c, points);
+                if !change.responsibilities.is_empty()
+                    || !change.units.is_empty()
+                    || !change.service_points.is_empty()
+                {
+                    changes.push(change);
                 }
             }
             steps.push(ReplayStep {

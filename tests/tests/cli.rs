@@ -1125,6 +1125,11 @@ async fn replay_prints_each_step_and_its_changes(app: TestApp) {
         merger.contains("citizen-service-desk in 0627 Røyken: Røyken kommune (kommune-0627) -> Asker kommune (asker)"),
         "{merger}"
     );
+    // Opening an innbyggertorg shows the service point, with who runs it and what it offers.
+    assert!(
+        text.contains("    + point innbyggertorg-saetre Innbyggertorg Sætre (asker-innbyggertorg; citizen-service-desk, library)"),
+        "{text}"
+    );
     let out = omorg_output(
         &[
             "--database-url",
