@@ -496,16 +496,7 @@ mod tests {
 
     #[test]
     fn csv_tables_become_commands_with_stable_ids() {
-        let a = args(&[
-            "--effective-from",
-            "2020-01-01",
-            "--case-number",
-            "1/1",
-            "--body",
-            "Bystyret",
-            "--title",
-            "T",
-        ]);
+        let a = csv_args();
         let units = "unit,name,kind,code,parent,areas\noslo,Oslo,municipality,0301,,\ngamle-oslo,Bydel Gamle Oslo,district,030101,oslo,030101=Gamle Oslo\n";
         let f = parse_file(Path::new("u.csv"), units, &a).unwrap();
         assert_eq!(f.origins, [Origin::Line(2), Origin::Line(3)]);
@@ -616,16 +607,7 @@ mod tests {
     fn exported_csvs_are_not_import_tables() {
         use crate::queries::{DecisionLog, FeedPage, OrgChart, Responsibilities, ServiceHistory};
         use crate::render;
-        let a = args(&[
-            "--effective-from",
-            "2020-01-01",
-            "--case-number",
-            "1/1",
-            "--body",
-            "Bystyret",
-            "--title",
-            "T",
-        ]);
+        let a = csv_args();
         let as_of: NaiveDate = "2020-01-01".parse().unwrap();
         let exported = [
             render::org_chart_csv(&OrgChart {
@@ -665,6 +647,7 @@ mod tests {
             );
         }
     }
+    /// The options of a CSV import: a decision and an effective date for its rows.
     fn csv_args() -> ImportArgs {
         args(&[
             "--effective-from",
