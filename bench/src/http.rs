@@ -321,12 +321,13 @@ struct Floor {
 }
 
 impl Floor {
-    /// Starts the floor server with its own `writers` (the raw side's connections, not shared).
-    async fn start(writers: &RawWriters) -> Result<Self, BoxError> {
+    /// Starts the floor server with its own `writers` (the raw side's connections, not shared)
+    /// and `rows` (the ceiling's connections).
+    async fn start(writers: &RawWriters, rows: &EventsRows) -> Result<Self, BoxError> {
         use axum::extract::Path;
         use axum::http::StatusCode;
         let insert = writers.single();
-        let handler = move |Path(w): Path<usize>, body: axum::body::Bytes| {
+        let floor = move |Path(w): Path<usize>, body: axum::body::Bytes| {
             let insert = insert.clone();
             async move {
                 // The body is read, as any command's is, but not parsed: parsing is omorg's work.
@@ -337,12 +338,92 @@ impl Floor {
                 }
             }
         };
-        let router = axum::Router::new().route("/floor/{w}", axum::routing::post(handler));
+        let rows = rows.clone();
+        let ceiling = move |Path(w): Path<usize>, body: axum::body::Bytes| {
+            let rows = rows.clone();
+            async move {
+                let _ = body.len();
+                match rows.append(w).await {
+                    Ok(()) => (StatusCode::CREATED, r#"{"written":1}"#.to_owned()),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+            }
+        };
+        let router = axum::Router::new()
+            .route("/floor/{w}", axum::routing::post(floor))
+            .route("/ceiling/{w}", axum::routing::post(ceiling));
         // The same listener as omorg's (TCP_NODELAY on every connection).
         let listener = omorg_api::listen("127.0.0.1:0").await?;
         let base = format!("http://{}", axum::serve::Listener::local_addr(&listener)?);
         let served = tokio::spawn(async move { axum::serve(listener, router).await });
         Ok(Self { base, served })
+    }
+}
+
+/// The ceiling's writes: one row per request in a table defined exactly as omorg's `events`
+/// (`LIKE events INCLUDING ALL`: its columns, defaults, identity, checks and three indexes), with
+/// the sizes omorg writes for a rename, by the statement shape the store uses (one autocommit
+/// INSERT returning the checkpoint). No omorg code runs: it is the least any design that keeps
+/// this row and this HTTP stack can cost, so omorg's ratio cannot exceed it.
+#[derive(Clone)]
+struct EventsRows {
+    conns: Arc<Vec<tokio::sync::Mutex<sqlx::PgConnection>>>,
+    /// The next stream version of each writer's stream.
+    versions: Arc<Vec<AtomicU64>>,
+    payload: Arc<str>,
+    metadata: Arc<str>,
+}
+
+/// The ceiling's table (see [`EventsRows`]); the migrated `events` table must exist.
+const EVENTS_SHAPE_TABLE: &str = "CREATE TABLE bench_events_shape (LIKE events INCLUDING ALL)";
+
+const EVENTS_SHAPE_INSERT: &str = "INSERT INTO bench_events_shape (stream_id, stream_version, \
+    event_type, event_version, payload, metadata, recorded_at, prev_hash, hash, command_id, \
+    command_events) VALUES ($1, $2, 'UnitRenamed', '1', $3::jsonb, $4::jsonb, $5, $6, $7, $8, 1) \
+    RETURNING tx_id::text::bigint, position, stream_version";
+
+impl EventsRows {
+    /// Opens `n` connections to `url`; the rows carry a rename's payload and metadata as the
+    /// service writes them (the same decision, actor and rationale as the bench's commands).
+    async fn connect(url: &str, n: usize) -> Result<Self, BoxError> {
+        use sqlx::Connection;
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(tokio::sync::Mutex::new(
+                sqlx::PgConnection::connect(url).await?,
+            ));
+        }
+        let command_id = "ceiling-0-rename-000000";
+        let payload = json!({"actor": "bench", "change": {"name": "Bydel Alna", "type": "UnitRenamed",
+            "unit": "alna"}, "decision": decision(), "rationale": "benchmark",
+            "command_id": command_id, "effective_from": "2026-01-01"});
+        let metadata = json!({"actor": "bench", "decision": decision(), "command_id": command_id,
+            "correlation_id": null});
+        Ok(Self {
+            conns: Arc::new(conns),
+            versions: Arc::new((0..n).map(|_| AtomicU64::new(1)).collect()),
+            payload: payload.to_string().into(),
+            metadata: metadata.to_string().into(),
+        })
+    }
+
+    /// Writer `w` appends the next version of its stream under a fresh command id.
+    async fn append(&self, w: usize) -> Result<(), BoxError> {
+        let version = self.versions[w].fetch_add(1, Ordering::Relaxed);
+        let command_id = format!("ceiling-{w}-{version}");
+        let mut conn = self.conns[w].lock().await;
+        sqlx::query(EVENTS_SHAPE_INSERT)
+            .bind(format!("ceiling-{w}"))
+            .bind(i64::try_from(version)?)
+            .bind(&*self.payload)
+            .bind(&*self.metadata)
+            .bind(chrono::Utc::now())
+            .bind(crate::HASH)
+            .bind(crate::HASH)
+            .bind(command_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(())
     }
 }
 
@@ -364,7 +445,14 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
     })?;
     let most = WRITERS[WRITERS.len() - 1];
     let raw = RawWriters::connect(url, most, &payload).await?;
-    let floor = Floor::start(&RawWriters::connect(url, most, &payload).await?).await?;
+    sqlx::raw_sql(EVENTS_SHAPE_TABLE)
+        .execute(server_pool)
+        .await?;
+    let floor = Floor::start(
+        &RawWriters::connect(url, most, &payload).await?,
+        &EventsRows::connect(url, most).await?,
+    )
+    .await?;
     println!(
         "\ncommands through HTTP: POST /timelines/{{id}}/commands (RenameUnit), bearer auth, \
          projector running; one client per timeline, keep-alive"
@@ -376,8 +464,11 @@ async fn measure_with(server: &Server, url: &str, window: Duration) -> Result<()
         let (raw_rate, direct, ratio) = measure_direct(server, &raw, n, window).await?;
         let label = format!("  same commands, in process (no HTTP), {n} caller(s)");
         report_paired(n, raw_rate, &label, direct, "cmds/s", ratio);
-        let (raw_rate, bare, ratio) = measure_floor(&floor, &raw, n, window).await?;
+        let (raw_rate, bare, ratio) = measure_floor(&floor, "floor", &raw, n, window).await?;
         let label = format!("  HTTP floor: bare axum handler + raw INSERT, {n} client(s)");
+        report_paired(n, raw_rate, &label, bare, "req/s", ratio);
+        let (raw_rate, bare, ratio) = measure_floor(&floor, "ceiling", &raw, n, window).await?;
+        let label = format!("  HTTP ceiling: bare axum handler + an events row, {n} client(s)");
         report_paired(n, raw_rate, &label, bare, "req/s", ratio);
     }
     Ok(())
@@ -475,9 +566,11 @@ async fn measure_direct(
     Ok(measured)
 }
 
-/// The [`Floor`] from `n` clients sending the same bodies, paired with `n` raw writers.
+/// The [`Floor`]'s `route` (`floor`: the raw INSERT; `ceiling`: an events row) from `n`
+/// clients sending the same bodies, paired with `n` raw writers.
 async fn measure_floor(
     floor: &Floor,
+    route: &'static str,
     raw: &RawWriters,
     n: usize,
     window: Duration,
@@ -490,10 +583,10 @@ async fn measure_floor(
     let decision = decision().to_string();
     let floor_op = move |w: usize| {
         let clients = clients.clone();
-        let body = rename_body("floor", w as u64, &decision);
+        let body = rename_body(route, w as u64, &decision);
         async move {
             clients[w]
-                .post(&format!("/floor/{w}"), body)
+                .post(&format!("/{route}/{w}"), body)
                 .await
                 .map(|()| 1)
         }
