@@ -220,7 +220,7 @@ pub struct ImportArgs {
     #[arg(skip)]
     pub actor: String,
     /// CSV only: the effective date of every row without one.
-    #[arg(long)]
+    #[arg(long, value_parser = omorg_domain::date::parse_date)]
     pub effective_from: Option<NaiveDate>,
     /// CSV only: decision case number.
     #[arg(long)]
@@ -229,7 +229,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub body: Option<String>,
     /// CSV only: decision date (default: the effective date).
-    #[arg(long)]
+    #[arg(long, value_parser = omorg_domain::date::parse_date)]
     pub decision_date: Option<NaiveDate>,
     /// CSV only: decision title.
     #[arg(long)]
@@ -252,7 +252,7 @@ pub struct AdoptArgs {
     #[arg(long)]
     pub body: String,
     /// The date of the decision (YYYY-MM-DD).
-    #[arg(long)]
+    #[arg(long, value_parser = omorg_domain::date::parse_date)]
     pub decision_date: NaiveDate,
     /// The decision's title.
     #[arg(long)]
@@ -316,7 +316,7 @@ pub struct OrgChartArgs {
     #[arg(long)]
     pub timeline: String,
     /// Effective date (default: today).
-    #[arg(long)]
+    #[arg(long, value_parser = omorg_domain::date::parse_date)]
     pub as_of: Option<NaiveDate>,
     /// Only the timeline's first N events (as known then).
     #[arg(long)]

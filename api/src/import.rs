@@ -21,7 +21,6 @@ use crate::cli::{invalid_argument, CliError};
 use crate::config::ImportArgs;
 use crate::error::{batch_command_from_value, command_from_value};
 use crate::ApiError;
-use chrono::NaiveDate;
 use omorg_domain::TimelineCommand;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -285,9 +284,7 @@ fn csv_commands(
                         "{file}: line {line}: column effective_from: {reason}"
                     ))
                 };
-                let date = d
-                    .parse::<NaiveDate>()
-                    .map_err(|e| bad(format!("{d:?} is not a date (YYYY-MM-DD): {e}")))?;
+                let date = omorg_domain::date::parse_date(d).map_err(|e| bad(e.to_string()))?;
                 crate::service::check_date_range("effective_from", date).map_err(|e| match e {
                     ApiError::Invalid { reason, .. } => bad(reason),
                     other => other.into(),
@@ -483,6 +480,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
     use clap::Parser;
 
     fn args(extra: &[&str]) -> ImportArgs {

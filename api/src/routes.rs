@@ -329,9 +329,8 @@ impl Params {
     fn date(&self, name: &str) -> Result<Option<NaiveDate>, ApiError> {
         self.get(name)
             .map(|s| {
-                let d = s.parse::<NaiveDate>().map_err(|e| {
-                    ApiError::invalid(name, format!("{s:?} is not a date (YYYY-MM-DD): {e}"))
-                })?;
+                let d = omorg_domain::date::parse_date(s)
+                    .map_err(|e| ApiError::invalid(name, e.to_string()))?;
                 crate::service::check_date_range(name, d)
             })
             .transpose()
@@ -340,14 +339,16 @@ impl Params {
     fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
         self.get(name)
             .map(|s| {
-                s.parse::<u64>().map_err(|_| {
-                    // All digits and still not a u64: too large, which is what to say.
-                    if s.bytes().all(|b| b.is_ascii_digit()) {
-                        ApiError::invalid(name, format!("must be at most {}", i64::MAX))
-                    } else {
-                        ApiError::invalid(name, format!("{s:?} is not a non-negative integer"))
-                    }
-                })
+                // Digits only: `u64`'s parser also takes a leading `+`.
+                if !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ApiError::invalid(
+                        name,
+                        format!("{s:?} is not a non-negative integer"),
+                    ));
+                }
+                // All digits and still not a u64: too large, which is what to say.
+                s.parse::<u64>()
+                    .map_err(|_| ApiError::invalid(name, format!("must be at most {}", i64::MAX)))
             })
             .transpose()
     }
@@ -369,7 +370,17 @@ impl Params {
         let Some(s) = self.get(name) else {
             return Ok(None);
         };
-        if let Ok(d) = s.parse::<NaiveDate>() {
+        // Without a time part it must be a date, and is refused as one (saying the form).
+        let dated = omorg_domain::date::parse_date(s);
+        if let Err(e) = &dated {
+            if !s.contains(['T', 't', ' ']) {
+                return Err(ApiError::invalid(
+                    name,
+                    format!("{e} (or an RFC 3339 time)"),
+                ));
+            }
+        }
+        if let Ok(d) = dated {
             let d = crate::service::check_date_range(name, d)?;
             return Ok(Some(
                 d.and_time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or_default())

@@ -76,7 +76,7 @@ pub struct CreateTimelineRequest {
     #[schema(value_type = Option<String>)]
     pub command_id: Option<CommandId>,
     /// Effective date of the timeline's start; defaults to today.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "omorg_domain::date::strict_option")]
     pub effective_from: Option<NaiveDate>,
     /// The decision behind it; a neutral "omorg" reference when absent.
     #[serde(default)]
@@ -123,7 +123,7 @@ pub struct ForkRequest {
     #[schema(value_type = Option<String>)]
     pub command_id: Option<CommandId>,
     /// Effective date recorded on the fork event; defaults to today.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "omorg_domain::date::strict_option")]
     pub effective_from: Option<NaiveDate>,
     /// The decision behind it; a neutral "omorg" reference when absent.
     #[serde(default)]

@@ -25,6 +25,7 @@ pub struct DecisionRef {
     /// The deciding body, e.g. `Bystyret` or `Fellesnemnda for nye Asker`.
     pub body: String,
     /// The date the decision was made (not the date it takes effect).
+    #[serde(deserialize_with = "crate::date::strict")]
     pub decision_date: NaiveDate,
     /// The decision's title.
     pub title: String,
@@ -39,6 +40,7 @@ pub struct ChangeContext {
     /// Client-chosen id: a retried command with the same id is applied once.
     pub command_id: CommandId,
     /// The date the change takes effect in the world.
+    #[serde(deserialize_with = "crate::date::strict")]
     pub effective_from: NaiveDate,
     /// The decision behind the change.
     pub decision: DecisionRef,
@@ -91,6 +93,7 @@ mod flat {
             #[derive(Deserialize)]
             pub struct $wire {
                 command_id: CommandId,
+                #[serde(deserialize_with = "crate::date::strict")]
                 effective_from: NaiveDate,
                 decision: DecisionRef,
                 actor: String,

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`ids`]: validated ids and codes (units, areas, services, service points, commands, timelines).
+//! - [`date`]: dates as users write them (`YYYY-MM-DD`, strictly).
 //! - [`model`]: the organisation on one date ([`OrgState`]): units, areas, services,
 //!   responsibilities, service points.
 //! - [`change`]: commands ([`TimelineCommand`], [`Action`]) and events ([`TimelineEvent`],
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod change;
+pub mod date;
 pub mod error;
 pub mod ids;
 pub mod model;

@@ -420,6 +420,43 @@ async fn errors_are_problem_documents(app: TestApp) {
         body["detail"].as_str().unwrap().contains("YYYY-MM-DD"),
         "{body}"
     );
+    // A form chrono would bend into a date is refused, in the command and in its decision.
+    for (id, date, field) in [
+        ("x-2c", "2025-1-1", "effective_from"),
+        ("x-2d", "+2025-01-01", "effective_from"),
+        ("x-2e", " 2025-01-01", "effective_from"),
+    ] {
+        let (status, body) = app
+            .command(
+                "oslo",
+                &command(id, date, json!({"type": "DissolveUnit", "unit": "oslo"})),
+            )
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], field, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("YYYY-MM-DD"),
+            "{body}"
+        );
+    }
+    let mut bent = command(
+        "x-2f",
+        "2025-01-01",
+        json!({"type": "DissolveUnit", "unit": "oslo"}),
+    );
+    bent["decision"]["decision_date"] = json!("2025-01-1");
+    let (status, body) = app.command("oslo", &bent).await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "decision.decision_date", "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "bent-date", "name": "Bent", "effective_from": "2025-1-1"}),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "effective_from", "{body}");
     // A day that no calendar has.
     let (status, body) = app
         .command(

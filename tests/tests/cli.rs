@@ -28,7 +28,7 @@ async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
     .await
     .expect("org chart");
     // Arguments the API would refuse with 422 are usage errors naming the option.
-    for date in ["+10000-01-01", "0000-01-01"] {
+    for date in ["0000-01-01"] {
         let e = omorg(&app, &["org-chart", "--timeline", "oslo", "--as-of", date])
             .await
             .unwrap_err();
@@ -302,6 +302,18 @@ async fn import_messages_name_the_file_and_line() {
         "{stderr}"
     );
     assert!(!stderr.contains("decision_date"), "{stderr}");
+    let bent = csv(
+        "bent-date.csv",
+        "service,name,effective_from\nx,X,2025-1-1\n",
+    );
+    let (ok, stderr) = import(bent.clone()).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "omorg: error: {bent}: line 2: column effective_from: \"2025-1-1\" is not a date written YYYY-MM-DD"
+        )),
+        "{stderr}"
+    );
 
     let refused = csv(
         "refused.csv",
@@ -356,9 +368,10 @@ async fn import_messages_name_the_file_and_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The binary prints an out-of-range `--as-of` as an error, not an empty chart.
+/// The binary prints an out-of-range `--as-of` as an error, not an empty chart, and refuses a
+/// date not written YYYY-MM-DD.
 #[tokio::test]
-async fn an_out_of_range_as_of_is_an_error() {
+async fn an_out_of_range_or_bent_date_is_an_error() {
     let dir = scratch("as-of");
     let url = format!("sqlite://{}", dir.join("omorg.db").display());
     let (ok, stderr) = omorg_binary(&["--database-url", &url, "demo"], &[]).await;
@@ -371,13 +384,55 @@ async fn an_out_of_range_as_of_is_an_error() {
             "--timeline",
             "oslo",
             "--as-of",
-            "+10000-01-01",
+            "0000-12-31",
         ],
         &[],
     )
     .await;
     assert!(!ok);
     assert!(stderr.starts_with("omorg: error: --as-of: "), "{stderr}");
+    // A date not written YYYY-MM-DD is a usage error naming the form, on every date option,
+    // instead of being read as the date chrono would make of it.
+    for (args, option) in [
+        (
+            vec!["org-chart", "--timeline", "oslo", "--as-of", "2025-1-1"],
+            "--as-of",
+        ),
+        (
+            vec!["org-chart", "--timeline", "oslo", "--as-of", "+2025-01-01"],
+            "--as-of",
+        ),
+        (
+            vec![
+                "import",
+                "x.csv",
+                "--timeline",
+                "oslo",
+                "--effective-from",
+                " 2025-01-01",
+            ],
+            "--effective-from",
+        ),
+        (
+            vec![
+                "import",
+                "x.csv",
+                "--timeline",
+                "oslo",
+                "--decision-date",
+                "2025-02-30",
+            ],
+            "--decision-date",
+        ),
+    ] {
+        let mut argv = vec!["--database-url", url.as_str()];
+        argv.extend(args);
+        let out = omorg_output(&argv, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}: {stderr}");
+        assert!(stderr.contains(option), "{argv:?}: {stderr}");
+        assert!(stderr.contains("YYYY-MM-DD"), "{argv:?}: {stderr}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -811,6 +811,16 @@ async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
         ("/timelines/oslo/decisions?format=dot", "format"),
         ("/compare?b=oslo", "a"),
         ("/compare?a=oslo&b=oslo&as_of=soon", "as_of"),
+        // Dates are YYYY-MM-DD exactly, numbers digits only: chrono and Rust would read these.
+        ("/timelines/oslo/org-chart?as_of=2025-1-1", "as_of"),
+        ("/timelines/oslo/org-chart?as_of=%2B2025-01-01", "as_of"),
+        ("/timelines/oslo/org-chart?as_of=%202025-01-01", "as_of"),
+        ("/timelines/oslo/org-chart?known_at=2025-1-1", "known_at"),
+        ("/timelines/oslo/change-feed?limit=%2B1", "limit"),
+        (
+            "/timelines/oslo/change-feed?after_position=%2B0",
+            "after_position",
+        ),
         ("/compare?a=oslo&b=oslo&known_at=soon", "known_at"),
         ("/compare?a=oslo&b=oslo&known_version=3", "known_version"),
     ] {
