@@ -846,15 +846,28 @@ pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, A
         detail: "the body does not match the expected shape: missing field `action`".into(),
         field: Some("action".into()),
     })?;
+    // An action only omorg writes is refused for that (422) even when the body would fail to
+    // read for another reason: a partial one would otherwise be a 400 for a missing field. A
+    // whole one reads, and the service refuses it the same way.
+    let reserved = action
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::service::reserved_action);
     let raw_context = serde_json::Value::Object(map);
-    let context: ChangeContext = from_value(raw_context.clone())?;
-    let action_read: Action = from_value_at(action.clone(), "action")?;
-    refuse_unknown_members(&raw_context, &context, "")?;
-    refuse_unknown_members(&action, &action_read, "action")?;
-    Ok(TimelineCommand {
-        context,
-        action: action_read,
-    })
+    let read = (|| {
+        let context: ChangeContext = from_value(raw_context.clone())?;
+        let action_read: Action = from_value_at(action.clone(), "action")?;
+        refuse_unknown_members(&raw_context, &context, "")?;
+        refuse_unknown_members(&action, &action_read, "action")?;
+        Ok(TimelineCommand {
+            context,
+            action: action_read,
+        })
+    })();
+    match (read, reserved) {
+        (Err(_), Some(reason)) => Err(ApiError::invalid("action.type", reason)),
+        (read, _) => read,
+    }
 }
 
 /// [`command_from_value`] for command `index` of a batch: errors carry the index.

@@ -641,14 +641,9 @@ impl Omorg {
         }
         for (i, c) in commands.iter().enumerate() {
             let reason = match c.action {
-                Action::CreateTimeline(_) | Action::ForkTimeline(_) => {
-                    "timelines are created with POST /timelines and forked with \
-                     POST /timelines/{id}/fork"
-                }
-                Action::RecordAdoption(_) => {
-                    "an adoption is recorded by POST /timelines/{id}/adopt, with the changes it \
-                     adopts"
-                }
+                Action::CreateTimeline(_) => RESERVED_TIMELINE,
+                Action::ForkTimeline(_) => RESERVED_TIMELINE,
+                Action::RecordAdoption(_) => RESERVED_ADOPTION,
                 _ => continue,
             };
             return Err(ApiError::Invalid {
@@ -960,6 +955,25 @@ pub fn check_date_range(field: &str, date: NaiveDate) -> Result<NaiveDate, ApiEr
             field,
             format!("{date} is outside the supported range 0001-01-01 to 9999-12-31"),
         ))
+    }
+}
+
+/// Why a client cannot submit a `CreateTimeline` or `ForkTimeline` action itself.
+const RESERVED_TIMELINE: &str =
+    "timelines are created with POST /timelines and forked with POST /timelines/{id}/fork";
+
+/// Why a client cannot submit a `RecordAdoption` action itself.
+const RESERVED_ADOPTION: &str =
+    "an adoption is recorded by POST /timelines/{id}/adopt, with the changes it adopts";
+
+/// The reason an action type (as written in a body) is omorg's own and refused on the command
+/// routes, whatever else the action holds: said before the action's fields are read, so that a
+/// partial one is refused for what it is (422) rather than for a missing field (400).
+pub fn reserved_action(type_name: &str) -> Option<&'static str> {
+    match type_name {
+        "CreateTimeline" | "ForkTimeline" => Some(RESERVED_TIMELINE),
+        "RecordAdoption" => Some(RESERVED_ADOPTION),
+        _ => None,
     }
 }
 

@@ -1049,6 +1049,36 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         .await;
     assert_problem(status, &body, 422);
     assert_eq!(body["field"], "action.type", "{body}");
+    // Refused for what it is even when partial (not a 400 for the fields it lacks), alone, in a
+    // batch, and for the other actions only omorg writes.
+    for (path, body, field) in [
+        (
+            "/timelines/alt-2/commands",
+            command("c1", "2025-01-01", json!({"type": "RecordAdoption"})),
+            "action.type",
+        ),
+        (
+            "/timelines/alt-2/commands",
+            command(
+                "c2",
+                "2025-01-01",
+                json!({"type": "ForkTimeline", "name": 3}),
+            ),
+            "action.type",
+        ),
+        (
+            "/timelines/alt-2/batch",
+            json!({"commands": [
+                command("c3", "2025-01-01", json!({"type": "RenameUnit", "unit": "oslo", "name": "O"})),
+                command("c4", "2025-01-01", json!({"type": "CreateTimeline"})),
+            ]}),
+            "commands[1].action.type",
+        ),
+    ] {
+        let (status, problem) = app.post(PLANNER, path, &body).await;
+        assert_problem(status, &problem, 422);
+        assert_eq!(problem["field"], field, "{problem}");
+    }
     // Retried: a no-op, on both timelines.
     let (status, again) = app
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("alt-1", "25/1"))
