@@ -305,6 +305,32 @@ async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
         Err(e) => return Err(e.into()),
     };
     let creating = args.create.is_some() && !exists;
+    // Rows already in the timeline in substance (same id, change, date and decision) are left
+    // out, whoever imported them and whatever line they were on then: a file edited and
+    // imported again, or imported by a colleague first, applies only what is new. A row whose
+    // id is recorded for something else still goes in, and is refused naming its line.
+    let (commands, origins) = if exists {
+        let timeline = app.load(&args.timeline).await?;
+        let (mut kept, mut kept_origins) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (command, origin) in commands.into_iter().zip(origins) {
+            if !timeline.applied_in_substance(&command) {
+                kept.push(command);
+                kept_origins.push(origin);
+            }
+        }
+        if kept.is_empty() {
+            eprintln!(
+                "{file} was already imported into {} (duplicate): nothing written, the \
+                 timeline stays at version {} (all {n} commands were applied before)",
+                args.timeline,
+                timeline.version()
+            );
+            return Ok(());
+        }
+        (kept, kept_origins)
+    } else {
+        (commands, origins)
+    };
     let result = match &args.create {
         // Created in the same batch as the file's commands: a refused import creates nothing.
         Some(name) if !exists => {

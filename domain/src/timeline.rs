@@ -111,6 +111,22 @@ impl Timeline {
         self.commands.get(command_id).map(|i| &self.records[*i])
     }
 
+    /// Whether `cmd` was already applied in substance: its command id is recorded with the same
+    /// change, effective date and decision, whoever submitted it and whatever rationale it gave.
+    ///
+    /// Not [`Timeline::decide`]'s test, which is the whole request: a client that reuses an id
+    /// with another actor or rationale is told so. An import re-reads a file whose rows may have
+    /// moved (the rationale names the line) or that another person imported first, and the
+    /// rows already in the timeline are then the same decisions, not a conflict.
+    pub fn applied_in_substance(&self, cmd: &TimelineCommand) -> bool {
+        self.record_of(&cmd.context.command_id).is_some_and(|rec| {
+            let was = &rec.event.context;
+            was.effective_from == cmd.context.effective_from
+                && was.decision == cmd.context.decision
+                && same_request(&cmd.action, &rec.event.change)
+        })
+    }
+
     /// Org changes in force as known at `known_version`, in effective order.
     fn in_force(&self, known_version: u64) -> Vec<&Record> {
         let mut v: Vec<&Record> = self

@@ -288,6 +288,64 @@ async fn import_messages_name_the_file_and_line() {
         stderr.contains("1 new events (1 commands were already applied)"),
         "{stderr}"
     );
+    // Edited again (a row put first, so the earlier rows moved down a line) and imported by a
+    // colleague: the rows already in are the same decisions, and only the new one is written.
+    let reimport = |file: String, actor: &'static str| {
+        let url = url.clone();
+        async move {
+            omorg_binary(
+                &[
+                    "--database-url",
+                    &url,
+                    "import",
+                    &file,
+                    "--timeline",
+                    "t",
+                    "--effective-from",
+                    "2021-01-01",
+                    "--case-number",
+                    "21/2",
+                    "--body",
+                    "Bystyret",
+                    "--title",
+                    "Legevakt",
+                    "--actor",
+                    actor,
+                ],
+                &[],
+            )
+            .await
+        }
+    };
+    let moved = csv(
+        "moved.csv",
+        "service,name\nbarnevern,Barnevern\nlegevakt,Legevakt\nsykehjem,Sykehjem\n",
+    );
+    let (ok, stderr) = reimport(moved.clone(), "colleague").await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("1 new events (2 commands were already applied)"),
+        "{stderr}"
+    );
+    let (ok, stderr) = reimport(moved, "someone-else").await;
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("(duplicate): nothing written"), "{stderr}");
+    // A row whose id is recorded for another change (the service renamed in the file) is still
+    // refused, naming its line, and nothing of the file is written.
+    let renamed = csv(
+        "renamed.csv",
+        "service,name\nakutt,Akutt\nlegevakt,Legevakten\n",
+    );
+    let (ok, stderr) = reimport(renamed.clone(), "colleague").await;
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains(&format!("{renamed}: line 3:")), "{stderr}");
+    assert!(stderr.contains("command id"), "{stderr}");
+    let (ok, stderr) = reimport(csv("akutt.csv", "service,name\nakutt,Akutt\n"), "colleague").await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("1 new events"),
+        "akutt was not written before: {stderr}"
+    );
 
     let bad = csv(
         "bad-date.csv",

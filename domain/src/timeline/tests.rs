@@ -1482,6 +1482,37 @@ fn a_retried_command_is_applied_once_and_a_reused_id_is_refused() {
 }
 
 #[test]
+fn applied_in_substance_ignores_who_and_why_but_not_what_when_or_on_whose_authority() {
+    let c = cmd(
+        "e",
+        "2021-01-01",
+        Action::EstablishUnit(unit("bjerke", District, Some("oslo"), &[])),
+    );
+    let mut t = timeline(oslo());
+    assert!(!t.applied_in_substance(&c), "not applied yet");
+    run(&mut t, c.clone()).unwrap();
+    assert!(t.applied_in_substance(&c));
+    let mut moved = c.clone();
+    moved.context.actor = "someone-else".into();
+    moved.context.rationale = "imported from CSV line 9".into();
+    assert!(t.applied_in_substance(&moved));
+    // ... while decide still refuses the id reused for another request.
+    assert!(matches!(
+        t.decide(moved),
+        Err(DomainError::CommandIdReused { .. })
+    ));
+    let mut later = c.clone();
+    later.context.effective_from = d("2021-02-01");
+    assert!(!t.applied_in_substance(&later));
+    let mut other_decision = c.clone();
+    other_decision.context.decision.case_number = "99/1".into();
+    assert!(!t.applied_in_substance(&other_decision));
+    let mut other_unit = c;
+    other_unit.action = Action::EstablishUnit(unit("other", District, Some("oslo"), &[]));
+    assert!(!t.applied_in_substance(&other_unit));
+}
+
+#[test]
 fn context_is_validated() {
     let mut c = cmd(
         "e",
