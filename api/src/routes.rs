@@ -270,6 +270,23 @@ fn not_utf8(raw: &str) -> Option<String> {
 /// The parameters of the as-of queries (`as_of` and the recorded axis).
 const AS_OF: [&str; 3] = ["as_of", "known_at", "known_version"];
 
+/// The query check of a route that takes no parameters, as an extractor placed before the body:
+/// a parameter is refused (400, naming it) before the body is read, so that `?dry_run=1` on a
+/// command is reported for what it is even when the body has a problem of its own.
+struct NoQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Params::parse(parts.uri.query().map(str::to_owned), &[])?;
+        Ok(Self)
+    }
+}
+
 impl Params {
     /// Decodes `raw`, refusing (400, naming it) a parameter the route does not take or one
     /// given twice: a misspelt `knownat` silently answered as known now, or the second of two
@@ -484,10 +501,9 @@ fn json_or_csv<T: serde::Serialize>(
 async fn create_timeline(
     State(state): State<AppState>,
     Writer(caller): Writer,
-    RawQuery(query): RawQuery,
+    _: NoQuery,
     JsonBody(req): JsonBody<CreateTimelineRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    Params::parse(query, &[])?;
     let (timeline, result) = state.app.create_timeline(req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
@@ -530,10 +546,9 @@ async fn fork_timeline(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
-    RawQuery(query): RawQuery,
+    _: NoQuery,
     JsonBody(req): JsonBody<ForkRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    Params::parse(query, &[])?;
     let (timeline, result) = state.app.fork(&id, req, &caller.name).await?;
     state.queries.nudge();
     Ok((StatusCode::CREATED, Json(Created { timeline, result })))
@@ -549,10 +564,9 @@ async fn adopt_scenario(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
-    RawQuery(query): RawQuery,
+    _: NoQuery,
     JsonBody(req): JsonBody<AdoptRequest>,
 ) -> Result<Json<CommandResult>, ApiError> {
-    Params::parse(query, &[])?;
     let result = state.app.adopt(&id, req, &caller.name).await?;
     state.queries.nudge();
     Ok(Json(result))
@@ -567,10 +581,9 @@ async fn submit_command(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
-    RawQuery(query): RawQuery,
+    _: NoQuery,
     CommandBody(command): CommandBody,
 ) -> Result<Json<CommandResult>, ApiError> {
-    Params::parse(query, &[])?;
     tracing::Span::current().record("command_id", command.context.command_id.as_str());
     let result = state
         .app
@@ -589,10 +602,9 @@ async fn submit_batch(
     State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
-    RawQuery(query): RawQuery,
+    _: NoQuery,
     RawJson(body): RawJson,
 ) -> Result<Json<CommandResult>, ApiError> {
-    Params::parse(query, &[])?;
     let Some(serde_json::Value::Array(items)) = body.get("commands").cloned() else {
         return Err(ApiError::BadRequest {
             detail: "a batch is {\"commands\": [ … ]}".into(),

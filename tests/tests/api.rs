@@ -2162,6 +2162,18 @@ async fn unknown_or_repeated_query_parameters_are_refused(app: TestApp) {
     assert_eq!(body["field"], "dry_run", "{body}");
     let (_, after) = app.get_json(READER, "/timelines/oslo").await;
     assert_eq!(before["version"], after["version"], "nothing was written");
+    // The parameter is named first even when the body is bad too, on every POST.
+    for path in [
+        "/timelines?dry_run=1",
+        "/timelines/oslo/fork?dry_run=1",
+        "/timelines/oslo/adopt?dry_run=1",
+        "/timelines/oslo/commands?dry_run=1",
+        "/timelines/oslo/batch?dry_run=1",
+    ] {
+        let (status, body) = app.post(PLANNER, path, &json!({"bogus": true})).await;
+        assert_problem(status, &body, 400);
+        assert_eq!(body["field"], "dry_run", "{path}: {body}");
+    }
     // The parameters a route takes still work.
     let (status, body) = app
         .get_json(
