@@ -664,8 +664,24 @@ impl Omorg {
         actor: &str,
     ) -> Result<CommandResult, ApiError> {
         let (batch, metadata) = prepare(commands, is_batch, actor)?;
-        let outcome = self.store.execute(timeline, batch, metadata).await;
-        settled(timeline, outcome)
+        // A client sends no expected version: its command is meant for the timeline as it
+        // stands. A conflict on the version key means this process decided it against a stale
+        // cache (another process appended meanwhile: a CLI import beside the server, a second
+        // server) or lost a race; the entry is dropped by then, so deciding once more against
+        // the reloaded timeline is what the client asked for. A second conflict is a genuine
+        // race and goes back as 409.
+        let retry = (batch.clone(), metadata.clone());
+        match self.store.execute(timeline, batch, metadata).await {
+            Err(CommandError::Store(omorg_store::StoreError::Conflict { .. })) => {
+                tracing::debug!(
+                    timeline,
+                    "version conflict; deciding once more on the reloaded timeline"
+                );
+                let outcome = self.store.execute(timeline, retry.0, retry.1).await;
+                settled(timeline, outcome)
+            }
+            outcome => settled(timeline, outcome),
+        }
     }
 
     /// The timeline's aggregate as of its last event (a copy); 404 when it has no events.

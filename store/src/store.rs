@@ -484,6 +484,27 @@ impl<A: Aggregate> Store<A> {
         Ok(result)
     }
 
+    /// Applies to `context` the events stored after its version, in order.
+    async fn apply_tail(&self, context: &mut StoreContext<A>) -> Result<(), StoreError> {
+        let tail = self
+            .db
+            .stream_events(&context.stream_id, context.version + 1, i64::MAX as u64)
+            .await?;
+        for record in tail {
+            if record.stream_version != context.version + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "stream {} jumps from version {} to {}",
+                    context.stream_id, context.version, record.stream_version
+                )));
+            }
+            let event: A::Event = record.decode(&self.upcasters)?;
+            context.aggregate.apply(event);
+            context.version = record.stream_version;
+            context.last_hash = record.hash;
+        }
+        Ok(())
+    }
+
     /// Loads the aggregate of `stream_id` as of its last event (cache, else snapshot + tail,
     /// else full replay), handing it over: its cache entry, if any, is taken out (the caller may
     /// change the aggregate). To only read, use [`Store::with_aggregate`], which keeps the entry.
@@ -517,22 +538,7 @@ impl<A: Aggregate> Store<A> {
                 }
             }
         }
-        let tail = self
-            .db
-            .stream_events(stream_id, context.version + 1, i64::MAX as u64)
-            .await?;
-        for record in tail {
-            if record.stream_version != context.version + 1 {
-                return Err(StoreError::Corrupt(format!(
-                    "stream {stream_id} jumps from version {} to {}",
-                    context.version, record.stream_version
-                )));
-            }
-            let event: A::Event = record.decode(&self.upcasters)?;
-            context.aggregate.apply(event);
-            context.version = record.stream_version;
-            context.last_hash = record.hash;
-        }
+        self.apply_tail(&mut context).await?;
         if rewrite_snapshot && context.version > 0 {
             self.snapshot(&mut context).await;
         }
@@ -550,7 +556,13 @@ impl<A: Aggregate> Store<A> {
     ) -> Result<R, StoreError> {
         let lock = self.stream_lock(stream_id);
         let _serialised = lock.lock().await;
-        let context = self.load_context(stream_id).await?;
+        let mut context = self.load_context(stream_id).await?;
+        // The cache is this process's: another process (a CLI import beside the server, a
+        // second server) may have appended since. A read answers what is stored, so it catches
+        // the entry up, at one indexed query that finds nothing when it is current. (Commands
+        // do not pay it: a stale entry fails their append on the version key, and the entry
+        // is then dropped and reloaded.)
+        self.apply_tail(&mut context).await?;
         let result = read(&context.aggregate, context.version);
         self.cache_put(context);
         Ok(result)

@@ -2186,6 +2186,67 @@ async fn unknown_or_repeated_query_parameters_are_refused(app: TestApp) {
 
 on_both_backends!(unknown_or_repeated_query_parameters_are_refused);
 
+/// Another process writing the same database (a CLI import beside the server, a second server):
+/// the server's cached timeline is then behind. Reads answer what is stored, and a command
+/// decided on the stale entry is decided once more on the reloaded timeline instead of being
+/// refused as a concurrent modification the client never made.
+async fn another_process_writing_the_same_timeline_is_seen_at_once(app: TestApp) {
+    seeded(&app).await;
+    let rename = |id: &str, name: &str| {
+        command(
+            id,
+            "2025-01-01",
+            json!({"type": "RenameUnit", "unit": "oslo", "name": name}),
+        )
+    };
+    // The server caches the timeline as of this command.
+    let (status, body) = app.command("oslo", &rename("p-1", "Oslo 1")).await;
+    assert_eq!(status, 200, "{body}");
+    let at = body["version"].as_u64().unwrap();
+    // A second process, with a cache of its own, writes two changes.
+    let other = omorg_api::Omorg::new(app.app.db().clone());
+    for (id, name) in [("p-2", "Oslo 2"), ("p-3", "Oslo 3")] {
+        let c: omorg_domain::TimelineCommand = serde_json::from_value(rename(id, name)).unwrap();
+        other
+            .execute("oslo", vec![c], false, "other-process")
+            .await
+            .unwrap();
+    }
+    let (status, body) = app.command("oslo", &rename("p-4", "Oslo 4")).await;
+    assert_eq!(
+        status, 200,
+        "decided again on the reloaded timeline: {body}"
+    );
+    assert_eq!(body["version"], at + 3, "{body}");
+    // A read catches the cache up too (no command of this server in between this time).
+    let c: omorg_domain::TimelineCommand =
+        serde_json::from_value(rename("p-4b", "Oslo 4b")).unwrap();
+    other
+        .execute("oslo", vec![c], false, "other-process")
+        .await
+        .unwrap();
+    let (status, summary) = app.get_json(READER, "/timelines/oslo").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary["version"],
+        at + 4,
+        "the summary reads what is stored: {summary}"
+    );
+    // And the other way round: the second process's cache is now the stale one.
+    let c: omorg_domain::TimelineCommand = serde_json::from_value(rename("p-5", "Oslo 5")).unwrap();
+    let done = other
+        .execute("oslo", vec![c], false, "other-process")
+        .await
+        .unwrap();
+    assert_eq!(done.version, at + 5);
+    let (_, chart) = app
+        .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
+        .await;
+    assert!(chart.to_string().contains("Oslo 5"), "{chart}");
+}
+
+on_both_backends!(another_process_writing_the_same_timeline_is_seen_at_once);
+
 /// Every valid id (up to 120 characters) can be created, forked and adopted without a
 /// command id of the client's: the server's derived ids stay within the limit and stable (a
 /// resend is still a no-op), and two long ids with one beginning do not collide.
