@@ -434,8 +434,27 @@ impl Omorg {
     /// was recorded on it after the fork: a change that no longer fits is refused with its rule,
     /// and nothing is written. The ids are derived from the adoption's command id, so a retry is
     /// a no-op and adopting again after the scenario went on adds only its new changes.
+    ///
+    /// As with a command, a conflict on a cache another process overtook is met by planning
+    /// and deciding once more on the reloaded timelines (see [`Omorg::run`]).
     #[tracing::instrument(name = "omorg.adopt", skip(self, req), fields(scenario = %req.scenario))]
     pub async fn adopt(
+        &self,
+        timeline: &str,
+        req: AdoptRequest,
+        actor: &str,
+    ) -> Result<CommandResult, ApiError> {
+        match self.adopt_once(timeline, req.clone(), actor).await {
+            Err(ApiError::Conflict {
+                rule: "concurrent-modification",
+                ..
+            }) => self.adopt_once(timeline, req, actor).await,
+            result => result,
+        }
+    }
+
+    /// One attempt of [`Omorg::adopt`].
+    async fn adopt_once(
         &self,
         timeline: &str,
         req: AdoptRequest,

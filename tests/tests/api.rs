@@ -2243,6 +2243,27 @@ async fn another_process_writing_the_same_timeline_is_seen_at_once(app: TestApp)
         .get_json(READER, "/timelines/oslo/org-chart?as_of=2025-06-01")
         .await;
     assert!(chart.to_string().contains("Oslo 5"), "{chart}");
+    // An adoption whose scenario another process changed after this server cached it.
+    fork(&app, "alt-p").await;
+    let c: omorg_domain::TimelineCommand = serde_json::from_value(command(
+        "alt-p-1",
+        "2025-02-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo 6"}),
+    ))
+    .unwrap();
+    other
+        .execute("alt-p", vec![c], false, "other-process")
+        .await
+        .unwrap();
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/adopt",
+            &json!({"scenario": "alt-p", "decision": adoption("25/9")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
 }
 
 on_both_backends!(another_process_writing_the_same_timeline_is_seen_at_once);
