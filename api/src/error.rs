@@ -875,6 +875,19 @@ pub fn batch_command_from_value(
     value: serde_json::Value,
     index: usize,
 ) -> Result<TimelineCommand, ApiError> {
+    // Said before the command is read, whole or not: in a batch the first command in error is
+    // the one reported, and a later malformed command must not come before this one.
+    if let Some(reason) = value
+        .pointer("/action/type")
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::service::reserved_action)
+    {
+        return Err(ApiError::Invalid {
+            field: format!("commands[{index}].action.type"),
+            reason: reason.into(),
+            index: Some(index),
+        });
+    }
     command_from_value(value).map_err(|e| match e {
         ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
             field: format!("commands[{index}].{field}"),

@@ -666,7 +666,11 @@ impl Omorg {
                 _ => continue,
             };
             return Err(ApiError::Invalid {
-                field: "action.type".into(),
+                field: if is_batch {
+                    format!("commands[{i}].action.type")
+                } else {
+                    "action.type".into()
+                },
                 reason: reason.into(),
                 index: is_batch.then_some(i),
             });

@@ -1074,6 +1074,15 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
             ]}),
             "commands[1].action.type",
         ),
+        // Whole, it names the same field; and it comes before a later malformed command.
+        (
+            "/timelines/alt-2/batch",
+            json!({"commands": [
+                command("c5", "2025-01-01", json!({"type": "RecordAdoption", "into": "oslo", "into_version": 3})),
+                command("c6", "2025-01-01", json!({"type": "RenameUnit"})),
+            ]}),
+            "commands[0].action.type",
+        ),
     ] {
         let (status, problem) = app.post(PLANNER, path, &body).await;
         assert_problem(status, &problem, 422);
