@@ -244,7 +244,9 @@ fn csv_commands(
     let mut units_seen: HashMap<String, u64> = HashMap::new();
     let mut services_seen: HashMap<String, u64> = HashMap::new();
     let mut pairs_seen: HashMap<(String, String), (u64, String)> = HashMap::new();
-    let mut assignment_rows: HashMap<(String, String, String), u32> = HashMap::new();
+    // Each responsibility row's pair (service, unit, date) and its smallest area, by its place
+    // in `out`: the ids of a pair given in several rows are settled once all rows are read.
+    let mut assignment_rows: Vec<(usize, (String, String, String), Option<String>)> = Vec::new();
     for (i, record) in reader.records().enumerate() {
         // The line the record starts on, as the reader counted it: a quoted cell may span lines.
         // (It is in the rationale, which is part of the command: a re-import sends the same.)
@@ -375,19 +377,16 @@ fn csv_commands(
                     }
                     pairs_seen.insert(pair, (line, unit.to_owned()));
                 }
-                // The first row of a service and unit keeps the id of the whole assignment;
-                // each further row (more areas of it, given separately) is told apart by its
-                // first area, which no other row of the file has.
-                let rows = assignment_rows
-                    .entry((service.to_owned(), unit.to_owned(), effective.clone()))
-                    .or_insert(0);
-                *rows += 1;
-                let key = match (*rows, areas.first()) {
-                    (1, _) | (_, None) => format!("{service}@{unit}"),
-                    (_, Some(area)) => format!("{service}@{unit}+{area}"),
-                };
+                // The id of the whole assignment; when the pair takes several rows, each row's
+                // is told apart by its smallest area afterwards (no other row of the file has
+                // it), so it does not depend on the order of the rows or of a cell's areas.
+                assignment_rows.push((
+                    out.len(),
+                    (service.to_owned(), unit.to_owned(), effective.clone()),
+                    areas.iter().min().cloned(),
+                ));
                 (
-                    key,
+                    format!("{service}@{unit}"),
                     json!({"type": "AssignResponsibility", "service": service,
                            "unit": unit, "areas": areas}),
                 )
@@ -407,6 +406,23 @@ fn csv_commands(
                 "rationale": format!("imported from CSV line {line}"),
                 "action": action,
             }),
+        ));
+    }
+    let mut rows_of: HashMap<&(String, String, String), usize> = HashMap::new();
+    for (_, pair, _) in &assignment_rows {
+        *rows_of.entry(pair).or_default() += 1;
+    }
+    for (at, pair, area) in &assignment_rows {
+        let (Some(area), Some(2..)) = (area, rows_of.get(pair)) else {
+            continue;
+        };
+        let (service, unit, effective) = pair;
+        out[*at].1["command_id"] = json!(crate::service::shortened(
+            &format!(
+                "import:{}:responsibilities:{service}@{unit}+{area}:{effective}",
+                args.timeline
+            ),
+            omorg_domain::MAX_ID_LEN,
         ));
     }
     Ok(out)
@@ -883,25 +899,34 @@ mod tests {
         }
     }
 
-    /// Areas of one assignment may come in separate rows: each is a command of its own, the
-    /// first keeping the id one row would have (so files imported before stay no-ops).
+    /// Areas of one assignment may come in separate rows: each is a command of its own, told
+    /// apart by its smallest area, so that neither the rows' order nor a cell's changes an id.
+    /// (Rows imported before under the id of the whole assignment are found by what they say:
+    /// `omorg import` leaves them out.)
     #[test]
     fn an_assignment_split_across_rows_is_one_command_per_row() {
         let a = csv_args();
-        let csv = "service,unit,areas\nhc,b1,123401\nhc,b1,123402;123403\nhc,b2,123404\n";
-        let f = parse_file(Path::new("r.csv"), csv, &a).unwrap();
-        let ids: Vec<&str> = f
-            .commands
-            .iter()
-            .map(|c| c.context.command_id.as_str())
-            .collect();
+        let ids = |csv: &str| -> Vec<String> {
+            let f = parse_file(Path::new("r.csv"), csv, &a).unwrap();
+            let mut ids: Vec<String> = f
+                .commands
+                .iter()
+                .map(|c| c.context.command_id.as_str().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let split = ids("service,unit,areas\nhc,b1,123401\nhc,b1,123402;123403\nhc,b2,123404\n");
         assert_eq!(
-            ids,
+            split,
             [
-                "import:t:responsibilities:hc@b1:2020-01-01",
+                "import:t:responsibilities:hc@b1+123401:2020-01-01",
                 "import:t:responsibilities:hc@b1+123402:2020-01-01",
                 "import:t:responsibilities:hc@b2:2020-01-01",
             ]
         );
+        let reordered =
+            ids("service,unit,areas\nhc,b2,123404\nhc,b1,123403;123402\nhc,b1,123401\n");
+        assert_eq!(split, reordered);
     }
 }

@@ -111,20 +111,29 @@ impl Timeline {
         self.commands.get(command_id).map(|i| &self.records[*i])
     }
 
-    /// Whether `cmd` was already applied in substance: its command id is recorded with the same
-    /// change, effective date and decision, whoever submitted it and whatever rationale it gave.
+    /// Whether `cmd` was already applied in substance: a change is recorded with the same
+    /// effective date, decision and content (lists of ids compared as sets), whoever submitted
+    /// it and whatever rationale it gave. Under `cmd`'s command id only, or, with `any_id`,
+    /// under any id.
     ///
-    /// Not [`Timeline::decide`]'s test, which is the whole request: a client that reuses an id
-    /// with another actor or rationale is told so. An import re-reads a file whose rows may have
-    /// moved (the rationale names the line) or that another person imported first, and the
-    /// rows already in the timeline are then the same decisions, not a conflict.
-    pub fn applied_in_substance(&self, cmd: &TimelineCommand) -> bool {
-        self.record_of(&cmd.context.command_id).is_some_and(|rec| {
+    /// Not [`Timeline::decide`]'s test, which is the whole request under the id: a client that
+    /// reuses an id with another actor or rationale is told so. An import re-reads a file whose
+    /// rows may have moved (the rationale names the line; and a CSV row's id depends on the
+    /// rows before it when one responsibility is split over several) or that another person
+    /// imported first, and the rows already in the timeline are then the same decisions, not a
+    /// conflict.
+    pub fn applied_in_substance(&self, cmd: &TimelineCommand, any_id: bool) -> bool {
+        let same = |rec: &Record| {
             let was = &rec.event.context;
             was.effective_from == cmd.context.effective_from
                 && was.decision == cmd.context.decision
-                && same_request(&cmd.action, &rec.event.change)
-        })
+                && same_in_substance(&cmd.action, &rec.event.change)
+        };
+        if any_id {
+            self.records.iter().any(same)
+        } else {
+            self.record_of(&cmd.context.command_id).is_some_and(same)
+        }
     }
 
     /// Org changes in force as known at `known_version`, in effective order.
@@ -574,6 +583,53 @@ fn same_request(action: &Action, recorded: &Change) -> bool {
             a.name == r.name && a.parent == r.parent && a.parent_version == r.parent_version
         }
         _ => &org_change(action.clone()) == recorded,
+    }
+}
+
+/// [`same_request`], with every list of strings (areas, command ids, units) compared as a set:
+/// the order a file happened to list them in is not part of the decision.
+fn same_in_substance(action: &Action, recorded: &Change) -> bool {
+    match (action, recorded) {
+        (Action::RevokeDecision(a), Change::DecisionRevoked(r)) => {
+            a.case_number == r.case_number
+                && a.command_ids.as_ref().is_none_or(|ids| {
+                    let mut ids: Vec<_> = ids.iter().collect();
+                    let mut was: Vec<_> = r.revoked.iter().collect();
+                    ids.sort();
+                    ids.dedup();
+                    was.sort();
+                    was.dedup();
+                    ids == was
+                })
+        }
+        (Action::ForkTimeline(_), _) | (Action::CreateTimeline(_), _) => {
+            same_request(action, recorded)
+        }
+        _ => {
+            let as_set = |change: &Change| {
+                serde_json::to_value(change).map(|mut v| {
+                    sort_string_lists(&mut v);
+                    v
+                })
+            };
+            match (as_set(&org_change(action.clone())), as_set(recorded)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+        }
+    }
+}
+
+/// Sorts, in place and at any depth, every array whose items are all strings.
+fn sort_string_lists(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Array(items) if items.iter().all(serde_json::Value::is_string) => {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            items.dedup();
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(sort_string_lists),
+        serde_json::Value::Object(members) => members.values_mut().for_each(sort_string_lists),
+        _ => {}
     }
 }
 

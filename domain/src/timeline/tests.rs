@@ -1489,13 +1489,13 @@ fn applied_in_substance_ignores_who_and_why_but_not_what_when_or_on_whose_author
         Action::EstablishUnit(unit("bjerke", District, Some("oslo"), &[])),
     );
     let mut t = timeline(oslo());
-    assert!(!t.applied_in_substance(&c), "not applied yet");
+    assert!(!t.applied_in_substance(&c, false), "not applied yet");
     run(&mut t, c.clone()).unwrap();
-    assert!(t.applied_in_substance(&c));
+    assert!(t.applied_in_substance(&c, false));
     let mut moved = c.clone();
     moved.context.actor = "someone-else".into();
     moved.context.rationale = "imported from CSV line 9".into();
-    assert!(t.applied_in_substance(&moved));
+    assert!(t.applied_in_substance(&moved, false));
     // ... while decide still refuses the id reused for another request.
     assert!(matches!(
         t.decide(moved),
@@ -1503,13 +1503,46 @@ fn applied_in_substance_ignores_who_and_why_but_not_what_when_or_on_whose_author
     ));
     let mut later = c.clone();
     later.context.effective_from = d("2021-02-01");
-    assert!(!t.applied_in_substance(&later));
+    assert!(!t.applied_in_substance(&later, false));
     let mut other_decision = c.clone();
     other_decision.context.decision.case_number = "99/1".into();
-    assert!(!t.applied_in_substance(&other_decision));
-    let mut other_unit = c;
+    assert!(!t.applied_in_substance(&other_decision, false));
+    let mut other_unit = c.clone();
     other_unit.action = Action::EstablishUnit(unit("other", District, Some("oslo"), &[]));
-    assert!(!t.applied_in_substance(&other_unit));
+    assert!(!t.applied_in_substance(&other_unit, false));
+    // Under another id: found by what it says only when asked to look past the id.
+    let mut renumbered = c;
+    renumbered.context.command_id = CommandId::new("e-other").unwrap();
+    assert!(!t.applied_in_substance(&renumbered, false));
+    assert!(t.applied_in_substance(&renumbered, true));
+}
+
+#[test]
+fn lists_are_compared_as_sets_in_substance() {
+    let mut t = timeline(oslo());
+    let revoked = |ids: &[&str]| {
+        cmd(
+            "rv",
+            "2022-01-01",
+            Action::RevokeDecision(Revocation {
+                case_number: "case/a".into(),
+                command_ids: Some(ids.iter().map(|i| CommandId::new(*i).unwrap()).collect()),
+            }),
+        )
+    };
+    for id in ["a", "b"] {
+        let c = ctx_case(id, "2021-01-01", "case/a");
+        let mut e = cmd(
+            id,
+            "2021-01-01",
+            Action::EstablishUnit(unit(&format!("u{id}"), District, Some("oslo"), &[])),
+        );
+        e.context = c;
+        run(&mut t, e).unwrap();
+    }
+    run(&mut t, revoked(&["a", "b"])).unwrap();
+    assert!(t.applied_in_substance(&revoked(&["b", "a"]), false));
+    assert!(!t.applied_in_substance(&revoked(&["a"]), false));
 }
 
 #[test]
