@@ -319,7 +319,7 @@ pub struct OrgChartArgs {
     #[arg(long, value_parser = omorg_domain::date::parse_date)]
     pub as_of: Option<NaiveDate>,
     /// Only the timeline's first N events (as known then).
-    #[arg(long)]
+    #[arg(long, value_parser = digits::<u64>)]
     pub known_version: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ChartFormat::Text)]
@@ -350,10 +350,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub timeline: String,
     /// Start after this version (0: from the beginning).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = digits::<u64>)]
     pub after_version: u64,
     /// At most this many steps (all when absent).
-    #[arg(long)]
+    #[arg(long, value_parser = digits::<u32>)]
     pub limit: Option<u32>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReplayFormat::Text)]
@@ -403,7 +403,7 @@ pub struct VerifyArgs {
     pub timeline: Option<String>,
     /// With `--head-hash`: the head an earlier verification printed, which the timeline's chain
     /// must still reach with the same hash (a deleted tail is caught).
-    #[arg(long, requires_all = ["timeline", "head_hash"])]
+    #[arg(long, requires_all = ["timeline", "head_hash"], value_parser = digits::<u64>)]
     pub head_version: Option<u64>,
     /// The hash at `--head-version` (64 hexadecimal digits).
     #[arg(long, requires = "head_version")]
@@ -484,4 +484,13 @@ mod tests {
             "a port is required"
         );
     }
+}
+
+/// A count or version as the API reads it: decimal digits only (Rust's parsers also take a
+/// leading `+`, which the API refuses).
+fn digits<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a non-negative integer (digits only)"));
+    }
+    s.parse::<T>().map_err(|_| format!("{s:?} is too large"))
 }

@@ -491,6 +491,29 @@ async fn an_out_of_range_or_bent_date_is_an_error() {
         assert!(stderr.contains(option), "{argv:?}: {stderr}");
         assert!(stderr.contains("YYYY-MM-DD"), "{argv:?}: {stderr}");
     }
+    // Counts and versions are digits only, as the API reads them.
+    for (args, option) in [
+        (
+            vec!["org-chart", "--timeline", "oslo", "--known-version", "+2"],
+            "--known-version",
+        ),
+        (
+            vec!["replay", "--timeline", "oslo", "--limit", "+1"],
+            "--limit",
+        ),
+        (
+            vec!["replay", "--timeline", "oslo", "--after-version", "+95"],
+            "--after-version",
+        ),
+    ] {
+        let mut argv = vec!["--database-url", url.as_str()];
+        argv.extend(args);
+        let out = omorg_output(&argv, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}: {stderr}");
+        assert!(stderr.contains(option), "{argv:?}: {stderr}");
+        assert!(stderr.contains("digits only"), "{argv:?}: {stderr}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
