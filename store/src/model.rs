@@ -158,12 +158,18 @@ impl FromStr for Checkpoint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || StoreError::InvalidCheckpoint(s.to_owned());
         let (tx, position) = s.split_once('-').ok_or_else(bad)?;
-        let tx: i64 = tx.parse().map_err(|_| bad())?;
-        let position: i64 = position.parse().map_err(|_| bad())?;
-        if tx < 0 || position < 0 {
-            return Err(bad());
-        }
-        Ok(Self { tx, position })
+        // Digits only, as `Display` writes them: `i64`'s parser also takes `+1` and `-0`, and a
+        // token read in two spellings is not the one the server issued.
+        let number = |part: &str| {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            part.parse::<i64>().map_err(|_| bad())
+        };
+        Ok(Self {
+            tx: number(tx)?,
+            position: number(position)?,
+        })
     }
 }
 

@@ -577,8 +577,12 @@ async fn errors_are_problem_documents(app: TestApp) {
     assert_problem(status, &body, 409);
     assert_eq!(body["rule"], "command-id-reused");
     // 400: a malformed checkpoint; 422: a bad limit.
-    let (status, body) = app.get_json(AUDITOR, "/events?after=garbage").await;
-    assert_problem(status, &body, 400);
+    for after in ["garbage", "0-%2B1", "%2B0-0", "0--0", "-0-0", "0-", "-1"] {
+        let (status, body) = app
+            .get_json(AUDITOR, &format!("/events?after={after}"))
+            .await;
+        assert_problem(status, &body, 400);
+    }
     let (status, body) = app.get_json(AUDITOR, "/events?limit=0").await;
     assert_problem(status, &body, 422);
     assert_eq!(body["field"], "limit");
