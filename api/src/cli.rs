@@ -300,7 +300,17 @@ async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
     let n = commands.len();
     let file = args.file.display();
     let exists = match app.summary(&args.timeline).await {
-        Ok(_) => true,
+        Ok(summary) => {
+            // Said, not silently skipped: the user may have meant a new timeline.
+            if let Some(name) = &args.create {
+                eprintln!(
+                    "timeline {} exists (named {:?}): --create {name:?} creates nothing, the \
+                     file goes into it",
+                    args.timeline, summary.name
+                );
+            }
+            true
+        }
         Err(ApiError::NotFound { .. }) => false,
         Err(e) => return Err(e.into()),
     };

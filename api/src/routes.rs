@@ -412,7 +412,16 @@ impl Params {
                     format!("{s:?} is neither a date nor an RFC 3339 time"),
                 )
             })?;
-        crate::service::check_date_range(name, t.date_naive())?;
+        // Compared in UTC, which may be another day than the one written: say so.
+        if crate::service::check_date_range(name, t.date_naive()).is_err() {
+            return Err(ApiError::invalid(
+                name,
+                format!(
+                    "{s:?} is {} in UTC, outside the supported range 0001-01-01 to 9999-12-31",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+            ));
+        }
         Ok(Some(t))
     }
 

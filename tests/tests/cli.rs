@@ -276,6 +276,10 @@ async fn import_messages_name_the_file_and_line() {
         )),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("timeline t exists (named \"T\"): --create \"T\" creates nothing"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("new events"), "{stderr}");
     // The same file with a row added: only that row is new.
     let more = csv(

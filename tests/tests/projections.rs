@@ -816,6 +816,10 @@ async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
         ("/timelines/oslo/org-chart?as_of=%2B2025-01-01", "as_of"),
         ("/timelines/oslo/org-chart?as_of=%202025-01-01", "as_of"),
         ("/timelines/oslo/org-chart?known_at=2025-1-1", "known_at"),
+        (
+            "/timelines/oslo/org-chart?known_at=0001-01-01T00:00:00%2B01:00",
+            "known_at",
+        ),
         ("/timelines/oslo/change-feed?limit=%2B1", "limit"),
         (
             "/timelines/oslo/change-feed?after_position=%2B0",
@@ -831,6 +835,19 @@ async fn bad_queries_are_422_and_unknown_timelines_404(app: TestApp) {
             "{path}: {body}"
         );
     }
+    // An instant out of range once in UTC says which UTC time it is, not a bare date.
+    let (_, body) = app
+        .get_json(
+            READER,
+            "/timelines/oslo/org-chart?known_at=0001-01-01T00:00:00%2B01:00",
+        )
+        .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("0000-12-31T23:00:00Z in UTC")),
+        "{body}"
+    );
     // A unit or service the timeline never had is unknown, like an unknown timeline.
     for (path, detail) in [
         (
