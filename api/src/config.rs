@@ -410,6 +410,15 @@ pub struct VerifyArgs {
     pub head_hash: Option<String>,
 }
 
+/// A count or version as the API reads it: decimal digits only (Rust's parsers also take a
+/// leading `+`, which the API refuses).
+fn digits<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a non-negative integer (digits only)"));
+    }
+    s.parse::<T>().map_err(|_| format!("{s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,13 +493,4 @@ mod tests {
             "a port is required"
         );
     }
-}
-
-/// A count or version as the API reads it: decimal digits only (Rust's parsers also take a
-/// leading `+`, which the API refuses).
-fn digits<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a non-negative integer (digits only)"));
-    }
-    s.parse::<T>().map_err(|_| format!("{s:?} is too large"))
 }

@@ -246,7 +246,7 @@ fn csv_commands(
     let mut pairs_seen: HashMap<(String, String), (u64, String)> = HashMap::new();
     // Each responsibility row's pair (service, unit, date) and its smallest area, by its place
     // in `out`: the ids of a pair given in several rows are settled once all rows are read.
-    let mut assignment_rows: Vec<(usize, (String, String, String), Option<String>)> = Vec::new();
+    let mut assignment_rows: Vec<(usize, Pair, Option<String>)> = Vec::new();
     for (i, record) in reader.records().enumerate() {
         // The line the record starts on, as the reader counted it: a quoted cell may span lines.
         // (It is in the rationale, which is part of the command: a re-import sends the same.)
@@ -408,7 +408,7 @@ fn csv_commands(
             }),
         ));
     }
-    let mut rows_of: HashMap<&(String, String, String), usize> = HashMap::new();
+    let mut rows_of: HashMap<&Pair, usize> = HashMap::new();
     for (_, pair, _) in &assignment_rows {
         *rows_of.entry(pair).or_default() += 1;
     }
@@ -427,6 +427,9 @@ fn csv_commands(
     }
     Ok(out)
 }
+
+/// A responsibility row's service, unit and effective date.
+type Pair = (String, String, String);
 
 /// The columns each CSV table takes, required first.
 fn columns(kind: &str) -> &'static [&'static str] {
