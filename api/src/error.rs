@@ -856,7 +856,8 @@ pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, A
     let raw_context = serde_json::Value::Object(map);
     let read = (|| {
         let context: ChangeContext = from_value(raw_context.clone())?;
-        let action_read: Action = from_value_at(action.clone(), "action")?;
+        let action_read: Action =
+            from_value_at(action.clone(), "action").map_err(unlist_reserved)?;
         refuse_unknown_members(&raw_context, &context, "")?;
         refuse_unknown_members(&action, &action_read, "action")?;
         Ok(TimelineCommand {
@@ -867,6 +868,23 @@ pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, A
     match (read, reserved) {
         (Err(_), Some(reason)) => Err(ApiError::invalid("action.type", reason)),
         (read, _) => read,
+    }
+}
+
+/// An unknown action type's error without the types only omorg writes in its list of expected
+/// ones: a client offered `RecordAdoption` would try it and be refused.
+fn unlist_reserved(e: ApiError) -> ApiError {
+    match e {
+        ApiError::BadRequest { detail, field } if detail.contains("unknown variant") => {
+            let mut detail = detail;
+            for reserved in ["CreateTimeline", "ForkTimeline", "RecordAdoption"] {
+                detail = detail
+                    .replace(&format!("`{reserved}`, "), "")
+                    .replace(&format!(", `{reserved}`"), "");
+            }
+            ApiError::BadRequest { detail, field }
+        }
+        other => other,
     }
 }
 

@@ -362,6 +362,12 @@ async fn errors_are_problem_documents(app: TestApp) {
         )
         .await;
     assert_problem(status, &body, 400);
+    // The types it lists are those a client may send, not those only omorg writes.
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("`RenameUnit`"), "{body}");
+    for reserved in ["CreateTimeline", "ForkTimeline", "RecordAdoption"] {
+        assert!(!detail.contains(reserved), "{body}");
+    }
     let (status, body) = app.command("oslo", &json!({"command_id": "x"})).await;
     assert_problem(status, &body, 400);
     // A missing member is named by its full path, not by its parent (or not at all).
