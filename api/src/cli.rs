@@ -323,9 +323,10 @@ async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
         let timeline = app.load(&args.timeline).await?;
         let (mut kept, mut kept_origins) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (command, origin) in commands.into_iter().zip(origins) {
-            // A CSV row's id is omorg's derivation (and depends on earlier rows when a
-            // responsibility is split), so a row is found by what it says; a command list's ids
-            // are the author's, so a command by its id.
+            // A CSV row's id is omorg's derivation (which has changed for responsibilities split
+            // over rows, and rows imported under the old ids are the same decisions), so a row
+            // is found by what it says; a command list's ids are the author's, so a command by
+            // its id.
             let any_id = matches!(origin, crate::import::Origin::Line(_));
             if !timeline.applied_in_substance(&command, any_id) {
                 kept.push(command);

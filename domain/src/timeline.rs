@@ -118,10 +118,9 @@ impl Timeline {
     ///
     /// Not [`Timeline::decide`]'s test, which is the whole request under the id: a client that
     /// reuses an id with another actor or rationale is told so. An import re-reads a file whose
-    /// rows may have moved (the rationale names the line; and a CSV row's id depends on the
-    /// rows before it when one responsibility is split over several) or that another person
-    /// imported first, and the rows already in the timeline are then the same decisions, not a
-    /// conflict.
+    /// rows may have moved (the rationale names the line) or that another person imported
+    /// first, and the rows already in the timeline are then the same decisions, not a conflict.
+    /// `any_id` serves ids an import derives itself, whose derivation may have changed.
     pub fn applied_in_substance(&self, cmd: &TimelineCommand, any_id: bool) -> bool {
         let same = |rec: &Record| {
             let was = &rec.event.context;
