@@ -26,10 +26,12 @@ pub enum DomainError {
     #[error("the timeline already exists")]
     TimelineAlreadyStarted,
     /// The command id was used before for a different command.
-    #[error("command id {command_id} was already used for a different command")]
+    #[error("command id {command_id} was already used for a different command (it differs in {differs})")]
     CommandIdReused {
         /// The reused id.
         command_id: CommandId,
+        /// What differs from the recorded command, in the user's terms (e.g. `its decision`).
+        differs: String,
     },
     /// No unit with this id is ever established on this timeline.
     #[error("unknown unit {unit}")]

@@ -338,6 +338,7 @@ impl Timeline {
                 Ok(None)
             } else {
                 Err(DomainError::CommandIdReused {
+                    differs: differences(&cmd, &rec.event),
                     command_id: cmd.context.command_id,
                 })
             };
@@ -583,6 +584,32 @@ fn same_request(action: &Action, recorded: &Change) -> bool {
         }
         _ => &org_change(action.clone()) == recorded,
     }
+}
+
+/// What a command under a recorded id differs in from the recorded one, for the refusal: an
+/// import whose row changed only in its decision says so, not just "a different command".
+fn differences(cmd: &TimelineCommand, recorded: &TimelineEvent) -> String {
+    let (now, was) = (&cmd.context, &recorded.context);
+    let mut parts = Vec::new();
+    if !same_request(&cmd.action, &recorded.change) {
+        parts.push("its change");
+    }
+    if now.effective_from != was.effective_from {
+        parts.push("its effective date");
+    }
+    if now.decision != was.decision {
+        parts.push("its decision");
+    }
+    if now.actor != was.actor {
+        parts.push("its actor");
+    }
+    if now.rationale != was.rationale {
+        parts.push("its rationale");
+    }
+    if parts.is_empty() {
+        parts.push("its details");
+    }
+    parts.join(", ")
 }
 
 /// [`same_request`], with every list of strings (areas, command ids, units) compared as a set:

@@ -344,6 +344,31 @@ async fn import_messages_name_the_file_and_line() {
     assert!(!ok, "{stderr}");
     assert!(stderr.contains(&format!("{renamed}: line 3:")), "{stderr}");
     assert!(stderr.contains("command id"), "{stderr}");
+    assert!(stderr.contains("it differs in its change"), "{stderr}");
+    // The same row under another decision title says that the decision is what differs.
+    let other_title = csv("other-title.csv", "service,name\nlegevakt,Legevakt\n");
+    let (ok, stderr) = omorg_binary(
+        &[
+            "--database-url",
+            &url,
+            "import",
+            &other_title,
+            "--timeline",
+            "t",
+            "--effective-from",
+            "2021-01-01",
+            "--case-number",
+            "21/2",
+            "--body",
+            "Bystyret",
+            "--title",
+            "Legevakt (endret)",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("it differs in its decision"), "{stderr}");
     let (ok, stderr) = reimport(csv("akutt.csv", "service,name\nakutt,Akutt\n"), "colleague").await;
     assert!(ok, "{stderr}");
     assert!(

@@ -1478,6 +1478,7 @@ fn a_retried_command_is_applied_once_and_a_reused_id_is_refused() {
         .when(other)
         .then_expect_error(DomainError::CommandIdReused {
             command_id: CommandId::new("e").unwrap(),
+            differs: "its change".into(),
         });
 }
 
@@ -1496,11 +1497,14 @@ fn applied_in_substance_ignores_who_and_why_but_not_what_when_or_on_whose_author
     moved.context.actor = "someone-else".into();
     moved.context.rationale = "imported from CSV line 9".into();
     assert!(t.applied_in_substance(&moved, false));
-    // ... while decide still refuses the id reused for another request.
-    assert!(matches!(
+    // ... while decide still refuses the id reused for another request, saying what differs.
+    assert_eq!(
         t.decide(moved),
-        Err(DomainError::CommandIdReused { .. })
-    ));
+        Err(DomainError::CommandIdReused {
+            command_id: CommandId::new("e").unwrap(),
+            differs: "its actor, its rationale".into(),
+        })
+    );
     let mut later = c.clone();
     later.context.effective_from = d("2021-02-01");
     assert!(!t.applied_in_substance(&later, false));
