@@ -998,12 +998,12 @@ pub fn check_date_range(field: &str, date: NaiveDate) -> Result<NaiveDate, ApiEr
 }
 
 /// Why a client cannot submit a `CreateTimeline` or `ForkTimeline` action itself.
-const RESERVED_TIMELINE: &str =
-    "timelines are created with POST /timelines and forked with POST /timelines/{id}/fork";
+const RESERVED_TIMELINE: &str = "timelines are created with POST /timelines (or `omorg import \
+     --create`) and forked with POST /timelines/{id}/fork";
 
 /// Why a client cannot submit a `RecordAdoption` action itself.
-const RESERVED_ADOPTION: &str =
-    "an adoption is recorded by POST /timelines/{id}/adopt, with the changes it adopts";
+const RESERVED_ADOPTION: &str = "an adoption is recorded by POST /timelines/{id}/adopt (or \
+     `omorg adopt`), with the changes it adopts";
 
 /// The reason an action type (as written in a body) is omorg's own and refused on the command
 /// routes, whatever else the action holds: said before the action's fields are read, so that a

@@ -1097,6 +1097,10 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         let (status, problem) = app.post(PLANNER, path, &body).await;
         assert_problem(status, &problem, 422);
         assert_eq!(problem["field"], field, "{problem}");
+        // It says where such a change is made, on the API and on the command line.
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("POST /timelines"), "{problem}");
+        assert!(detail.contains("`omorg "), "{problem}");
     }
     // Retried: a no-op, on both timelines.
     let (status, again) = app
