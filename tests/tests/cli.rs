@@ -3,7 +3,7 @@
 mod common;
 
 use clap::Parser;
-use common::{omorg, omorg_binary, omorg_output, scratch};
+use common::{import_file, omorg, omorg_binary, omorg_output, scratch, write_file};
 use omorg_api::cli::auth_for;
 use omorg_api::config::{Cli, Command};
 use omorg_e2e::{on_both_backends, TestApp};
@@ -225,36 +225,22 @@ async fn logs_off_a_terminal_have_no_colour_codes() {
 async fn import_messages_name_the_file_and_line() {
     let dir = scratch("import-messages");
     let url = format!("sqlite://{}", dir.join("omorg.db").display());
-    let csv = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
+    let csv = |name: &str, text: &str| write_file(&dir, name, text);
+    let decision = [
+        "--effective-from",
+        "2021-01-01",
+        "--case-number",
+        "21/2",
+        "--body",
+        "Bystyret",
+        "--title",
+        "Legevakt",
+    ];
     let import = |file: String| {
         let url = url.clone();
         async move {
-            omorg_binary(
-                &[
-                    "--database-url",
-                    &url,
-                    "import",
-                    &file,
-                    "--timeline",
-                    "t",
-                    "--create",
-                    "T",
-                    "--effective-from",
-                    "2021-01-01",
-                    "--case-number",
-                    "21/2",
-                    "--body",
-                    "Bystyret",
-                    "--title",
-                    "Legevakt",
-                ],
-                &[],
-            )
-            .await
+            let options = [&["--timeline", "t", "--create", "T"][..], &decision].concat();
+            import_file(&url, &file, &options).await
         }
     };
 
@@ -297,28 +283,8 @@ async fn import_messages_name_the_file_and_line() {
     let reimport = |file: String, actor: &'static str| {
         let url = url.clone();
         async move {
-            omorg_binary(
-                &[
-                    "--database-url",
-                    &url,
-                    "import",
-                    &file,
-                    "--timeline",
-                    "t",
-                    "--effective-from",
-                    "2021-01-01",
-                    "--case-number",
-                    "21/2",
-                    "--body",
-                    "Bystyret",
-                    "--title",
-                    "Legevakt",
-                    "--actor",
-                    actor,
-                ],
-                &[],
-            )
-            .await
+            let options = [&["--timeline", "t", "--actor", actor][..], &decision].concat();
+            import_file(&url, &file, &options).await
         }
     };
     let moved = csv(
@@ -347,12 +313,10 @@ async fn import_messages_name_the_file_and_line() {
     assert!(stderr.contains("it differs in its change"), "{stderr}");
     // The same row under another decision title says that the decision is what differs.
     let other_title = csv("other-title.csv", "service,name\nlegevakt,Legevakt\n");
-    let (ok, stderr) = omorg_binary(
+    let (ok, stderr) = import_file(
+        &url,
+        &other_title,
         &[
-            "--database-url",
-            &url,
-            "import",
-            &other_title,
             "--timeline",
             "t",
             "--effective-from",
@@ -364,7 +328,6 @@ async fn import_messages_name_the_file_and_line() {
             "--title",
             "Legevakt (endret)",
         ],
-        &[],
     )
     .await;
     assert!(!ok, "{stderr}");
@@ -1358,36 +1321,25 @@ async fn a_closed_output_pipe_ends_quietly() {
 async fn a_split_responsibility_reordered_is_already_imported() {
     let dir = scratch("split-reordered");
     let url = format!("sqlite://{}", dir.join("omorg.db").display());
-    let file = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
+    let file = |name: &str, text: &str| write_file(&dir, name, text);
     let import = |path: String| {
         let url = url.clone();
         async move {
-            omorg_binary(
-                &[
-                    "--database-url",
-                    &url,
-                    "import",
-                    &path,
-                    "--timeline",
-                    "t",
-                    "--create",
-                    "T",
-                    "--effective-from",
-                    "2025-02-01",
-                    "--case-number",
-                    "25/3",
-                    "--body",
-                    "Bystyret",
-                    "--title",
-                    "Ansvar",
-                ],
-                &[],
-            )
-            .await
+            let options = [
+                "--timeline",
+                "t",
+                "--create",
+                "T",
+                "--effective-from",
+                "2025-02-01",
+                "--case-number",
+                "25/3",
+                "--body",
+                "Bystyret",
+                "--title",
+                "Ansvar",
+            ];
+            import_file(&url, &path, &options).await
         }
     };
     for (name, text) in [

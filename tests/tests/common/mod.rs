@@ -47,6 +47,20 @@ pub async fn omorg_output(args: &[&str], env: &[(&str, &str)]) -> std::process::
 }
 
 /// A fresh directory for one test's files and SQLite database.
+/// Writes `text` to `dir/name`; returns the path as text, for a command line.
+pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs the real binary's `import FILE` on `url` with `options`; returns whether it succeeded
+/// and its standard error.
+pub async fn import_file(url: &str, file: &str, options: &[&str]) -> (bool, String) {
+    let args = [&["--database-url", url, "import", file][..], options].concat();
+    omorg_binary(&args, &[]).await
+}
+
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("omorg-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
