@@ -1,15 +1,17 @@
 //! What every request gets, in one middleware: a request id, a `tracing` span, a count in
-//! `/metrics` and one log line when it is answered.
+//! `/metrics` and one log line when it is answered; and, before any route, the limits on the
+//! request target and headers (414, 431).
 //!
 //! These were four tower layers (tower-http's request-id pair and trace layer, and a `from_fn`
 //! counter), each wrapping the request's future in one more. One layer doing the same four jobs
 //! keeps the behaviour and drops the glue: ~10 700 fewer instructions per command in `omorg
 //! serve` (5 %, counted with callgrind). The counter allocates nothing for a series it has seen.
 
+use crate::error::ApiError;
 use crate::metrics;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -75,10 +77,21 @@ where
             path = %req.uri().path(),
             request_id = id.to_str().unwrap_or(""),
         );
-        let answer = span.in_scope(|| self.inner.call(req));
+        // Refused before any route runs, so that it is a problem document like every other
+        // refusal (hyper's own limits, far above these, answer with an empty body).
+        let answer = match oversized(&req) {
+            Some(refusal) => Err(refusal),
+            None => Ok(span.in_scope(|| self.inner.call(req))),
+        };
         Box::pin(
             async move {
-                let Ok(mut response) = answer.await;
+                let mut response = match answer {
+                    Ok(answer) => {
+                        let Ok(response) = answer.await;
+                        response
+                    }
+                    Err(refusal) => refusal.into_response(),
+                };
                 let status = response.status();
                 let latency = start.elapsed().as_micros();
                 // At `info` whatever the status: a 5xx's cause is logged at `error` where it
@@ -96,6 +109,35 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The longest request target (path and query) read: far above any real query of the API
+/// (a long decision filter is well under 1 KiB), and far below hyper's own buffer, whose
+/// refusal has no body.
+pub const URI_LIMIT: usize = 16 * 1024;
+
+/// The most header bytes read, all headers together (as [`URI_LIMIT`], below hyper's own).
+pub const HEADERS_LIMIT: usize = 64 * 1024;
+
+/// 414 or 431 for a request whose target or headers are over the limits.
+fn oversized(req: &Request) -> Option<ApiError> {
+    let length = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if length > URI_LIMIT {
+        return Some(ApiError::UriTooLong {
+            length,
+            limit: URI_LIMIT,
+        });
+    }
+    // Counted as on the wire: `name: value` and the line end.
+    let size = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (size > HEADERS_LIMIT).then_some(ApiError::HeadersTooLarge {
+        size,
+        limit: HEADERS_LIMIT,
+    })
 }
 
 /// A fresh request id: a random UUID, as text.

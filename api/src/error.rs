@@ -74,6 +74,22 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The request target (path and query) is longer than the server reads. **414.**
+    #[error("the request target is {length} bytes long; the server reads at most {limit}")]
+    UriTooLong {
+        /// The target's length, in bytes.
+        length: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The request's headers together are larger than the server reads. **431.**
+    #[error("the request headers take {size} bytes; the server reads at most {limit}")]
+    HeadersTooLarge {
+        /// Their size, in bytes (each name and value, plus `: ` and the line end).
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The route exists but not with this HTTP method. **405** (with `Allow`).
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed {
@@ -204,6 +220,8 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Conflict { .. } | Self::Refused { .. } => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::Lagging { .. } | Self::CatchingUp => {
@@ -225,6 +243,8 @@ impl ApiError {
             Self::NotFound { .. } => ("not-found", "Not found"),
             Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             Self::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            Self::UriTooLong { .. } => ("uri-too-long", "Request target too long"),
+            Self::HeadersTooLarge { .. } => ("headers-too-large", "Request headers too large"),
             Self::Conflict { .. } => ("conflict", "Conflict"),
             Self::Refused { .. } => ("rule-refused", "Refused by a domain rule"),
             Self::Invalid { .. } => ("invalid-value", "Invalid value"),
@@ -244,7 +264,10 @@ impl ApiError {
         };
         let detail = match (self, index) {
             (Self::Refused { source, .. }, Some(i)) => format!("command {i}: {source}"),
-            (Self::Invalid { field, reason, .. }, Some(i)) => {
+            // The field already names the command (`commands[1].action.type`): said once.
+            (Self::Invalid { field, reason, .. }, Some(i))
+                if !field.starts_with(&format!("commands[{i}]")) =>
+            {
                 format!("command {i}: invalid {field}: {reason}")
             }
             _ => self.to_string(),

@@ -123,7 +123,8 @@ impl utoipa::Modify for BearerAuth {
 ///   (database unreachable, read models lagging) there too;
 /// - 400 (a path segment that is not UTF-8) and 422 (a value with U+0000, an invalid id) for
 ///   operations with path parameters; 422 for operations with query parameters;
-/// - 400, 413 and 422 for operations with a request body.
+/// - 400, 413 and 422 for operations with a request body;
+/// - 414 and 431 everywhere (a request target or headers over the limits).
 struct ProblemResponses;
 
 impl utoipa::Modify for ProblemResponses {
@@ -172,6 +173,12 @@ impl utoipa::Modify for ProblemResponses {
                 if has_path || has_query || op.request_body.is_some() {
                     wanted.push(("422", "An invalid value (named in `field`)"));
                 }
+                // Any request: checked before the route (access.rs).
+                wanted.push(("414", "The request target is over the limit (16 KiB)"));
+                wanted.push((
+                    "431",
+                    "The request headers are over the limit (64 KiB together)",
+                ));
                 if !infallible {
                     wanted.push(("500", "The server's fault (the cause is in the server log)"));
                     wanted.push((

@@ -1101,6 +1101,11 @@ async fn a_scenario_is_adopted_all_or_nothing(app: TestApp) {
         let detail = problem["detail"].as_str().unwrap();
         assert!(detail.contains("POST /timelines"), "{problem}");
         assert!(detail.contains("`omorg "), "{problem}");
+        // The field names the command; the detail does not name it a second time.
+        assert!(
+            detail.starts_with(&format!("invalid {field}: ")),
+            "{problem}"
+        );
     }
     // Retried: a no-op, on both timelines.
     let (status, again) = app

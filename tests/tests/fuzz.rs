@@ -188,6 +188,78 @@ async fn an_oversized_body_is_413(app: TestApp) {
     assert_eq!(version(&app, "oslo").await, 2);
 }
 
+/// A request target or header block over the limits is a problem document naming the size
+/// and the limit, on any route (hyper's own refusal, far above, has no body); just under them
+/// the request goes on to its route.
+async fn an_oversized_target_or_header_block_is_a_problem_document(app: TestApp) {
+    seeded(&app).await;
+    let long = |n: usize| {
+        format!(
+            "/timelines/oslo/org-chart?as_of=2021-01-01&x={}",
+            "a".repeat(n)
+        )
+    };
+    let (status, ct, body) = raw_get(&app, &long(17 * 1024)).await;
+    assert_problem(status, &ct, &body, 414, None);
+    assert!(body.contains("16384"), "{body}");
+    // Just under: the route answers (the unknown parameter is its 400).
+    let (status, ct, body) = raw_get(&app, &long(15 * 1024)).await;
+    assert_problem(status, &ct, &body, 400, Some("x"));
+    // On a command, before anything is read or written.
+    let r = app
+        .client
+        .post(format!(
+            "{}/timelines/oslo/commands?x={}",
+            app.base,
+            "a".repeat(17 * 1024)
+        ))
+        .bearer_auth(PLANNER)
+        .header("content-type", "application/json")
+        .body(
+            command(
+                "long-1",
+                "2021-01-01",
+                json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo L"}),
+            )
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("request");
+    let (status, ct) = (r.status().as_u16(), content_type(&r));
+    assert_problem(status, &ct, &r.text().await.expect("body"), 414, None);
+    assert_eq!(version(&app, "oslo").await, 2);
+    // Headers: one large one, then many that add up.
+    for headers in [
+        vec![("x-big".to_owned(), "b".repeat(65 * 1024))],
+        (0..40)
+            .map(|i| (format!("x-part-{i}"), "c".repeat(2 * 1024)))
+            .collect(),
+    ] {
+        let mut request = app
+            .client
+            .get(format!("{}/timelines/oslo", app.base))
+            .bearer_auth(READER);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let r = request.send().await.expect("request");
+        let (status, ct) = (r.status().as_u16(), content_type(&r));
+        let body = r.text().await.expect("body");
+        assert_problem(status, &ct, &body, 431, None);
+        assert!(body.contains("65536"), "{body}");
+    }
+    let r = app
+        .client
+        .get(format!("{}/timelines/oslo", app.base))
+        .bearer_auth(READER)
+        .header("x-big", "b".repeat(60 * 1024))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
 async fn malformed_paths_and_methods_are_problem_documents(app: TestApp) {
     seeded(&app).await;
     // Not UTF-8 in a path segment: was axum's text/plain 400.
@@ -367,6 +439,8 @@ async fn openapi_tells_the_truth_about_media_types(app: TestApp) {
         ("/timelines/{id}/verify", "get", "422"),
         ("/timelines/{id}/fork", "post", "400"),
         ("/timelines/{id}/commands", "post", "413"),
+        ("/timelines/{id}/commands", "post", "414"),
+        ("/healthz", "get", "431"),
         ("/events", "get", "422"),
     ] {
         assert!(
@@ -556,6 +630,7 @@ on_both_backends!(
     nul_characters_are_422_not_500,
     dates_outside_years_1_to_9999_are_422,
     an_oversized_body_is_413,
+    an_oversized_target_or_header_block_is_a_problem_document,
     malformed_paths_and_methods_are_problem_documents,
     a_batch_whose_50th_command_is_invalid_writes_nothing,
     concurrent_identical_commands_apply_once,
