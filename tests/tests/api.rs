@@ -1740,10 +1740,15 @@ async fn unknown_members_are_refused_not_ignored(app: TestApp) {
     top["efective_to"] = json!("2026-01-01");
     let mut in_decision = transfer("areas");
     in_decision["decision"]["extra"] = json!(1);
+    // A member of the command put inside the action: the name exists, but not there.
+    let mut misplaced = transfer("areas");
+    misplaced.as_object_mut().unwrap().remove("rationale");
+    misplaced["action"]["rationale"] = json!("why");
     for (body, field) in [
         (transfer("area"), "action.area"),
         (top, "efective_to"),
         (in_decision, "decision.extra"),
+        (misplaced, "action.rationale"),
     ] {
         let (status, problem) = app.command("oslo", &body).await;
         assert_problem(status, &problem, 400);
