@@ -326,10 +326,6 @@ impl From<StoreError> for ApiError {
                 rule: "concurrent-modification",
                 detail: format!("{e}; nothing was written, reload and retry"),
             },
-            StoreError::DuplicateCommandIdOtherStream { .. } => Self::Conflict {
-                rule: "command-id-used-on-other-timeline",
-                detail: e.to_string(),
-            },
             StoreError::MissingCommandId => Self::invalid("command_id", "is required"),
             StoreError::InvalidCheckpoint(s) => Self::BadRequest {
                 detail: format!(

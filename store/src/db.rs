@@ -364,32 +364,35 @@ impl Database {
         Ok(out)
     }
 
-    /// The stream and version range a command id was applied to, if it was.
+    /// The version range of the command `command_id` applied to `stream_id`, if it was.
     pub(crate) async fn find_command(
         &self,
+        stream_id: &str,
         command_id: &str,
-    ) -> Result<Option<(String, u64, u64)>, StoreError> {
-        let row: Option<(String, i64, i32)> = match self {
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let row: Option<(i64, i32)> = match self {
             Self::Postgres(pool) => {
                 sqlx::query_as(
-                    "SELECT stream_id, stream_version, command_events FROM events \
-                     WHERE command_id = $1",
+                    "SELECT stream_version, command_events FROM events \
+                     WHERE stream_id = $1 AND command_id = $2",
                 )
+                .bind(stream_id)
                 .bind(command_id)
                 .fetch_optional(pool)
                 .await?
             }
             Self::Sqlite(pool) => {
                 sqlx::query_as(
-                    "SELECT stream_id, stream_version, command_events FROM events \
-                     WHERE command_id = ?1",
+                    "SELECT stream_version, command_events FROM events \
+                     WHERE stream_id = ?1 AND command_id = ?2",
                 )
+                .bind(stream_id)
                 .bind(command_id)
                 .fetch_optional(pool)
                 .await?
             }
         };
-        row.map(|(stream, first, count)| {
+        row.map(|(first, count)| {
             let first = to_u64(first)?;
             let count = u64::try_from(count)
                 .ok()
@@ -397,7 +400,7 @@ impl Database {
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("command {command_id}: size {count}"))
                 })?;
-            Ok((stream, first, first + count - 1))
+            Ok((first, first + count - 1))
         })
         .transpose()
     }

@@ -7,8 +7,8 @@ use thiserror::Error;
 /// An error from the event store.
 ///
 /// Variants are named for what happened to the caller's request, not for the SQL that failed.
-/// Only [`StoreError::Conflict`] and [`StoreError::DuplicateCommandIdOtherStream`] are the
-/// client's to resolve; everything else is a server fault (5xx) whose cause is logged, not echoed.
+/// Only [`StoreError::Conflict`] and [`StoreError::MissingCommandId`] are the client's to
+/// resolve; everything else is a server fault (5xx) whose cause is logged, not echoed.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// Another writer appended to the stream since this command loaded it (optimistic
@@ -19,18 +19,6 @@ pub enum StoreError {
         stream: String,
         /// The version this command was decided against.
         expected_version: u64,
-    },
-
-    /// The command id was already used for a command on a different stream: a client bug (ids
-    /// must be unique per command), so the original outcome is not returned. **HTTP 409.**
-    #[error("command id {command_id} was already used on stream {original_stream}, not {stream}")]
-    DuplicateCommandIdOtherStream {
-        /// The reused id.
-        command_id: String,
-        /// The stream this request named.
-        stream: String,
-        /// The stream the id was first applied to.
-        original_stream: String,
     },
 
     /// A command arrived without a command id, so it could not be applied exactly once.
@@ -122,7 +110,7 @@ impl StoreError {
     /// The HTTP status the API layer answers with for this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::Conflict { .. } | Self::DuplicateCommandIdOtherStream { .. } => 409,
+            Self::Conflict { .. } => 409,
             Self::MissingCommandId | Self::InvalidCheckpoint(_) => 400,
             Self::UnsupportedUrl(_)
             | Self::Database(_)

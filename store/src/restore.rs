@@ -30,11 +30,11 @@ pub enum RestoreError {
         /// What is wrong, for the operator.
         reason: String,
     },
-    /// A version or a command id of the file is taken in the database by something else
-    /// (written while the restore ran, or a command id used on another timeline).
+    /// A version or a command id of the file was written to its stream by someone else while
+    /// the restore ran (the file was checked against what the stream held before).
     #[error(
-        "a version or a command id of the file is taken in this database (written meanwhile, or \
-         a command id used on another timeline)"
+        "a version or a command id of the file was taken in this database while the restore ran \
+         (another writer on the same timeline); run the restore again"
     )]
     Taken,
     /// The database failed.

@@ -201,8 +201,8 @@ impl<A: Aggregate> Store<A> {
     /// Loads the aggregate (from the cache when possible), lets it handle the command, appends
     /// the resulting events together with the command id in one atomic write, and returns them
     /// with their global positions. If the command id was already applied to this stream, returns
-    /// that original outcome (`duplicate: true`) and writes nothing; on another stream, fails
-    /// with [`StoreError::DuplicateCommandIdOtherStream`]. Commands on one stream through this
+    /// that original outcome (`duplicate: true`) and writes nothing. Command ids are scoped to
+    /// their stream: the same id on another stream is another command. Commands on one stream through this
     /// `Store` (and its clones) run one at a time; if another process or `Store` appended to the
     /// stream meanwhile, fails with [`StoreError::Conflict`] and writes nothing: retry.
     #[tracing::instrument(
@@ -815,16 +815,9 @@ impl<A: Aggregate> Store<A> {
         stream_id: &str,
         command_id: &str,
     ) -> Result<Option<Outcome<A::Event>>, StoreError> {
-        let Some((original_stream, first, last)) = self.db.find_command(command_id).await? else {
+        let Some((first, last)) = self.db.find_command(stream_id, command_id).await? else {
             return Ok(None);
         };
-        if original_stream != stream_id {
-            return Err(StoreError::DuplicateCommandIdOtherStream {
-                command_id: command_id.to_owned(),
-                stream: stream_id.to_owned(),
-                original_stream,
-            });
-        }
         let records = self.db.stream_events(stream_id, first, last).await?;
         if records.len() as u64 != last - first + 1 {
             return Err(StoreError::Corrupt(format!(

@@ -2542,3 +2542,83 @@ async fn a_member_given_twice_is_refused(app: TestApp) {
 }
 
 on_both_backends!(a_member_given_twice_is_refused);
+
+/// One prepared change set applied, under the same command ids, to two scenarios: each
+/// timeline applies it once (a command id is scoped to its timeline), alone or in a batch, and a
+/// retry on either is recognised there. The ids used to be unique across the log for single
+/// commands but not inside batches, and the refusal named an internal `batch:` id.
+async fn one_change_set_applies_to_two_scenarios_under_the_same_ids(app: TestApp) {
+    seeded(&app).await;
+    for id in ["plan-a", "plan-b"] {
+        let (status, body) = app
+            .post(
+                PLANNER,
+                "/timelines/oslo/fork",
+                &json!({"id": id, "name": id}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let rename = |name: &str| json!({"type": "RenameUnit", "unit": "oslo", "name": name});
+    let single = command("shared-1", "2026-01-01", rename("Oslo A"));
+    let batch = json!({"commands": [
+        command("shared-2", "2026-02-01", rename("Oslo B")),
+        command("shared-3", "2026-03-01", rename("Oslo C")),
+    ]});
+    for timeline in ["plan-a", "plan-b"] {
+        let (_, before) = app
+            .get_json(READER, &format!("/timelines/{timeline}"))
+            .await;
+        let (status, body) = app.command(timeline, &single).await;
+        assert_eq!(status, 200, "{timeline}: {body}");
+        assert_eq!(body["duplicate"], false, "{timeline}: {body}");
+        let (status, body) = app
+            .post(PLANNER, &format!("/timelines/{timeline}/batch"), &batch)
+            .await;
+        assert_eq!(status, 200, "{timeline}: {body}");
+        assert_eq!(body["duplicate"], false, "{timeline}: {body}");
+        let (_, after) = app
+            .get_json(READER, &format!("/timelines/{timeline}"))
+            .await;
+        assert_eq!(
+            after["version"].as_u64().unwrap(),
+            before["version"].as_u64().unwrap() + 3,
+            "{timeline}: {after}"
+        );
+    }
+    // Retries, alone or in the batch, on either timeline: recognised, nothing written.
+    for timeline in ["plan-a", "plan-b"] {
+        let (_, before) = app
+            .get_json(READER, &format!("/timelines/{timeline}"))
+            .await;
+        let (status, body) = app.command(timeline, &single).await;
+        assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+        let (status, body) = app
+            .post(PLANNER, &format!("/timelines/{timeline}/batch"), &batch)
+            .await;
+        assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+        let (status, body) = app
+            .command(
+                timeline,
+                &command("shared-2", "2026-02-01", rename("Oslo B")),
+            )
+            .await;
+        assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+        let (_, after) = app
+            .get_json(READER, &format!("/timelines/{timeline}"))
+            .await;
+        assert_eq!(after["version"], before["version"], "{timeline}");
+    }
+    // The same id with another change is still refused on its own timeline.
+    let (status, body) = app
+        .command(
+            "plan-b",
+            &command("shared-1", "2026-01-01", rename("Oslo X")),
+        )
+        .await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "command-id-reused", "{body}");
+    assert!(!body.to_string().contains("batch:"), "{body}");
+}
+
+on_both_backends!(one_change_set_applies_to_two_scenarios_under_the_same_ids);
