@@ -398,7 +398,8 @@ pub enum ChartFormat {
 /// `omorg verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The timeline; every timeline when absent.
+    /// The timeline; when absent, every stream the log holds (timelines, and any stream without
+    /// a timeline row).
     #[arg(long)]
     pub timeline: Option<String>,
     /// With `--head-hash`: the head an earlier verification printed, which the timeline's chain

@@ -136,7 +136,8 @@ pub struct ChainBreak {
     pub stream_id: String,
     /// The version that does not match.
     pub version: u64,
-    /// `{"kind": "altered" | "relinked" | "missing", "found": N}`.
+    /// `{"kind": "altered" | "relinked" | "missing", "found": N}`, or
+    /// `{"kind": "command_altered", "detail": "…"}`.
     #[schema(value_type = Object)]
     pub kind: serde_json::Value,
 }

@@ -315,6 +315,56 @@ impl Database {
         }
     }
 
+    /// The command columns of `stream_id`'s events `from..=to`: (version, command id, command
+    /// size), which [`Database::verify`] checks against each event's hashed metadata.
+    pub(crate) async fn command_columns(
+        &self,
+        stream_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Option<String>, Option<i64>)>, StoreError> {
+        let (from, to) = (to_i64(from)?, to_i64(to)?);
+        let rows: Vec<(i64, Option<String>, Option<i64>)> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT stream_version, command_id, command_events::bigint FROM events \
+                     WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 \
+                     ORDER BY stream_version",
+                )
+                .bind(stream_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT stream_version, command_id, command_events FROM events \
+                     WHERE stream_id = ?1 AND stream_version BETWEEN ?2 AND ?3 \
+                     ORDER BY stream_version",
+                )
+                .bind(stream_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(v, id, n)| Ok((to_u64(v)?, id, n)))
+            .collect()
+    }
+
+    /// Every stream that has events, in id order: what a verification of the whole log walks
+    /// (from the log itself, not from a read model that could have lost a row).
+    pub async fn stream_ids(&self) -> Result<Vec<String>, StoreError> {
+        let sql = "SELECT DISTINCT stream_id FROM events ORDER BY stream_id";
+        Ok(match self {
+            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
+        })
+    }
+
     /// Appends one command's events atomically; the first carries the command id and size.
     ///
     /// PostgreSQL: one autocommit statement, i.e. one round trip and one commit. SQLite: one `BEGIN IMMEDIATE` transaction. Returns the (tx, position) of each

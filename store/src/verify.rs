@@ -51,6 +51,14 @@ pub enum BreakKind {
     /// replaced wholesale (content and hash rewritten), or this one was re-chained. Against a
     /// recorded head: the event at the head has another hash than the one recorded.
     Relinked,
+    /// The event hashes as stored, but its command columns (the command id and size the log
+    /// keeps beside the hashed metadata, by which a retry is recognised) do not agree with its
+    /// metadata or with the events around it: they were edited, so a retry could be answered
+    /// with another command's events. `detail` says what disagrees.
+    CommandAltered {
+        /// What disagrees, for the auditor.
+        detail: String,
+    },
     /// The event with this version is absent: `found` is the version that came instead
     /// (deleted or out-of-sequence rows), or `None` when the stream ends before a head recorded
     /// earlier ([`Database::verify_against`]): its tail was deleted.
@@ -91,6 +99,8 @@ impl Database {
         let mut expected_version = 1u64;
         let mut prev_hash = GENESIS_HASH.to_owned();
         let mut head_hash_seen: Option<String> = None;
+        // The command being walked: its id and how many of its events are still to come.
+        let mut command: Option<(String, u64)> = None;
         let broken = |version, kind, checked| Verification {
             stream_id: stream_id.to_owned(),
             events_checked: checked,
@@ -116,7 +126,9 @@ impl Database {
             if page.is_empty() {
                 break;
             }
-            for (version, event) in &page {
+            let (first, last) = (page[0].0, page[page.len() - 1].0);
+            let columns = self.command_columns(stream_id, first, last).await?;
+            for (n, (version, event)) in page.iter().enumerate() {
                 checked += 1;
                 if *version != expected_version {
                     let kind = BreakKind::Missing {
@@ -145,6 +157,15 @@ impl Database {
                 if recomputed != event.hash {
                     return Ok(broken(event.stream_version, BreakKind::Altered, checked));
                 }
+                let (id, size) = columns
+                    .get(n)
+                    .filter(|(v, _, _)| v == version)
+                    .map(|(_, id, size)| (id.as_deref(), *size))
+                    .unwrap_or_default();
+                if let Err(detail) = follow_command(&mut command, &event.metadata, id, size) {
+                    let kind = BreakKind::CommandAltered { detail };
+                    return Ok(broken(event.stream_version, kind, checked));
+                }
                 if head.is_some_and(|(v, _)| *v == event.stream_version) {
                     head_hash_seen = Some(event.hash.clone());
                 }
@@ -153,6 +174,15 @@ impl Database {
             }
         }
         let last = expected_version - 1;
+        if let Some((id, missing)) = command.filter(|(_, left)| *left > 0) {
+            // The stream ends inside a command: its last events were deleted.
+            let detail = format!(
+                "command {id} wrote {missing} more event(s) than the stream holds: its last \
+                 events were deleted"
+            );
+            let kind = BreakKind::CommandAltered { detail };
+            return Ok(broken(expected_version, kind, checked));
+        }
         if let Some((head_version, head_hash)) = head {
             if last < *head_version {
                 let kind = BreakKind::Missing { found: None };
@@ -170,5 +200,57 @@ impl Database {
             head: (last > 0).then_some((last, prev_hash)),
             first_break: None,
         })
+    }
+}
+
+/// Checks one event's command columns against its metadata and the command being walked
+/// (`command`: its id and how many of its events are still to come), and moves on. The first
+/// event of a command carries the metadata's command id and the command's size; the others
+/// carry neither and the same metadata command id.
+fn follow_command(
+    command: &mut Option<(String, u64)>,
+    metadata: &serde_json::Value,
+    id: Option<&str>,
+    size: Option<i64>,
+) -> Result<(), String> {
+    let said = metadata
+        .get("command_id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    match command.as_mut() {
+        Some((current, left)) if *left > 0 => {
+            if id.is_some() || size.is_some() {
+                return Err(format!(
+                    "the event is marked as the first of command {} ({} event(s)), but command \
+                     {current} has {left} more event(s) to come",
+                    id.unwrap_or("?"),
+                    size.map_or("?".to_owned(), |n| n.to_string()),
+                ));
+            }
+            if said != current.as_str() {
+                return Err(format!(
+                    "the event's metadata names command {said}, but it stands inside command \
+                     {current}"
+                ));
+            }
+            *left -= 1;
+            Ok(())
+        }
+        _ => match (id, size) {
+            (Some(id), Some(size)) if id == said && size >= 1 => {
+                *command = Some((id.to_owned(), size as u64 - 1));
+                Ok(())
+            }
+            (Some(id), Some(_)) if id != said => Err(format!(
+                "the log records command id {id} for the event, its metadata {said}: a retry of \
+                 {id} would be answered with this command's events"
+            )),
+            (id, size) => Err(format!(
+                "the event starts command {said} but the log records {} for its command id and \
+                 {} for its size",
+                id.map_or("nothing".to_owned(), |id| format!("`{id}`")),
+                size.map_or("nothing".to_owned(), |n| n.to_string()),
+            )),
+        },
     }
 }

@@ -6,8 +6,8 @@ use common::*;
 use cqrs_es::{CqrsFramework, EventStore as _};
 use omorg_store::testing::fresh_database;
 use omorg_store::{
-    Backend, BreakKind, Checkpoint, CommandError, CommandMetadata, Database, Outcome, StoreError,
-    Upcaster, Upcasters,
+    Backend, BreakKind, ChainBreak, Checkpoint, CommandError, CommandMetadata, Database, Outcome,
+    StoreError, Upcaster, Upcasters,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -49,6 +49,8 @@ on_both_databases!(
     a_refusal_stands_when_the_aggregate_knows_its_retries,
     concurrent_submissions_of_one_command_id_store_one_set,
     a_command_id_is_scoped_to_its_stream,
+    verify_names_edited_command_columns,
+    stream_ids_lists_every_stream_of_the_log,
     verify_passes_an_intact_chain,
     verify_names_an_altered_event,
     verify_names_a_deleted_event,
@@ -541,12 +543,31 @@ async fn verify_names_a_deleted_tail(backend: Backend) {
         .await
         .expect("verify")
         .is_intact());
+    // A cut inside a command shows without a head: the command's size says what is missing.
     tamper(
         &db,
         "DELETE FROM events WHERE stream_id = 'acc' AND stream_version >= 4",
     )
     .await;
-    // The shorter chain is intact in itself; the recorded head shows what is gone.
+    let broken = db.verify("acc").await.expect("verify").first_break;
+    assert!(
+        matches!(
+            broken,
+            Some(ChainBreak {
+                version: 4,
+                kind: BreakKind::CommandAltered { .. },
+                ..
+            })
+        ),
+        "{broken:?}"
+    );
+    // Whole commands cut from the end leave a shorter chain, intact in itself; the recorded
+    // head shows what is gone.
+    tamper(
+        &db,
+        "DELETE FROM events WHERE stream_id = 'acc' AND stream_version >= 2",
+    )
+    .await;
     assert!(db.verify("acc").await.expect("verify").is_intact());
     let broken = db
         .verify_against("acc", &head)
@@ -554,7 +575,7 @@ async fn verify_names_a_deleted_tail(backend: Backend) {
         .expect("verify")
         .first_break
         .expect("a break");
-    assert_eq!(broken.version, 4);
+    assert_eq!(broken.version, 2);
     assert_eq!(broken.kind, BreakKind::Missing { found: None });
 }
 
@@ -591,6 +612,67 @@ async fn verify_names_a_relinked_event(backend: Backend) {
         .expect("a break");
     assert_eq!(broken.version, 3);
     assert_eq!(broken.kind, BreakKind::Relinked);
+}
+
+/// The command columns are not hashed (they are how a retry finds its original outcome), but
+/// they must agree with the hashed metadata and with each other: an edit to them would have a
+/// retry answered with another command's events, so `verify` names it.
+async fn verify_names_edited_command_columns(backend: Backend) {
+    // `acc`: version 1 is command `acc-open`, versions 2..=5 command `many`.
+    for (dml, version, says) in [
+        (
+            "UPDATE events SET command_id = 'cX' WHERE stream_id = 'acc' AND stream_version = 1",
+            1,
+            "command id cX",
+        ),
+        (
+            "UPDATE events SET command_events = 2 WHERE stream_id = 'acc' AND stream_version = 2",
+            4,
+            "starts command many",
+        ),
+        (
+            "UPDATE events SET command_id = 'x', command_events = 1 \
+             WHERE stream_id = 'acc' AND stream_version = 3",
+            3,
+            "more event(s) to come",
+        ),
+        (
+            "UPDATE events SET command_events = 5 WHERE stream_id = 'acc' AND stream_version = 2",
+            6,
+            "more event(s) than the stream holds",
+        ),
+        (
+            "UPDATE events SET command_id = NULL, command_events = NULL \
+             WHERE stream_id = 'acc' AND stream_version = 1",
+            1,
+            "records nothing for its command id",
+        ),
+    ] {
+        let (db, _) = fresh_database(backend).await;
+        five_events(&db).await;
+        assert!(db.verify("acc").await.expect("verify").is_intact());
+        tamper(&db, dml).await;
+        let report = db.verify("acc").await.expect("verify");
+        let broken = report.first_break.expect("a break");
+        assert_eq!(
+            (broken.stream_id.as_str(), broken.version),
+            ("acc", version),
+            "{dml}"
+        );
+        match &broken.kind {
+            BreakKind::CommandAltered { detail } => assert!(detail.contains(says), "{detail}"),
+            other => panic!("{dml}: {other:?}"),
+        }
+        assert!(db.verify("neighbour").await.expect("verify").is_intact());
+    }
+}
+
+/// Every stream of the log is listed for a whole-log verification, whatever the read models hold.
+async fn stream_ids_lists_every_stream_of_the_log(backend: Backend) {
+    let (db, _) = fresh_database(backend).await;
+    assert!(db.stream_ids().await.expect("ids").is_empty());
+    five_events(&db).await;
+    assert_eq!(db.stream_ids().await.expect("ids"), ["acc", "neighbour"]);
 }
 
 async fn the_global_reader_pages_through_every_event_in_order(backend: Backend) {
