@@ -209,7 +209,7 @@ async fn serve(app: Omorg, args: ServeArgs) -> Result<(), CliError> {
             // how to get the current one (`omorg demo` fails with the same message).
             Err(
                 e @ ApiError::Conflict {
-                    rule: "command-id-reused",
+                    rule: "command-id-reused" | "timeline-already-started",
                     ..
                 },
             ) => {

@@ -706,8 +706,8 @@ fn scenarios(timeline: &str) -> Result<Vec<Scenario>, ApiError> {
     })
 }
 
-/// A command id of the demo already used for a different command means the database holds the
-/// demo as an earlier release wrote it (its facts or references have been corrected since). The
+/// A command id of the demo already used for a different command, or a demo timeline that exists
+/// under another request, means the database holds the demo as an earlier release wrote it (its facts or references have been corrected since). The
 /// stored history is never rewritten, so say so and how to get the current demo.
 fn older_demo(e: ApiError) -> ApiError {
     match e {
@@ -718,6 +718,17 @@ fn older_demo(e: ApiError) -> ApiError {
             rule: "command-id-reused",
             detail: format!(
                 "{source}: this database holds the demo as an earlier omorg release loaded it, \
+                 and a stored history is never rewritten; load the demo into a fresh database \
+                 (e.g. remove omorg.db) to get the current one"
+            ),
+        },
+        ApiError::Conflict {
+            rule: rule @ "timeline-already-started",
+            detail,
+        } => ApiError::Conflict {
+            rule,
+            detail: format!(
+                "{detail}: this database holds the demo as an earlier omorg release loaded it, \
                  and a stored history is never rewritten; load the demo into a fresh database \
                  (e.g. remove omorg.db) to get the current one"
             ),

@@ -278,10 +278,10 @@ impl Omorg {
     ) -> Result<(TimelineSummary, CommandResult), ApiError> {
         let (id, command) = self.creation(req, actor).await?;
         tracing::Span::current().record("id", id.as_str());
-        let result = self
-            .run(id.as_str(), vec![command], false, actor)
-            .await
-            .map_err(request_fields)?;
+        let result = match self.run(id.as_str(), vec![command], false, actor).await {
+            Ok(result) => result,
+            Err(e) => return Err(self.already_started(id.as_str(), request_fields(e)).await),
+        };
         let summary = self.summary(id.as_str()).await?;
         Ok((summary, result))
     }
@@ -356,6 +356,40 @@ impl Omorg {
             })
     }
 
+    /// A create or fork refused because timeline `id` exists (under another request, or with
+    /// the same command id and another body): said as that, with what the timeline is, instead
+    /// of as a command id the client may never have given.
+    async fn already_started(&self, id: &str, e: ApiError) -> ApiError {
+        let started = matches!(
+            &e,
+            ApiError::Refused {
+                source: DomainError::TimelineAlreadyStarted | DomainError::CommandIdReused { .. },
+                ..
+            }
+        );
+        if !started {
+            return e;
+        }
+        let Ok(existing) = self.summary(id).await else {
+            return e;
+        };
+        let what = match (&existing.forked_from, existing.forked_at_version) {
+            (Some(parent), Some(v)) => {
+                format!("a scenario forked from {parent} at version {v}")
+            }
+            _ => "a baseline".to_owned(),
+        };
+        ApiError::Conflict {
+            rule: "timeline-already-started",
+            detail: format!(
+                "timeline {id} already exists ({what} named {:?}, at version {}); only a retry \
+                 of the request that made it (same name, date, decision and parent) is answered \
+                 as a duplicate",
+                existing.name, existing.version
+            ),
+        }
+    }
+
     /// Forks a scenario from `parent` at `req.version` (default: its current version).
     #[tracing::instrument(name = "omorg.fork", skip(self, req), fields(id))]
     pub async fn fork(
@@ -419,10 +453,10 @@ impl Omorg {
                 base,
             }),
         };
-        let result = self
-            .run(id.as_str(), vec![command], false, actor)
-            .await
-            .map_err(request_fields)?;
+        let result = match self.run(id.as_str(), vec![command], false, actor).await {
+            Ok(result) => result,
+            Err(e) => return Err(self.already_started(id.as_str(), request_fields(e)).await),
+        };
         let summary = self.summary(id.as_str()).await?;
         Ok((summary, result))
     }

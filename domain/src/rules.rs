@@ -492,6 +492,27 @@ impl OrgState {
         for s in &absorbed {
             self.live_unit(s)?;
         }
+        // A municipality is merged into a municipality (a municipal merger), never into one of
+        // its own units: a district absorbing it would stand at the root, holding the whole
+        // municipality and every central agency.
+        let successor_kind = match &m.successor {
+            Successor::Existing { unit } => self.live_unit(unit)?.kind,
+            Successor::New(def) => def.kind,
+        };
+        if successor_kind != UnitKind::Municipality {
+            let municipality = absorbed.iter().find(|s| {
+                self.units
+                    .get(*s)
+                    .is_some_and(|u| u.kind == UnitKind::Municipality)
+            });
+            if let Some(municipality) = municipality {
+                return Err(DomainError::WrongUnitKind {
+                    unit: successor.clone(),
+                    kind: successor_kind,
+                    expected: format!("municipality to absorb the municipality {municipality}"),
+                });
+            }
+        }
         // Checks done; from here on only mutation (and the final cycle check).
         if let Successor::New(def) = &m.successor {
             self.establish(date, def);

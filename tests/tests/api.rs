@@ -837,7 +837,7 @@ async fn a_fork_retried_after_the_parent_moved_on_is_a_no_op(app: TestApp) {
         )
         .await;
     assert_problem(status, &body, 409);
-    assert_eq!(body["rule"], "command-id-reused");
+    assert_eq!(body["rule"], "timeline-already-started");
     // Creating a timeline again with the same request is a no-op too.
     let create = json!({"id": "bergen", "name": "Bergen kommune"});
     let (status, body) = app.post(PLANNER, "/timelines", &create).await;
@@ -2622,3 +2622,60 @@ async fn one_change_set_applies_to_two_scenarios_under_the_same_ids(app: TestApp
 }
 
 on_both_backends!(one_change_set_applies_to_two_scenarios_under_the_same_ids);
+
+/// Creating or forking a timeline under an id that exists is refused as that, naming what the
+/// timeline is, not as a reused command id the client never gave; a retry of the request that
+/// made it is still a duplicate.
+async fn creating_or_forking_onto_an_existing_id_says_the_timeline_exists(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt", "name": "Alt"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for (path, request, what) in [
+        (
+            "/timelines",
+            json!({"id": "oslo", "name": "Another Oslo"}),
+            "a baseline named \"Timeline oslo\"",
+        ),
+        (
+            "/timelines",
+            json!({"id": "alt", "name": "Alt"}),
+            "a scenario forked from oslo",
+        ),
+        (
+            "/timelines/oslo/fork",
+            json!({"id": "alt", "name": "Alt 2"}),
+            "a scenario forked from oslo",
+        ),
+        (
+            "/timelines/alt/fork",
+            json!({"id": "oslo", "name": "x"}),
+            "a baseline",
+        ),
+    ] {
+        let (status, problem) = app.post(PLANNER, path, &request).await;
+        assert_problem(status, &problem, 409);
+        assert_eq!(problem["rule"], "timeline-already-started", "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("already exists"), "{detail}");
+        assert!(detail.contains(what), "{detail}");
+        assert!(!detail.contains("command id"), "{detail}");
+    }
+    // The retry of the fork that made `alt`: a duplicate, as before.
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt", "name": "Alt"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["result"]["duplicate"], true, "{body}");
+}
+
+on_both_backends!(creating_or_forking_onto_an_existing_id_says_the_timeline_exists);

@@ -176,7 +176,7 @@ async fn an_older_demo_is_reported_not_rewritten(app: TestApp) {
         .expect_err("an older demo is not silently kept");
     let problem = err.problem();
     assert_eq!(problem.status, 409);
-    assert_eq!(problem.rule.as_deref(), Some("command-id-reused"));
+    assert_eq!(problem.rule.as_deref(), Some("timeline-already-started"));
     assert!(
         problem.detail.contains("fresh database"),
         "{}",

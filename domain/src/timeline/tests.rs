@@ -690,20 +690,91 @@ fn merge_refusals() {
 
 #[test]
 fn merging_a_parent_into_its_child_lifts_the_child() {
+    // A service area absorbed by its one remaining department, which keeps its id.
+    let mut given = oslo();
+    for (id, kind, parent) in [
+        ("omsorg", ServiceArea, "oslo"),
+        ("omsorg-avd", Department, "omsorg"),
+        ("omsorg-kontor", Department, "omsorg"),
+    ] {
+        given.push(ev(
+            id,
+            "2020-01-01",
+            Change::UnitEstablished(unit(id, kind, Some(parent), &[])),
+        ));
+    }
     let c = cmd(
         "m",
         "2026-01-01",
         Action::MergeUnits(Merge {
-            sources: vec![uid("oslo")],
-            successor: Successor::Existing { unit: uid("alna") },
+            sources: vec![uid("omsorg")],
+            successor: Successor::Existing {
+                unit: uid("omsorg-avd"),
+            },
         }),
     );
-    let mut t = timeline(oslo());
+    let mut t = timeline(given);
     run(&mut t, c).unwrap();
     let s = t.state_at(d("2026-01-01"));
-    assert_eq!(s.units[&uid("alna")].parent, None);
-    assert_eq!(s.units[&uid("grorud")].parent, Some(uid("alna")));
+    assert_eq!(s.units[&uid("omsorg-avd")].parent, Some(uid("oslo")));
+    assert_eq!(
+        s.units[&uid("omsorg-kontor")].parent,
+        Some(uid("omsorg-avd"))
+    );
     assert!(!s.has_cycle());
+}
+
+#[test]
+fn a_municipality_is_merged_only_into_a_municipality() {
+    // Oslo into one of its own districts: nonsense, refused whatever the successor.
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("oslo")],
+                successor: Successor::Existing { unit: uid("alna") },
+            }),
+        ),
+        DomainError::WrongUnitKind {
+            unit: uid("alna"),
+            kind: District,
+            expected: "municipality to absorb the municipality oslo".into(),
+        },
+    );
+    let mut succ = unit("ny", CentralAgency, None, &[]);
+    succ.name = "Ny".into();
+    refuses(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("oslo")],
+                successor: Successor::New(succ),
+            }),
+        ),
+        DomainError::WrongUnitKind {
+            unit: uid("ny"),
+            kind: CentralAgency,
+            expected: "municipality to absorb the municipality oslo".into(),
+        },
+    );
+    // Into a new municipality (Asker, Røyken and Hurum into the new Asker): accepted.
+    let mut succ = unit("stor-oslo", Municipality, None, &[]);
+    succ.name = "Stor-Oslo".into();
+    accepts(
+        oslo(),
+        cmd(
+            "m",
+            "2026-01-01",
+            Action::MergeUnits(Merge {
+                sources: vec![uid("oslo")],
+                successor: Successor::New(succ),
+            }),
+        ),
+    );
 }
 
 // ---------------------------------------------------------------- split
