@@ -130,6 +130,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     // Commands that only read the event log never change the database: no migration, no new
     // file, and a role that may only SELECT is enough (an auditor's).
     let reads_only = matches!(cli.command, Command::Export(_) | Command::Verify(_));
+    // An input file that cannot be read is said before the database is opened: a mistyped path
+    // must not leave a new, empty database file behind.
+    if let Command::Import(ImportArgs { file, .. }) | Command::Restore(RestoreArgs { file }) =
+        &cli.command
+    {
+        std::fs::File::open(file)
+            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", file.display())))?;
+    }
     let db = connect(
         cli.database_url.expose(),
         &cli.database_url.redacted(),
@@ -875,18 +883,19 @@ async fn rebuild(db: &Database) -> Result<(), CliError> {
             chain(&e)
         ))
     })?;
-    writeln!(
-        std::io::stdout(),
-        "rebuilt the read models from {} events",
-        done.applied
-    )?;
     // A timeline stopped on an event that cannot be projected is skipped, not fatal to the
-    // others; but the rebuild did not do its job for it, so it fails, naming each.
+    // others; but the rebuild did not do its job for it, so it fails, naming each (and says
+    // nothing of success on standard output).
     let mut failed: Vec<_> = omorg_projections::projector::failures(db)
         .await?
         .into_values()
         .collect();
     if failed.is_empty() {
+        writeln!(
+            std::io::stdout(),
+            "rebuilt the read models from {} events",
+            done.applied
+        )?;
         return Ok(());
     }
     failed.sort_by(|a, b| a.timeline_id.cmp(&b.timeline_id));
@@ -900,10 +909,12 @@ async fn rebuild(db: &Database) -> Result<(), CliError> {
         })
         .collect();
     Err(CliError::Input(format!(
-        "rebuild failed for {} timeline(s), which queries refuse until it succeeds: {}; fix the \
+        "rebuild failed for {} timeline(s) ({} events applied to the others), which queries \
+         refuse until it succeeds: {}; fix the \
          cause (see docs/operations.md, \"An event that cannot be projected\") and run `omorg \
          rebuild` again",
         failed.len(),
+        done.applied,
         each.join("; ")
     )))
 }

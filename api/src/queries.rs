@@ -640,6 +640,10 @@ impl Queries {
     #[tracing::instrument(name = "queries.replay", skip(self))]
     pub async fn replay(&self, timeline: &str, after: u64, limit: u32) -> Result<Replay, ApiError> {
         self.sync(&[timeline]).await?;
+        // A cursor beyond the timeline's last version would read as "nothing new".
+        if after > 0 {
+            self.reached(timeline, Some(after), "after_version").await?;
+        }
         let log = pq::decision_log(&self.db, timeline, &DecisionFilter::default()).await?;
         let after_version = i64::try_from(after).unwrap_or(i64::MAX);
         let page: Vec<&pq::DecisionRow> = log
@@ -731,6 +735,19 @@ impl Queries {
     ) -> Result<FeedPage, ApiError> {
         self.sync(&[timeline]).await?;
         let entries = pq::change_feed(&self.db, timeline, after, limit).await?;
+        if entries.is_empty() && after > 0 {
+            // A position beyond the log's end (mistyped, or from another database) would read
+            // as "nothing new" for ever. Only an empty page pays for the look.
+            let head = omorg_projections::projector::log_head(&self.db).await?;
+            if after > head {
+                return Err(ApiError::invalid(
+                    "after_position",
+                    format!(
+                        "{after} is beyond the end of the event log (its last position is {head})"
+                    ),
+                ));
+            }
+        }
         Ok(FeedPage {
             timeline: timeline.to_owned(),
             next: entries.last().map_or(after, |e| e.position),

@@ -275,20 +275,32 @@ fn dot_quote(s: &str) -> String {
     out
 }
 
-/// A Mermaid label: quotes as `#quot;`, line breaks as `<br/>`, other control characters as
-/// spaces, so that each node stays on its line of the flowchart.
+/// A Mermaid label: line breaks as `<br/>`, other control characters as spaces, so that each
+/// node stays on its line of the flowchart; and as text, not markup: `"` ends the label, `#…;`
+/// is an entity and `<…>` HTML (with the default HTML labels), so those characters are written
+/// as entity codes.
 fn mermaid_label(s: &str) -> String {
-    s.replace("\r\n", "<br/>")
-        .chars()
-        .fold(String::with_capacity(s.len()), |mut out, c| {
-            match c {
-                '"' => out.push_str("#quot;"),
-                '\n' | '\r' => out.push_str("<br/>"),
-                c if c.is_control() => out.push(' '),
-                c => out.push(c),
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '#' => out.push_str("#35;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '\r' | '\n' => {
+                // `\r\n` is one break.
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push_str("<br/>");
             }
-            out
-        })
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The org chart as a Graphviz digraph (parent → child).
@@ -383,6 +395,18 @@ mod tests {
         assert!(dot.contains("\"oslo\" -> \"gamle-oslo\";") && dot.contains("\\\"Gamle\\\""));
         let mermaid = org_chart_mermaid(&c);
         assert!(mermaid.contains("u0 --> u1") && mermaid.contains("#quot;Gamle#quot;"));
+    }
+
+    #[test]
+    fn mermaid_labels_are_text_not_markup() {
+        let mut c = chart();
+        c.units[0].children[0].name = "<b>Bydel</b> #35; A & B".into();
+        let mermaid = org_chart_mermaid(&c);
+        assert!(
+            mermaid.contains("#lt;b#gt;Bydel#lt;/b#gt; #35;35; A #amp; B"),
+            "{mermaid}"
+        );
+        assert!(!mermaid.contains("<b>"), "{mermaid}");
     }
 
     #[test]

@@ -895,8 +895,24 @@ impl Omorg {
                 .await
                 .map_err(unreadable)?
         };
-        if page.is_empty() && self.db().stream_events(timeline, 1, 1).await?.is_empty() {
-            return Err(ApiError::timeline_not_found(timeline));
+        if page.is_empty() {
+            if self.db().stream_events(timeline, 1, 1).await?.is_empty() {
+                return Err(ApiError::timeline_not_found(timeline));
+            }
+            // Beyond the last version: a mistyped cursor would otherwise read as "nothing new".
+            if after_version > 0
+                && self
+                    .db()
+                    .stream_events(timeline, after_version, after_version)
+                    .await
+                    .map_err(unreadable)?
+                    .is_empty()
+            {
+                return Err(ApiError::invalid(
+                    "after_version",
+                    format!("timeline {timeline} has fewer than {after_version} events"),
+                ));
+            }
         }
         let next = page
             .last()
@@ -928,6 +944,15 @@ impl Omorg {
             .read_all_after(&checkpoint, limit.clamp(1, MAX_PAGE))
             .await
             .map_err(unreadable)?;
+        if events.is_empty() && !self.db().issued(&checkpoint).await? {
+            return Err(ApiError::invalid(
+                "after",
+                format!(
+                    "{after:?} is beyond the end of this event log (no event has it): pass the \
+                     `next` of an earlier page"
+                ),
+            ));
+        }
         let next = events
             .last()
             .map_or(checkpoint, |e| e.checkpoint)

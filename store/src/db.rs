@@ -256,6 +256,34 @@ impl Database {
         }
     }
 
+    /// Whether `checkpoint` is one this log issued: the start, or the checkpoint of an event it
+    /// holds (a page's `next` always is, since events are never removed). A checkpoint beyond
+    /// the log's end, mistyped or from another database, is not: a reader holding one would
+    /// silently skip every event up to it.
+    pub async fn issued(&self, checkpoint: &Checkpoint) -> Result<bool, StoreError> {
+        if *checkpoint == Checkpoint::START {
+            return Ok(true);
+        }
+        Ok(match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM events \
+                     WHERE tx_id = ($1::bigint)::text::xid8 AND position = $2)",
+                )
+                .bind(checkpoint.tx())
+                .bind(checkpoint.position())
+                .fetch_one(pool)
+                .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE position = ?1)")
+                    .bind(checkpoint.position())
+                    .fetch_one(pool)
+                    .await?
+            }
+        })
+    }
+
     /// Events of one stream with `from <= version <= to`, in version order, as stored: the
     /// payload is not decoded into the domain's event, so an auditor can read a row that no
     /// longer decodes (see [`crate::Store::load_stream_range`] for decoded events).

@@ -841,6 +841,10 @@ async fn a_rebuild_that_leaves_a_timeline_unprojected_fails(app: TestApp) {
     )
     .await
     .expect("the other timelines were rebuilt");
+    // Nothing on standard output claims success (a script reading it would believe it).
+    let out = omorg_output(&["--database-url", &app.database_url, "rebuild"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
 
 /// `verify` and `export` only read: they never migrate a database (here one whose newest
@@ -1438,3 +1442,25 @@ async fn verify_walks_the_log_and_checks_command_columns(app: TestApp) {
 }
 
 on_both_backends!(verify_walks_the_log_and_checks_command_columns);
+
+/// `import` and `restore` of a file that cannot be read say so before the database is opened:
+/// a mistyped path leaves no new, empty database behind.
+#[tokio::test]
+async fn an_unreadable_input_file_creates_no_database() {
+    let dir = scratch("unreadable-input");
+    let db = dir.join("omorg.db");
+    let url = format!("sqlite://{}", db.display());
+    let missing = dir.join("no-such-file.jsonl");
+    for args in [
+        vec!["restore", missing.to_str().unwrap()],
+        vec!["import", missing.to_str().unwrap(), "--timeline", "oslo"],
+    ] {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend(&args);
+        let out = omorg_output(&all, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot read"), "{args:?}: {stderr}");
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+}

@@ -578,9 +578,12 @@ async fn paging_beyond_the_largest_stored_number_is_422(app: TestApp) {
             assert_problem(status, &ct, &body, 422, Some(field));
             assert!(body.contains("at most 9223372036854775807"), "{body}");
         }
-        let (status, _, body) =
+        // The largest stored number is read; it is beyond this timeline's end, which is said.
+        let (status, ct, body) =
             raw_get(&app, &format!("/timelines/oslo/{name}=9223372036854775807")).await;
-        assert_eq!(status, 200, "{body}");
+        let field = name.split_once('?').unwrap().1;
+        assert_problem(status, &ct, &body, 422, Some(field));
+        assert!(!body.contains("at most"), "{body}");
     }
 }
 
@@ -599,15 +602,20 @@ async fn a_checkpoint_the_database_could_not_issue_is_422(app: TestApp) {
         .await;
     assert_eq!(status, 200, "{page}");
     let other_tx: u64 = tx.parse::<u64>().unwrap() + 7;
-    let (status, ct, body) = raw_get(&app, &format!("/events?after={other_tx}-{position}")).await;
+    let far_tx: u64 = tx.parse::<u64>().unwrap() + 1_000_000_000_000;
     match app.app.db().backend() {
         omorg_e2e::Backend::Sqlite => {
             assert_eq!(tx, "0", "{issued}");
+            let (status, ct, body) =
+                raw_get(&app, &format!("/events?after={other_tx}-{position}")).await;
             assert_problem(status, &ct, &body, 422, Some("after"));
             assert!(body.contains("0-<position>"), "{body}");
+            // Beyond the log's end (mistyped, or from another database): not "nothing new".
+            let (status, ct, body) = raw_get(&app, "/events?after=0-999999").await;
+            assert_problem(status, &ct, &body, 422, Some("after"));
+            assert!(body.contains("beyond the end"), "{body}");
         }
         omorg_e2e::Backend::Postgres => {
-            assert_eq!(status, 200, "{body}");
             // A SQLite-style checkpoint: PostgreSQL never issues one (its transaction ids start
             // at 3), and it would read from the start, ignoring the position.
             // (Not the issued position: the first page is empty, its next 0-0, while other tests
@@ -616,7 +624,32 @@ async fn a_checkpoint_the_database_could_not_issue_is_422(app: TestApp) {
             assert_problem(status, &ct, &body, 422, Some("after"));
             let (status, page) = app.get_json(AUDITOR, "/events?after=0-0&limit=1").await;
             assert_eq!(status, 200, "{page}");
+            // Beyond the log's end: a transaction no event of it has.
+            let (status, ct, body) =
+                raw_get(&app, &format!("/events?after={far_tx}-{position}")).await;
+            assert_problem(status, &ct, &body, 422, Some("after"));
+            assert!(body.contains("beyond the end"), "{body}");
         }
+    }
+    // Cursors of one timeline beyond its end: 422 naming them; at its end, an empty page.
+    for (path, field) in [
+        ("/timelines/oslo/events?after_version=99", "after_version"),
+        ("/timelines/oslo/replay?after_version=99", "after_version"),
+        (
+            "/timelines/oslo/change-feed?after_position=999999999",
+            "after_position",
+        ),
+    ] {
+        let (status, ct, body) = raw_get(&app, path).await;
+        assert_problem(status, &ct, &body, 422, Some(field));
+    }
+    let last = version(&app, "oslo").await;
+    for path in [
+        format!("/timelines/oslo/events?after_version={last}"),
+        format!("/timelines/oslo/replay?after_version={last}"),
+    ] {
+        let (status, page) = app.get_json(AUDITOR, &path).await;
+        assert_eq!(status, 200, "{path}: {page}");
     }
     // A malformed checkpoint stays a 400.
     let (status, ct, body) = raw_get(&app, "/events?after=x-1").await;
