@@ -232,6 +232,52 @@ pub struct Comparison {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub comparison: pq::Comparison,
+    /// Service points open on one side only, or different (name, unit, area or services): an
+    /// alternative for citizen service centres may change nothing else. By id.
+    pub service_points: Vec<ServicePointDiff>,
+}
+
+/// A service point on the two sides of a comparison (`null` where it is not open).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ServicePointDiff {
+    /// The service point.
+    pub point_id: String,
+    /// On timeline `a`.
+    #[schema(value_type = Option<Object>)]
+    pub a: Option<pq::ServicePointVersion>,
+    /// On timeline `b`.
+    #[schema(value_type = Option<Object>)]
+    pub b: Option<pq::ServicePointVersion>,
+}
+
+/// The service points that differ between two lists of open ones (before/after, or `a`/`b`),
+/// by id: `(id, first side, second side)`.
+fn point_differences(
+    first: Vec<pq::ServicePointVersion>,
+    second: Vec<pq::ServicePointVersion>,
+) -> Vec<(
+    String,
+    Option<pq::ServicePointVersion>,
+    Option<pq::ServicePointVersion>,
+)> {
+    type Sides = (
+        Option<pq::ServicePointVersion>,
+        Option<pq::ServicePointVersion>,
+    );
+    let mut by_id: BTreeMap<String, Sides> = BTreeMap::new();
+    for p in first {
+        let id = p.point_id.clone();
+        by_id.entry(id).or_default().0 = Some(p);
+    }
+    for p in second {
+        let id = p.point_id.clone();
+        by_id.entry(id).or_default().1 = Some(p);
+    }
+    by_id
+        .into_iter()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(id, (x, y))| (id, x, y))
+        .collect()
 }
 
 /// A timeline's decision history replayed a step at a time (auditors).
@@ -329,30 +375,14 @@ impl StepChange {
         c: pq::Comparison,
         points: (Vec<pq::ServicePointVersion>, Vec<pq::ServicePointVersion>),
     ) -> Self {
-        let mut by_id: BTreeMap<String, ServicePointChange> = BTreeMap::new();
-        for (p, after) in points
-            .0
-            .into_iter()
-            .map(|p| (p, false))
-            .chain(points.1.into_iter().map(|p| (p, true)))
-        {
-            let change = by_id
-                .entry(p.point_id.clone())
-                .or_insert_with(|| ServicePointChange {
-                    point_id: p.point_id.clone(),
-                    before: None,
-                    after: None,
-                });
-            if after {
-                change.after = Some(p);
-            } else {
-                change.before = Some(p);
-            }
-        }
         Self {
-            service_points: by_id
-                .into_values()
-                .filter(|c| c.before != c.after)
+            service_points: point_differences(points.0, points.1)
+                .into_iter()
+                .map(|(point_id, before, after)| ServicePointChange {
+                    point_id,
+                    before,
+                    after,
+                })
                 .collect(),
             as_of,
             responsibilities: c
@@ -777,9 +807,17 @@ impl Queries {
         for (t, at, field) in [(a, at_a, "a_known_version"), (b, at_b, "b_known_version")] {
             self.reached(t, at.known_version, field).await?;
         }
+        let points = (
+            pq::service_points(&self.db, a, at_a.projection()).await?,
+            pq::service_points(&self.db, b, at_b.projection()).await?,
+        );
         Ok(Comparison {
             comparison: pq::compare_as(&self.db, (a, at_a.projection()), (b, at_b.projection()))
                 .await?,
+            service_points: point_differences(points.0, points.1)
+                .into_iter()
+                .map(|(point_id, a, b)| ServicePointDiff { point_id, a, b })
+                .collect(),
         })
     }
 }

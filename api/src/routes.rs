@@ -8,8 +8,8 @@ use crate::error::{
 };
 use crate::queries::{
     AsOf, Changes, Comparison, DecisionLog, FeedPage, OrgChart, Replay, ReplayStep,
-    Responsibilities, ResponsibilityChange, ServiceHistory, ServicePointChange, ServiceVersion,
-    StepChange, UnitChange, UnitHistory,
+    Responsibilities, ResponsibilityChange, ServiceHistory, ServicePointChange, ServicePointDiff,
+    ServiceVersion, StepChange, UnitChange, UnitHistory,
 };
 use crate::render::{self, Format};
 use crate::service::{
@@ -95,7 +95,7 @@ pub fn app(state: AppState) -> Router {
         changes, change_feed, replay, compare, timeline_events, all_events, verify, healthz,
         readyz, metrics
     ),
-    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Replay, ReplayStep, StepChange, ResponsibilityChange, UnitChange, ServicePointChange, Comparison, EventPage, Format)),
+    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Replay, ReplayStep, StepChange, ResponsibilityChange, UnitChange, ServicePointChange, ServicePointDiff, Comparison, EventPage, Format)),
     modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]

@@ -2684,3 +2684,46 @@ async fn creating_or_forking_onto_an_existing_id_says_the_timeline_exists(app: T
 }
 
 on_both_backends!(creating_or_forking_onto_an_existing_id_says_the_timeline_exists);
+
+/// A scenario that only opens (or changes) a service point, as an alternative for citizen
+/// service centres does, shows that difference in the comparison.
+async fn compare_shows_service_points(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "torg", "name": "Torg"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let open = json!({"type": "OpenServicePoint", "point": "torget", "name": "Torget",
+        "unit": "gamle-oslo", "area": "030101", "services": ["home-care"]});
+    let (status, body) = app
+        .command("torg", &command("torg-open", "2024-01-01", open))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, c) = app
+        .get_json(READER, "/compare?a=oslo&b=torg&as_of=2024-06-01")
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["units"], json!([]), "{c}");
+    assert_eq!(c["responsibilities"], json!([]), "{c}");
+    let points = c["service_points"].as_array().expect("service_points");
+    assert_eq!(points.len(), 1, "{c}");
+    assert_eq!(points[0]["point_id"], "torget");
+    assert_eq!(points[0]["a"], Value::Null);
+    assert_eq!(points[0]["b"]["unit_id"], "gamle-oslo");
+    assert_eq!(points[0]["b"]["services"], json!(["home-care"]));
+    // Before it opens, and against itself: nothing differs.
+    for path in [
+        "/compare?a=oslo&b=torg&as_of=2023-06-01",
+        "/compare?a=torg&b=torg&as_of=2024-06-01",
+    ] {
+        let (status, c) = app.get_json(READER, path).await;
+        assert_eq!(status, 200, "{c}");
+        assert_eq!(c["service_points"], json!([]), "{path}: {c}");
+    }
+}
+
+on_both_backends!(compare_shows_service_points);
