@@ -1081,14 +1081,79 @@ fn full_event(
     })
 }
 
-/// A JSON column of `event`'s row, parsed; stored text that is not JSON is corruption.
+/// A JSON column of `event`'s row, parsed; stored text that is not JSON is corruption, and so
+/// is an object naming a member twice (only an edit behind the store's back writes one, on
+/// SQLite's text columns): readers disagree on which of the two it holds (a JSON value keeps
+/// the last, SQLite's `json_extract` the first), so the row cannot be trusted to say one thing.
 fn parse_json(text: &str, event: &CatchUpEvent, column: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
+    strict_json(text).map_err(|e| {
         StoreError::Corrupt(format!(
-            "{}@{}: {column} is not JSON: {e}",
+            "{}@{}: {column} is not JSON as omorg writes it: {e}",
             event.stream_id, event.stream_version
         ))
     })
+}
+
+/// JSON text as a value, refusing an object that names a member twice.
+pub(crate) fn strict_json(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number};
+
+    struct Strict;
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_unit<E: Error>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(Strict)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut members = Map::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let value = map.next_value_seed(Strict)?;
+                if let Some(name) = members.insert(name.clone(), value).map(|_| name) {
+                    return Err(A::Error::custom(format!("member `{name}` is given twice")));
+                }
+            }
+            Ok(Value::Object(members))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
 }
 
 pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
@@ -1116,4 +1181,32 @@ fn redact(url: &str) -> String {
 /// Whether a database error says a table does not exist (PostgreSQL 42P01; SQLite's message).
 fn is_missing_table(e: &dyn sqlx::error::DatabaseError) -> bool {
     e.code().as_deref() == Some("42P01") || e.message().contains("no such table")
+}
+
+#[cfg(test)]
+mod strict_json_tests {
+    use super::strict_json;
+    use serde_json::json;
+
+    #[test]
+    fn reads_what_serde_json_reads_and_refuses_a_member_given_twice() {
+        for text in [
+            r#"{"a":[1,-2,3.5,1e300,18446744073709551615,null,true,"x\u00e6"],"b":{}}"#,
+            "[]",
+            "\"s\"",
+            "0",
+        ] {
+            let expected: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(strict_json(text).unwrap(), expected, "{text}");
+        }
+        assert_eq!(
+            strict_json(r#"{"a":{"b":1}}"#).unwrap(),
+            json!({"a": {"b": 1}})
+        );
+        for text in [r#"{"a":1,"a":2}"#, r#"[{"x":{"y":1,"y":1}}]"#] {
+            let e = strict_json(text).unwrap_err().to_string();
+            assert!(e.contains("is given twice"), "{text}: {e}");
+        }
+        assert!(strict_json("{} x").is_err());
+    }
 }

@@ -498,6 +498,13 @@ async fn verify_names_an_event_that_no_longer_decodes() {
         (3, "UPDATE events SET payload = 'not json' WHERE stream_id = 'acc' AND stream_version = 3"),
         (2, "UPDATE events SET metadata = '{' WHERE stream_id = 'acc' AND stream_version = 2"),
         (4, "UPDATE events SET recorded_at = 'yesterday' WHERE stream_id = 'acc' AND stream_version = 4"),
+        // A member given twice: the hash (over the parsed value, last one kept) would still
+        // match, while SQLite's json_extract reads the first.
+        (
+            3,
+            r#"UPDATE events SET payload = '{"Deposited":{"amount":1000,"amount":2}}'
+               WHERE stream_id = 'acc' AND stream_version = 3"#,
+        ),
     ] {
         let (db, _) = fresh_database(Backend::Sqlite).await;
         five_events(&db).await;
