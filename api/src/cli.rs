@@ -153,7 +153,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Import(args) => import(&app, args).await,
         Command::Export(args) => export(&app, args).await,
-        Command::Restore(args) => restore(app.db(), args).await,
+        Command::Restore(args) => restore(&app, args).await,
         Command::OrgChart(args) => org_chart(&app, args).await,
         Command::Decisions(args) => decisions(&app, args).await,
         Command::Adopt(args) => adopt(&app, args).await,
@@ -585,7 +585,8 @@ async fn all_events(db: &Database) -> Result<Vec<omorg_store::RecordedEvent>, Cl
 /// `omorg restore FILE`: every event of an export, checked and written in the file's order in
 /// one transaction by the store ([`Database::restore`]). A scenario needs the timeline it was
 /// forked from here or earlier in the file: its decision log starts with that timeline's.
-async fn restore(db: &Database, args: RestoreArgs) -> Result<(), CliError> {
+async fn restore(app: &Omorg, args: RestoreArgs) -> Result<(), CliError> {
+    let db = app.db();
     let shown = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {shown}: {e}")))?;
@@ -605,6 +606,8 @@ async fn restore(db: &Database, args: RestoreArgs) -> Result<(), CliError> {
     if all.is_empty() {
         return Err(CliError::Input(format!("{shown}: holds no events")));
     }
+    written_by_omorg(&all, app.upcasters())
+        .map_err(|e| CliError::Input(format!("{shown}: {e}; nothing was written")))?;
     // Each timeline's first event, in the order the file first names it.
     let mut streams: Vec<&omorg_store::RecordedEvent> = Vec::new();
     for e in &all {
@@ -671,6 +674,59 @@ async fn restore(db: &Database, args: RestoreArgs) -> Result<(), CliError> {
                 String::new()
             }
         )?;
+    }
+    Ok(())
+}
+
+/// Whether an export's events are what omorg writes, beyond the intact chain the store checks
+/// (a chain can be recomputed over anything): each event decodes as a timeline event of the
+/// type its row names, a timeline starts with its creation or fork and has no other, and
+/// recorded times never go back within a timeline (an "as known on" answer depends on them).
+/// Names the first event that is not.
+fn written_by_omorg(
+    all: &[omorg_store::RecordedEvent],
+    upcasters: &omorg_store::Upcasters,
+) -> Result<(), String> {
+    use cqrs_es::DomainEvent;
+    let mut last_recorded: std::collections::HashMap<&str, chrono::DateTime<chrono::Utc>> =
+        std::collections::HashMap::new();
+    for e in all {
+        let at = format!("{}@{}", e.stream_id, e.stream_version);
+        let event: omorg_domain::TimelineEvent = e.decode(upcasters).map_err(|err| {
+            format!(
+                "{at} is not a timeline event omorg can read: {}",
+                chain(&err)
+            )
+        })?;
+        let kind = event.event_type();
+        if kind != e.event_type {
+            return Err(format!(
+                "{at} says it is a {}, but its payload is a {kind}",
+                e.event_type
+            ));
+        }
+        let starts = matches!(
+            event.change,
+            omorg_domain::Change::TimelineCreated(_) | omorg_domain::Change::TimelineForked(_)
+        );
+        if starts != (e.stream_version == 1) {
+            return Err(if starts {
+                format!("{at} starts the timeline again ({kind}) after its first event")
+            } else {
+                format!(
+                    "{at} is the timeline's first event, but a {kind}, not its creation or fork"
+                )
+            });
+        }
+        if let Some(before) = last_recorded.insert(&e.stream_id, e.recorded_at) {
+            if e.recorded_at < before {
+                return Err(format!(
+                    "{at} is recorded at {}, before the event ahead of it ({before})",
+                    e.recorded_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -264,6 +264,12 @@ impl Omorg {
         }
     }
 
+    /// The upcasters the service reads stored events with (a restore checks a file's events
+    /// with the same).
+    pub fn upcasters(&self) -> &omorg_store::Upcasters {
+        self.store.upcasters()
+    }
+
     /// The database.
     pub fn db(&self) -> &Database {
         self.store.database()

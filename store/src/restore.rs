@@ -190,16 +190,7 @@ impl Database {
             reason,
         };
         let held = self.stream_events(stream_id, 1, u64::MAX >> 1).await?;
-        if held.len() > at.len() {
-            return Err(refused(
-                at.len() + 1,
-                format!(
-                    "the database holds {} events of it, the file {}: it is further on here",
-                    held.len(),
-                    at.len()
-                ),
-            ));
-        }
+        // Another history first: a longer one that differs is not merely "further on".
         if let Some(differs) = held
             .iter()
             .zip(at)
@@ -209,6 +200,17 @@ impl Database {
                 differs + 1,
                 "the database holds another history of this timeline; it is never overwritten"
                     .into(),
+            ));
+        }
+        if held.len() > at.len() {
+            return Err(refused(
+                at.len() + 1,
+                format!(
+                    "the database holds {} events of it, the file the first {} of them: it is \
+                     further on here (nothing to restore)",
+                    held.len(),
+                    at.len()
+                ),
             ));
         }
         Ok(held.len())
