@@ -389,12 +389,15 @@ async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
         }
         let earlier = match n.saturating_sub(new) {
             0 => String::new(),
+            1 => " (1 command was already applied)".to_owned(),
             k => format!(" ({k} commands were already applied)"),
         };
         eprintln!(
-            "imported {n} commands from {file} into {}: {new} new events{earlier}, now at \
-             version {}",
-            args.timeline, result.version
+            "imported {} from {file} into {}: {}{earlier}, now at version {}",
+            counted(n, "command"),
+            args.timeline,
+            counted(new, "new event"),
+            result.version
         );
     }
     Ok(())
@@ -493,10 +496,10 @@ async fn adopt(app: &Omorg, args: AdoptArgs) -> Result<(), CliError> {
     } else {
         writeln!(
             out,
-            "adopted scenario {} into {}: {} new events, now at version {}",
+            "adopted scenario {} into {}: {}, now at version {}",
             args.scenario,
             result.timeline,
-            result.events.len(),
+            counted(result.events.len(), "new event"),
             result.version
         )?;
         for e in &result.events {
@@ -797,6 +800,34 @@ async fn replay(app: &Omorg, args: ReplayArgs) -> Result<(), CliError> {
 }
 
 /// One replay step for reading: the event and its decision, then each change on its date.
+/// What differs between two versions of a unit, for a replay line: `name A -> B; parent …`.
+fn unit_differences(
+    b: &omorg_projections::queries::UnitVersion,
+    a: &omorg_projections::queries::UnitVersion,
+) -> String {
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
+    let mut parts = Vec::new();
+    for (what, before, after) in [
+        ("name", b.name.clone(), a.name.clone()),
+        ("code", shown(&b.code), shown(&a.code)),
+        ("kind", b.kind.clone(), a.kind.clone()),
+        ("parent", shown(&b.parent_id), shown(&a.parent_id)),
+        ("areas", b.areas.join(", "), a.areas.join(", ")),
+    ] {
+        if before != after {
+            parts.push(format!("{what} {before} -> {after}"));
+        }
+    }
+    if b.attributes != a.attributes {
+        parts.push("attributes".to_owned());
+    }
+    if parts.is_empty() {
+        "unchanged".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn replay_text(step: &crate::queries::ReplayStep) -> String {
     let d = &step.event;
     let revoked = d
@@ -823,12 +854,10 @@ fn replay_text(step: &crate::queries::ReplayStep) -> String {
         s.push_str(&format!("  on {}:\n", c.as_of));
         for u in &c.units {
             let line = match (&u.before, &u.after) {
-                (None, Some(a)) => format!("+ {} {} ({:?})", u.unit_id, a.name, a.kind),
+                (None, Some(a)) => format!("+ {} {} ({})", u.unit_id, a.name, a.kind),
                 (Some(b), None) => format!("- {} {}", u.unit_id, b.name),
-                (Some(b), Some(a)) if b.name != a.name => {
-                    format!("~ {} {} -> {}", u.unit_id, b.name, a.name)
-                }
-                _ => format!("~ {} changed", u.unit_id),
+                (Some(b), Some(a)) => format!("~ {} {}", u.unit_id, unit_differences(b, a)),
+                (None, None) => continue,
             };
             s.push_str(&format!("    {line}\n"));
         }
@@ -1152,5 +1181,14 @@ async fn verify(app: &Omorg, args: VerifyArgs) -> Result<(), CliError> {
             "hash chain broken in: {}",
             broken.join(", ")
         )))
+    }
+}
+
+/// `n` things, in the singular for one: "1 command", "2 commands".
+fn counted(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
     }
 }

@@ -934,10 +934,11 @@ pub fn summary(e: &TimelineEvent) -> String {
         ServiceRegistered(s) => format!("service {} registered", s.service),
         ServiceRetired(s) => format!("service {} retired", s.service),
         ResponsibilityAssigned(a) => format!(
-            "{} made responsible for {} in {} areas",
+            "{} made responsible for {} in {} area{}",
             a.unit,
             a.service,
-            a.areas.len()
+            a.areas.len(),
+            if a.areas.len() == 1 { "" } else { "s" }
         ),
         ResponsibilityTransferred(t) => format!("{} moved from {} to {}", t.service, t.from, t.to),
         ResponsibilityWithdrawn(w) => format!("{} no longer responsible for {}", w.unit, w.service),

@@ -250,7 +250,7 @@ async fn import_messages_name_the_file_and_line() {
     assert!(stderr.contains("created timeline t"), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "imported 1 commands from {services} into t: 1 new events"
+            "imported 1 command from {services} into t: 1 new event"
         )),
         "{stderr}"
     );
@@ -266,7 +266,7 @@ async fn import_messages_name_the_file_and_line() {
         stderr.contains("timeline t exists (named \"T\"): --create \"T\" creates nothing"),
         "{stderr}"
     );
-    assert!(!stderr.contains("new events"), "{stderr}");
+    assert!(!stderr.contains("new event"), "{stderr}");
     // The same file with a row added: only that row is new.
     let more = csv(
         "more.csv",
@@ -275,7 +275,7 @@ async fn import_messages_name_the_file_and_line() {
     let (ok, stderr) = import(more).await;
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("1 new events (1 commands were already applied)"),
+        stderr.contains("1 new event (1 command was already applied)"),
         "{stderr}"
     );
     // Edited again (a row put first, so the earlier rows moved down a line) and imported by a
@@ -294,7 +294,7 @@ async fn import_messages_name_the_file_and_line() {
     let (ok, stderr) = reimport(moved.clone(), "colleague").await;
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("1 new events (2 commands were already applied)"),
+        stderr.contains("1 new event (2 commands were already applied)"),
         "{stderr}"
     );
     let (ok, stderr) = reimport(moved, "someone-else").await;
@@ -335,7 +335,7 @@ async fn import_messages_name_the_file_and_line() {
     let (ok, stderr) = reimport(csv("akutt.csv", "service,name\nakutt,Akutt\n"), "colleague").await;
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("1 new events"),
+        stderr.contains("1 new event,"),
         "akutt was not written before: {stderr}"
     );
 
@@ -1252,7 +1252,10 @@ async fn replay_prints_each_step_and_its_changes(app: TestApp) {
     );
     assert!(merger.contains("  on 2020-01-01:"), "{merger}");
     assert!(merger.contains("- kommune-0627 Røyken kommune"), "{merger}");
-    assert!(merger.contains("+ asker Asker kommune"), "{merger}");
+    assert!(merger.contains("+ asker Asker kommune (municipality)"), "{merger}");
+    // A unit that changes says what changed, in plain words (no debug quoting).
+    assert!(!text.contains("(\""), "{text}");
+    assert!(!text.lines().any(|l| l.ends_with(" changed")), "{text}");
     assert!(
         merger.contains("citizen-service-desk in 0627 Røyken: Røyken kommune (kommune-0627) -> Asker kommune (asker)"),
         "{merger}"
@@ -1375,7 +1378,7 @@ async fn a_split_responsibility_reordered_is_already_imported() {
     let (ok, stderr) = import(more).await;
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("1 new events (2 commands were already applied)"),
+        stderr.contains("1 new event (2 commands were already applied)"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

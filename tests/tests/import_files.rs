@@ -186,7 +186,7 @@ async fn a_byte_order_mark_is_accepted() {
         let file = write(&dir, name, text);
         let (ok, stderr) = import(&url, &file, &format!("t{i}")).await;
         assert!(ok, "{name}: {stderr}");
-        assert!(stderr.contains("1 new events"), "{stderr}");
+        assert!(stderr.contains("1 new event,"), "{stderr}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
