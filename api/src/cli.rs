@@ -1059,7 +1059,17 @@ async fn org_chart(app: &Omorg, args: OrgChartArgs) -> Result<(), CliError> {
         known_version: args.known_version,
         known_at: None,
     };
-    let chart = caught_up(app).await?.org_chart(&args.timeline, at).await?;
+    let chart = caught_up(app)
+        .await?
+        .org_chart(&args.timeline, at)
+        .await
+        .map_err(|e| match e {
+            // A version the timeline has not reached is the option's fault: a usage error.
+            ApiError::Invalid { ref field, .. } if field == "known_version" => {
+                invalid_argument("--known-version", e)
+            }
+            other => other.into(),
+        })?;
     let text = match args.format {
         ChartFormat::Text => text_tree(&chart),
         ChartFormat::Json => {

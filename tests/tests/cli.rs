@@ -46,6 +46,15 @@ async fn cli_commands_work_and_fail_cleanly(app: TestApp) {
         assert!(!e.to_string().contains("not found"), "{command}: {e}");
     }
     omorg(&app, &["verify"]).await.expect("every chain intact");
+    // A version the timeline has not reached is a usage error naming the option.
+    let e = omorg(
+        &app,
+        &["org-chart", "--timeline", "oslo", "--known-version", "999"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().starts_with("--known-version: "), "{e}");
     // Against a head written down earlier: one the chain does not reach is a broken chain
     // (exit 3); a malformed one is a usage error (exit 2).
     let zeros = "0".repeat(64);
@@ -1252,7 +1261,10 @@ async fn replay_prints_each_step_and_its_changes(app: TestApp) {
     );
     assert!(merger.contains("  on 2020-01-01:"), "{merger}");
     assert!(merger.contains("- kommune-0627 Røyken kommune"), "{merger}");
-    assert!(merger.contains("+ asker Asker kommune (municipality)"), "{merger}");
+    assert!(
+        merger.contains("+ asker Asker kommune (municipality)"),
+        "{merger}"
+    );
     // A unit that changes says what changed, in plain words (no debug quoting).
     assert!(!text.contains("(\""), "{text}");
     assert!(!text.lines().any(|l| l.ends_with(" changed")), "{text}");
