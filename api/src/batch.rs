@@ -35,6 +35,9 @@ pub struct Commands {
     pub commands: Vec<TimelineCommand>,
     /// True when the client sent a batch: refusals then name the index.
     pub is_batch: bool,
+    /// True for the changes of a scenario being adopted: decided as copies
+    /// ([`Timeline::decide_copy`]), so that one the baseline already made does not block the rest.
+    pub adopted: bool,
 }
 
 impl Aggregate for TimelineBatch {
@@ -50,10 +53,15 @@ impl Aggregate for TimelineBatch {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        let is_batch = command.is_batch;
+        let (is_batch, adopted) = (command.is_batch, command.adopted);
         for (i, cmd) in command.commands.into_iter().enumerate() {
             // `decide` sees the events of the earlier commands: `sink.write` applies them.
-            let decided = self.0.decide(cmd).map_err(|error| BatchRefusal {
+            let decided = if adopted {
+                self.0.decide_copy(cmd)
+            } else {
+                self.0.decide(cmd)
+            };
+            let decided = decided.map_err(|error| BatchRefusal {
                 index: is_batch.then_some(i),
                 error,
             })?;

@@ -579,7 +579,13 @@ impl Omorg {
             })
             .await??;
         let into = TimelineId::new(timeline).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-        let (batch, metadata) = prepare(commands, true, actor)?;
+        let (mut batch, metadata) = prepare(commands, true, actor)?;
+        batch.adopted = true;
+        // Every event this adoption writes rests on the adopting decision: the changes adopted
+        // before are in the batch only to be recognised, and write nothing. So the metadata
+        // names it even when those earlier changes rest on an earlier adoption's decision.
+        let metadata = metadata
+            .with_decision(serde_json::to_value(&req.decision).map_err(ApiError::internal)?);
         // The parent's changes and the scenario's record of them are written in one
         // transaction (`execute_linked`): nobody sees the parent changed and the scenario not
         // marked, or the other way round. The record's id follows from the adoption's and the
@@ -1189,7 +1195,14 @@ fn prepare(
     let metadata = CommandMetadata::new(command_id)
         .with_actor(actor)
         .with_decision(decision);
-    Ok((Commands { commands, is_batch }, metadata))
+    Ok((
+        Commands {
+            commands,
+            is_batch,
+            adopted: false,
+        },
+        metadata,
+    ))
 }
 
 /// The API's answer to what the store made of a command on `timeline`, counted.

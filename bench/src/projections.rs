@@ -248,6 +248,7 @@ pub async fn load(
                 Commands {
                     commands: chunk.to_vec(),
                     is_batch: true,
+                    adopted: false,
                 },
                 CommandMetadata::new(format!("{stream}-load-{i}")),
             )
@@ -502,6 +503,7 @@ async fn cold_load(db: &Database, stream: &str) -> Result<(), BoxError> {
                     }),
                 }],
                 is_batch: false,
+                adopted: false,
             },
             CommandMetadata::new(format!("{stream}-snapshot")),
         )

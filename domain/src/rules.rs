@@ -277,6 +277,47 @@ impl OrgState {
         Ok(())
     }
 
+    /// Why `change`, valid or not, would leave this organisation as it is: a rename to the
+    /// names it has, a move under the parent it has, a service point given the services it
+    /// offers. A new command that changes nothing is refused (as a transfer of nothing is),
+    /// so that the decision log and replay hold only changes. Checked for the new command
+    /// only, never for a recorded one: those stand as recorded.
+    pub fn no_op(&self, change: &Change) -> Option<String> {
+        match change {
+            Change::UnitRenamed(r) => {
+                let u = self.units.get(&r.unit).filter(|u| u.is_live())?;
+                if r.name.is_none() && r.code.is_none() {
+                    return None; // malformed: the rename's own check says so
+                }
+                let same_name = r.name.as_ref().is_none_or(|n| *n == u.name);
+                let same_code = r.code.as_ref().is_none_or(|c| u.code.as_ref() == Some(c));
+                (same_name && same_code).then(|| match (&r.name, &r.code) {
+                    (Some(n), None) => format!("unit {} is already named {n:?}", r.unit),
+                    (None, Some(c)) => format!("unit {} already has code {c}", r.unit),
+                    _ => format!("unit {} already has that name and code", r.unit),
+                })
+            }
+            Change::UnitMoved(m) => {
+                let u = self.units.get(&m.unit).filter(|u| u.is_live())?;
+                (u.parent == m.new_parent).then(|| match &m.new_parent {
+                    Some(p) => format!("unit {} is already under {p}", m.unit),
+                    None => format!("unit {} already has no parent", m.unit),
+                })
+            }
+            Change::ServicePointServicesSet(s) => {
+                let p = self.service_points.get(&s.point).filter(|p| p.is_open())?;
+                let services: BTreeSet<&ServiceCode> = s.services.iter().collect();
+                (p.services.iter().collect::<BTreeSet<_>>() == services).then(|| {
+                    format!(
+                        "service point {} already offers exactly these services",
+                        s.point
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Checks `change` against this state on `date` and applies it if allowed.
     ///
     /// Atomic: a refused change leaves the state exactly as it was, so callers can apply changes

@@ -233,12 +233,21 @@ impl Timeline {
     }
 
     /// Checks `change` inserted at its effective date against the whole history.
-    fn check_insert(&mut self, ctx: &ChangeContext, change: &Change) -> Result<(), DomainError> {
+    fn check_insert(
+        &mut self,
+        ctx: &ChangeContext,
+        change: &Change,
+        refuse_no_op: bool,
+    ) -> Result<(), DomainError> {
         let date = ctx.effective_from;
         self.ensure_head();
         if let Some(mut head) = self.head.take().filter(|h| date >= h.last_date) {
             // Nothing is scheduled after it: checking it on the head state is enough, and the
             // head then becomes the state after it (in place: no copy of the organisation).
+            if let Some(reason) = head.state.no_op(change).filter(|_| refuse_no_op) {
+                self.head = Some(head);
+                return Err(DomainError::NothingToChange { reason });
+            }
             return match head.state.apply_change(date, change) {
                 Ok(()) => {
                     head.covers += 1;
@@ -259,6 +268,9 @@ impl Timeline {
         for r in self.in_force(self.version) {
             let eff = r.event.context.effective_from;
             if !inserted && eff > date {
+                if let Some(reason) = state.no_op(change).filter(|_| refuse_no_op) {
+                    return Err(DomainError::NothingToChange { reason });
+                }
                 state
                     .apply_change(date, change)
                     .map_err(|e| self.explain(e, date))?;
@@ -330,6 +342,25 @@ impl Timeline {
     /// Returns `Ok(None)` when the command id was already applied with the same request: a retry
     /// is answered with the original outcome and produces nothing new.
     pub fn decide(&mut self, cmd: TimelineCommand) -> Result<Option<TimelineEvent>, DomainError> {
+        self.decide_as(cmd, true)
+    }
+
+    /// [`Timeline::decide`] for a change copied from a scenario being adopted: the same rules,
+    /// except that a copy which changes nothing (the baseline made the same change meanwhile)
+    /// is written rather than refused, so that one change already made does not block the
+    /// adoption of all the others.
+    pub fn decide_copy(
+        &mut self,
+        cmd: TimelineCommand,
+    ) -> Result<Option<TimelineEvent>, DomainError> {
+        self.decide_as(cmd, false)
+    }
+
+    fn decide_as(
+        &mut self,
+        cmd: TimelineCommand,
+        refuse_no_op: bool,
+    ) -> Result<Option<TimelineEvent>, DomainError> {
         Self::check_context(&cmd.context)?;
         if let Some(rec) = self.record_of(&cmd.context.command_id) {
             return if rec.event.context == cmd.context
@@ -393,7 +424,7 @@ impl Timeline {
             }
             other => {
                 let change = org_change(other);
-                self.check_insert(&cmd.context, &change)?;
+                self.check_insert(&cmd.context, &change, refuse_no_op)?;
                 change
             }
         };

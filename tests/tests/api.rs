@@ -1578,6 +1578,22 @@ async fn a_scenario_is_adopted_again_under_another_decision(app: TestApp) {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "{body}");
+    // The event written rests on the second adoption's decision, and its metadata says so
+    // (the first adoption's change is in the batch only to be recognised, and writes nothing).
+    let version = body["events"][0]["version"].as_u64().expect("version");
+    let (_, page) = app
+        .get_json(
+            AUDITOR,
+            &format!(
+                "/timelines/oslo/events?after_version={}&limit=1",
+                version - 1
+            ),
+        )
+        .await;
+    assert_eq!(
+        page["events"][0]["metadata"]["decision"]["case_number"], "25/2",
+        "{page}"
+    );
     // Resent under yet another decision with nothing new: a no-op.
     let (status, body) = app
         .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/3"))

@@ -2088,3 +2088,44 @@ fn free_text_fields_refuse_nul_too() {
         },
     );
 }
+
+#[test]
+fn a_change_that_changes_nothing_is_refused() {
+    let rename = |name: &str| {
+        Action::RenameUnit(Rename {
+            unit: uid("alna"),
+            name: Some(name.into()),
+            code: None,
+        })
+    };
+    let mut t = timeline(oslo());
+    let current = t.state_at(d("2026-01-01")).units[&uid("alna")].name.clone();
+    let parent = t.state_at(d("2026-01-01")).units[&uid("alna")]
+        .parent
+        .clone();
+    for (action, says) in [
+        (rename(&current), "is already named"),
+        (
+            Action::MoveUnit(Move {
+                unit: uid("alna"),
+                new_parent: parent,
+            }),
+            "is already under",
+        ),
+    ] {
+        match t.decide(cmd("noop", "2026-01-01", action)) {
+            Err(DomainError::NothingToChange { reason }) => {
+                assert!(reason.contains(says), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Renamed in 2027 to what it will be called from 2026: nothing to change then either, even
+    // though it is recorded after; before the earlier rename took effect it is a change.
+    run(&mut t, cmd("r1", "2026-01-01", rename("Bydel Alna (ny)"))).unwrap();
+    assert!(matches!(
+        t.decide(cmd("r2", "2027-01-01", rename("Bydel Alna (ny)"))),
+        Err(DomainError::NothingToChange { .. })
+    ));
+    run(&mut t, cmd("r3", "2025-01-01", rename("Bydel Alna (ny)"))).unwrap();
+}
