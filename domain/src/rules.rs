@@ -151,10 +151,10 @@ impl OrgState {
         }
     }
 
-    fn check_code_free(&self, code: &str, except: &UnitId) -> Result<(), DomainError> {
+    fn check_code_free(&self, code: &str, except: &[&UnitId]) -> Result<(), DomainError> {
         match self
             .live_units()
-            .find(|u| &u.id != except && u.code.as_deref() == Some(code))
+            .find(|u| !except.contains(&&u.id) && u.code.as_deref() == Some(code))
         {
             Some(u) => Err(DomainError::DuplicateCode {
                 code: code.to_string(),
@@ -172,6 +172,18 @@ impl OrgState {
         field: &str,
         allow_areas: bool,
     ) -> Result<(), DomainError> {
+        self.check_new_unit_replacing(def, field, allow_areas, &[])
+    }
+
+    /// [`Self::check_new_unit`] for a unit that replaces `replaced` on the same date (a merge's
+    /// new successor): their codes pass on to it.
+    fn check_new_unit_replacing(
+        &self,
+        def: &UnitDef,
+        field: &str,
+        allow_areas: bool,
+        replaced: &[UnitId],
+    ) -> Result<(), DomainError> {
         check_text(&format!("{field}.name"), &def.name)?;
         for (k, v) in &def.attributes {
             check_text(&format!("{field}.attributes"), k)?;
@@ -184,7 +196,9 @@ impl OrgState {
         }
         if let Some(code) = &def.code {
             check_text(&format!("{field}.code"), code)?;
-            self.check_code_free(code, &def.unit)?;
+            let mut except: Vec<&UnitId> = replaced.iter().collect();
+            except.push(&def.unit);
+            self.check_code_free(code, &except)?;
         }
         if let Some(p) = &def.parent {
             self.live_unit(p)?;
@@ -428,7 +442,7 @@ impl OrgState {
         }
         if let Some(c) = &r.code {
             check_text("action.code", c)?;
-            self.check_code_free(c, &r.unit)?;
+            self.check_code_free(c, &[&r.unit])?;
         }
         if let Some(u) = self.units.get_mut(&r.unit) {
             if let Some(n) = &r.name {
@@ -508,7 +522,9 @@ impl OrgState {
                 unit.clone()
             }
             Successor::New(def) => {
-                self.check_new_unit(def, "action.successor", true)?;
+                // A source's code may pass on to the new unit (a municipality keeping its
+                // number, a district its code), since the source ends with this merge.
+                self.check_new_unit_replacing(def, "action.successor", true, &m.sources)?;
                 if def.parent.as_ref().is_some_and(|p| m.sources.contains(p)) {
                     return Err(DomainError::invalid(
                         "action.successor.parent",

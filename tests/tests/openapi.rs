@@ -30,7 +30,7 @@ fn one_of_each() -> Vec<Value> {
     vec![
         json!({"type": "EstablishUnit", "unit": "alna", "code": "030112", "name": "Bydel Alna", "kind": "district", "parent": "oslo", "areas": [{"code": "030112", "name": "Alna"}], "attributes": {"orgnr": "974778726"}}),
         json!({"type": "RenameUnit", "unit": "alna", "name": "Bydel Alna (ny)"}),
-        json!({"type": "MoveUnit", "unit": "alna", "new_parent": "oslo"}),
+        json!({"type": "MoveUnit", "unit": "alna", "new_parent": "grorud"}),
         json!({"type": "RegisterService", "service": "home-care", "name": "Hjemmetjenester", "category": "helse"}),
         json!({"type": "AssignResponsibility", "service": "home-care", "unit": "alna", "areas": ["030112"]}),
         json!({"type": "CentraliseService", "service": "home-care", "agency": "helseetaten"}),

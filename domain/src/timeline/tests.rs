@@ -2129,3 +2129,47 @@ fn a_change_that_changes_nothing_is_refused() {
     ));
     run(&mut t, cmd("r3", "2025-01-01", rename("Bydel Alna (ny)"))).unwrap();
 }
+
+#[test]
+fn a_merge_into_a_new_unit_may_keep_a_sources_code() {
+    let mut given = oslo();
+    given.push(ev(
+        "code",
+        "2020-01-01",
+        Change::UnitRenamed(Rename {
+            unit: uid("grorud"),
+            name: None,
+            code: Some("030110".into()),
+        }),
+    ));
+    let mut succ = unit("grorud-stovner", District, Some("oslo"), &[]);
+    succ.name = "Grorud og Stovner".into();
+    succ.code = Some("030110".into());
+    let merge = |succ: UnitDef, sources: Vec<UnitId>| {
+        Action::MergeUnits(Merge {
+            sources,
+            successor: Successor::New(succ),
+        })
+    };
+    accepts(
+        given.clone(),
+        cmd(
+            "m",
+            "2026-01-01",
+            merge(succ.clone(), vec![uid("grorud"), uid("stovner")]),
+        ),
+    );
+    // Not the code of a unit that lives on.
+    refuses(
+        given,
+        cmd(
+            "m",
+            "2026-01-01",
+            merge(succ, vec![uid("alna"), uid("stovner")]),
+        ),
+        DomainError::DuplicateCode {
+            code: "030110".into(),
+            holder: uid("grorud"),
+        },
+    );
+}
