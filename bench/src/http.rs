@@ -293,13 +293,15 @@ async fn create_timeline(client: &Client, id: &str) -> Result<(), BoxError> {
 }
 
 /// One client's next command: renames its timeline's first district, alternating between two
-/// names (a rename to the current name would be a no-op), under a fresh command id.
+/// names (a rename to the current name is refused as changing nothing), under a fresh command
+/// id.
 fn rename_body(timeline: &str, seq: u64, decision: &str) -> String {
     let (unit, _, name) = DISTRICTS[0];
+    // The first renames away from the name the district was created with.
     let name = if seq % 2 == 0 {
-        name.to_owned()
-    } else {
         format!("{name} (nytt navn)")
+    } else {
+        name.to_owned()
     };
     format!(
         r#"{{"command_id":"{timeline}-rename-{seq}","effective_from":"2026-01-01","actor":"bench","decision":{decision},"rationale":"benchmark","action":{{"type":"RenameUnit","unit":"{unit}","name":"{name}"}}}}"#
