@@ -408,6 +408,9 @@ fn csv_commands(
             }),
         ));
     }
+    if kind == "units" {
+        out = parents_first(out);
+    }
     let mut rows_of: HashMap<&Pair, usize> = HashMap::new();
     for (_, pair, _) in &assignment_rows {
         *rows_of.entry(pair).or_default() += 1;
@@ -426,6 +429,36 @@ fn csv_commands(
         ));
     }
     Ok(out)
+}
+
+/// Unit rows with every unit after its parent when the parent is in the file too, and
+/// otherwise in the file's order: a spreadsheet sorted by name (or by code) lists districts
+/// before their municipality, and each row is decided against the units of the rows before it.
+/// A parent that never comes (a cycle, a unit naming itself) leaves its rows at the end, in
+/// order, for the domain to refuse naming their lines.
+fn parents_first(rows: Vec<(Origin, Value)>) -> Vec<(Origin, Value)> {
+    let unit = |row: &(Origin, Value)| row.1["action"]["unit"].as_str().map(str::to_owned);
+    let in_file: std::collections::HashSet<String> = rows.iter().filter_map(unit).collect();
+    let mut placed = std::collections::HashSet::new();
+    let (mut out, mut pending) = (Vec::with_capacity(rows.len()), rows);
+    loop {
+        let waiting = pending.len();
+        let mut rest = Vec::new();
+        for row in pending {
+            let parent = row.1["action"]["parent"].as_str();
+            if parent.is_none_or(|p| !in_file.contains(p) || placed.contains(p)) {
+                placed.extend(unit(&row));
+                out.push(row);
+            } else {
+                rest.push(row);
+            }
+        }
+        pending = rest;
+        if pending.is_empty() || pending.len() == waiting {
+            out.extend(pending);
+            return out;
+        }
+    }
 }
 
 /// A responsibility row's service, unit and effective date.
@@ -527,6 +560,44 @@ mod tests {
         let c = parse_file(Path::new("r.csv"), resp, &a).unwrap().commands;
         assert!(
             matches!(&c[0].action, omorg_domain::Action::AssignResponsibility(x) if x.areas.len() == 2)
+        );
+    }
+
+    #[test]
+    fn unit_rows_come_after_their_parents() {
+        let a = csv_args();
+        // Sorted by name: the districts first, a department before its district.
+        let units = "unit,name,kind,parent\n\
+            alna-helse,Alna helse,department,alna\n\
+            alna,Bydel Alna,district,oslo\n\
+            frogner,Bydel Frogner,district,oslo\n\
+            oslo,Oslo kommune,municipality,\n\
+            self,Self,department,self\n";
+        let f = parse_file(Path::new("u.csv"), units, &a).unwrap();
+        let order: Vec<String> = f
+            .commands
+            .iter()
+            .map(|c| {
+                c.context
+                    .command_id
+                    .as_str()
+                    .split(':')
+                    .nth(3)
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(order, ["oslo", "alna", "frogner", "alna-helse", "self"]);
+        // Each keeps its line, for errors.
+        assert_eq!(
+            f.origins,
+            [
+                Origin::Line(5),
+                Origin::Line(3),
+                Origin::Line(4),
+                Origin::Line(2),
+                Origin::Line(6)
+            ]
         );
     }
 
