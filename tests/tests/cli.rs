@@ -1596,3 +1596,48 @@ async fn restore_refuses_chains_omorg_could_not_have_written() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{name}");
     }
 }
+
+/// A units sheet sorted by name (districts above their municipality, a department above its
+/// district) imports as it is, on a real database; a cycle is still refused naming a line.
+#[tokio::test]
+async fn a_units_sheet_in_any_order_imports() {
+    let dir = scratch("import-unit-order");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let options = [
+        "--timeline",
+        "t",
+        "--create",
+        "T",
+        "--effective-from",
+        "2021-01-01",
+        "--case-number",
+        "21/1",
+        "--body",
+        "Bystyret",
+        "--title",
+        "Organisering",
+    ];
+    let sorted = write_file(
+        &dir,
+        "units.csv",
+        "unit,name,kind,parent,areas\n\
+         alna-helse,Alna helse,department,alna,\n\
+         alna,Bydel Alna,district,oslo,030112=Alna\n\
+         oslo,Oslo kommune,municipality,,030116=Sentrum\n",
+    );
+    let (ok, stderr) = import_file(&url, &sorted, &options).await;
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("imported 3 commands"), "{stderr}");
+    let cycle = write_file(
+        &dir,
+        "cycle.csv",
+        "unit,name,kind,parent\na,A,department,b\nb,B,department,a\n",
+    );
+    let existing = [&options[..2], &options[4..]].concat();
+    let (ok, stderr) = import_file(&url, &cycle, &existing).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("cycle.csv: line 2: unknown unit b"),
+        "{stderr}"
+    );
+}
