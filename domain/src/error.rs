@@ -166,12 +166,19 @@ pub enum DomainError {
         area: AreaCode,
     },
     /// The area is held by another unit than the command assumes.
-    #[error("area {area} is held by {}", holder.as_ref().map_or("no unit".to_string(), ToString::to_string))]
+    #[error(
+        "area {area} is held by {}{}",
+        holder.as_ref().map_or("no unit".to_string(), ToString::to_string),
+        assumed.as_ref().map_or(String::new(), |u| format!(", not by {u}"))
+    )]
     AreaHeldByOther {
         /// The area.
         area: AreaCode,
         /// Its holder, if any.
         holder: Option<UnitId>,
+        /// The unit the command took for its holder (the split's source, the transfer's
+        /// giver); `None` where the command needs the area free.
+        assumed: Option<UnitId>,
     },
     /// No service with this code is registered.
     #[error("unknown service {service}")]

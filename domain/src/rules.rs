@@ -225,6 +225,7 @@ impl OrgState {
                         return Err(DomainError::AreaHeldByOther {
                             area: a.code.clone(),
                             holder: existing.holder.clone(),
+                            assumed: None,
                         });
                     }
                 }
@@ -667,6 +668,7 @@ impl OrgState {
                     return Err(DomainError::AreaHeldByOther {
                         area: a.clone(),
                         holder: self.areas.get(a).and_then(|x| x.holder.clone()),
+                        assumed: Some(s.source.clone()),
                     });
                 }
                 if whole.insert(a.clone(), t.clone()).is_some() {
@@ -689,6 +691,7 @@ impl OrgState {
                     return Err(DomainError::AreaHeldByOther {
                         area: from.clone(),
                         holder: self.areas.get(from).and_then(|x| x.holder.clone()),
+                        assumed: Some(s.source.clone()),
                     });
                 }
                 if self.areas.contains_key(&c.code) || carved.contains_key(&c.code) {
@@ -854,6 +857,7 @@ impl OrgState {
             return Err(DomainError::AreaHeldByOther {
                 area: t.area.clone(),
                 holder: area.holder.clone(),
+                assumed: Some(t.from.clone()),
             });
         }
         if let Some(a) = self.areas.get_mut(&t.area) {

@@ -277,6 +277,7 @@ fn establish_refusals() {
         DomainError::AreaHeldByOther {
             area: ac("030110"),
             holder: Some(uid("grorud")),
+            assumed: None,
         },
     );
     let mut empty_name = unit("x", District, None, &[]);
@@ -1016,6 +1017,7 @@ fn split_refusals() {
         DomainError::AreaHeldByOther {
             area: ac("030111"),
             holder: Some(uid("stovner")),
+            assumed: Some(uid("alna")),
         },
     );
 }
@@ -1052,6 +1054,7 @@ fn transfer_area_moves_the_givers_responsibilities() {
         DomainError::AreaHeldByOther {
             area: ac("030111"),
             holder: Some(uid("stovner")),
+            assumed: Some(uid("alna")),
         },
     );
     refuses(
@@ -2172,4 +2175,20 @@ fn a_merge_into_a_new_unit_may_keep_a_sources_code() {
             holder: uid("grorud"),
         },
     );
+}
+
+#[test]
+fn an_area_held_by_another_says_whose_the_command_took_it_for() {
+    let e = DomainError::AreaHeldByOther {
+        area: ac("030111"),
+        holder: Some(uid("stovner")),
+        assumed: Some(uid("alna")),
+    };
+    assert_eq!(e.to_string(), "area 030111 is held by stovner, not by alna");
+    let free = DomainError::AreaHeldByOther {
+        area: ac("030110"),
+        holder: Some(uid("grorud")),
+        assumed: None,
+    };
+    assert_eq!(free.to_string(), "area 030110 is held by grorud");
 }
