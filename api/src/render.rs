@@ -321,6 +321,20 @@ pub fn org_chart_dot(chart: &OrgChart) -> String {
         if let Some(p) = parent {
             let _ = writeln!(s, "  {} -> {};", dot_quote(p), dot_quote(&n.id));
         }
+        // Service points (an innbyggertorg) hang off the unit that runs them, drawn apart from
+        // the units; their node ids are prefixed so they cannot meet a unit's.
+        for point in &n.service_points {
+            let id = format!("point:{}", point.id);
+            let label = format!("{}\n{}", point.name, point.services.join(", "));
+            let _ = writeln!(
+                s,
+                "  {} [label={}, shape=note];\n  {} -> {} [style=dashed];",
+                dot_quote(&id),
+                dot_quote(&label),
+                dot_quote(&n.id),
+                dot_quote(&id)
+            );
+        }
     }
     s.push_str("}\n");
     s
@@ -336,11 +350,19 @@ pub fn org_chart_mermaid(chart: &OrgChart) -> String {
         .map(|(i, (n, _, _))| (n.id.as_str(), i))
         .collect();
     let mut s = String::from("flowchart TD\n");
+    let mut points = 0;
     for (i, (n, parent, _)) in nodes.iter().enumerate() {
         let label = mermaid_label(&n.name);
         let _ = writeln!(s, "  u{i}[\"{label}\"]");
         if let Some(p) = parent.and_then(|p| index.get(p)) {
             let _ = writeln!(s, "  u{p} --> u{i}");
+        }
+        // Service points hang off the unit that runs them, with a dotted link and a rounded
+        // node (`p0`, `p1`, …).
+        for point in &n.service_points {
+            let label = mermaid_label(&format!("{}\n{}", point.name, point.services.join(", ")));
+            let _ = writeln!(s, "  p{points}([\"{label}\"])\n  u{i} -.-> p{points}");
+            points += 1;
         }
     }
     s
@@ -395,6 +417,34 @@ mod tests {
         assert!(dot.contains("\"oslo\" -> \"gamle-oslo\";") && dot.contains("\\\"Gamle\\\""));
         let mermaid = org_chart_mermaid(&c);
         assert!(mermaid.contains("u0 --> u1") && mermaid.contains("#quot;Gamle#quot;"));
+    }
+
+    #[test]
+    fn service_points_hang_off_the_unit_that_runs_them() {
+        let mut c = chart();
+        c.units[0].children[0].service_points = vec![crate::queries::PointNode {
+            id: "torget".into(),
+            name: "Innbyggertorg \"Torget\"".into(),
+            area: Some("030101".into()),
+            services: vec!["library".into(), "citizen-service-desk".into()],
+        }];
+        let dot = org_chart_dot(&c);
+        assert!(
+            dot.contains("\"point:torget\" [label=\"Innbyggertorg \\\"Torget\\\"\\nlibrary, citizen-service-desk\", shape=note];"),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("\"gamle-oslo\" -> \"point:torget\" [style=dashed];"),
+            "{dot}"
+        );
+        let mermaid = org_chart_mermaid(&c);
+        assert!(
+            mermaid.contains(
+                "p0([\"Innbyggertorg #quot;Torget#quot;<br/>library, citizen-service-desk\"])"
+            ),
+            "{mermaid}"
+        );
+        assert!(mermaid.contains("u1 -.-> p0"), "{mermaid}");
     }
 
     #[test]
