@@ -145,8 +145,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     )
     .await?;
     let app = Omorg::new(db.clone());
+    // Commands that write leave the read models current before they return, as a server
+    // would: plain-SQL readers (reporting) otherwise saw none of it until something projected.
+    let writes = matches!(
+        cli.command,
+        Command::Import(_) | Command::Restore(_) | Command::Adopt(_) | Command::Demo
+    );
     let result = match cli.command {
-        Command::Serve(args) => serve(app, args).await,
+        Command::Serve(args) => serve(app.clone(), args).await,
         Command::Migrate => {
             eprintln!("migrated {}", cli.database_url);
             Ok(())
@@ -165,6 +171,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Rebuild => rebuild(app.db()).await,
+    };
+    let result = match result {
+        Ok(()) if writes => caught_up(&app).await.map(drop),
+        other => other,
     };
     db.close().await;
     result

@@ -1641,3 +1641,62 @@ async fn a_units_sheet_in_any_order_imports() {
         "{stderr}"
     );
 }
+
+/// A CLI command that writes leaves the read models current: reporting's plain SQL sees the
+/// demo (and an import) as soon as the command has finished, with no server running.
+async fn plain_sql_sees_what_a_cli_command_wrote(app: TestApp) {
+    omorg(&app, &["demo"]).await.expect("demo");
+    let db = app.app.db().clone();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            match &db {
+                omorg_store::Database::Postgres(pool) => {
+                    sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await
+                }
+                omorg_store::Database::Sqlite(pool) => {
+                    sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await
+                }
+            }
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    let sql = "SELECT count(*) FROM current_responsibilities WHERE timeline_id = 'oslo'";
+    assert!(
+        count(sql).await > 0,
+        "the demo's responsibilities are in the read models"
+    );
+    let dir = scratch(&format!(
+        "sql-after-import-{}",
+        app.app.db().backend() as u8
+    ));
+    let file = write_file(
+        &dir,
+        "services.csv",
+        "service,name,category\nlegevakt,Legevakt,health\n",
+    );
+    omorg(
+        &app,
+        &[
+            "import",
+            &file,
+            "--timeline",
+            "oslo",
+            "--effective-from",
+            "2026-01-01",
+            "--case-number",
+            "26/1",
+            "--body",
+            "Bystyret",
+            "--title",
+            "Legevakt",
+        ],
+    )
+    .await
+    .expect("import");
+    let sql = "SELECT count(*) FROM service_versions \
+               WHERE timeline_id = 'oslo' AND service_code = 'legevakt'";
+    assert_eq!(count(sql).await, 1);
+}
+
+on_both_backends!(plain_sql_sees_what_a_cli_command_wrote);
