@@ -247,15 +247,33 @@ fn csv_commands(
     // Each responsibility row's pair (service, unit, date) and its smallest area, by its place
     // in `out`: the ids of a pair given in several rows are settled once all rows are read.
     let mut assignment_rows: Vec<(usize, Pair, Option<String>)> = Vec::new();
+    // The line a record starts on, from its byte offset: the reader's own line count is one
+    // short after a CRLF header (what Excel writes) and after blank lines, and the line is in
+    // the rationale, which is kept with the event. A quoted cell may span lines.
+    let line_starts: Vec<usize> = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    let line_of = |position: Option<&csv::Position>, fallback: u64| {
+        position.map_or(fallback, |p| {
+            // The reader's offset can stand on the line end before the record (the `\n` of a
+            // CRLF, blank lines): a record starts at the first byte that is not one.
+            let mut byte = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+            while matches!(text.as_bytes().get(byte), Some(b'\r' | b'\n')) {
+                byte += 1;
+            }
+            line_starts.partition_point(|&nl| nl < byte) as u64 + 1
+        })
+    };
     for (i, record) in reader.records().enumerate() {
-        // The line the record starts on, as the reader counted it: a quoted cell may span lines.
-        // (It is in the rationale, which is part of the command: a re-import sends the same.)
         let fallback = i as u64 + 2;
         let record = record.map_err(|e| {
-            let line = e.position().map_or(fallback, csv::Position::line);
+            let line = line_of(e.position(), fallback);
             CliError::Input(format!("{file}: line {line}: {e}"))
         })?;
-        let line = record.position().map_or(fallback, csv::Position::line);
+        let line = line_of(record.position(), fallback);
         // A column without a name (a trailing comma) may only be empty: its value would be lost.
         for (i, (h, v)) in headers.iter().zip(record.iter().map(str::trim)).enumerate() {
             if h.is_empty() && !v.is_empty() {
@@ -561,6 +579,37 @@ mod tests {
         assert!(
             matches!(&c[0].action, omorg_domain::Action::AssignResponsibility(x) if x.areas.len() == 2)
         );
+    }
+
+    #[test]
+    fn rows_are_named_by_the_line_they_start_on_whatever_the_line_ends() {
+        let a = csv_args();
+        for (text, lines) in [
+            (
+                "unit,name,kind\r\na,A,district\r\nb,B,district\r\n",
+                vec![2, 3],
+            ),
+            (
+                "unit,name,kind\n\n\na,A,district\n\nb,B,district\n",
+                vec![4, 6],
+            ),
+            (
+                "unit,name,kind\r\n\r\na,\"A\r\nA\",district\r\nb,B,district",
+                vec![3, 5],
+            ),
+        ] {
+            let f = parse_file(Path::new("u.csv"), text, &a).unwrap();
+            let want: Vec<Origin> = lines.into_iter().map(Origin::Line).collect();
+            assert_eq!(f.origins, want, "{text:?}");
+        }
+        // An error names the line of the row, CRLF or not.
+        let e = parse_file(
+            Path::new("u.csv"),
+            "unit,name,kind,effective_from\r\na,A,district,2025-01-01\r\nb,B,district,2025-02-30\r\n",
+            &a,
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("u.csv: line 3: "), "{e}");
     }
 
     #[test]
