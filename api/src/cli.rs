@@ -437,7 +437,20 @@ fn placed(e: ApiError, file: &std::path::Path, origins: &[crate::import::Origin]
     };
     // Without the index: the origin says where, in the file's own terms.
     let e = without_index(e);
-    CliError::Input(format!("{}: {origin}: {}", file.display(), describe(&e)))
+    // A CSV row's new area without a name: said in the sheet's terms.
+    let hint = match (&e, origin) {
+        (ApiError::Invalid { field, .. }, crate::import::Origin::Line(_))
+            if field.starts_with("action.areas[") && field.ends_with("].name") =>
+        {
+            " (column areas: write a new area as code=Name, e.g. 030101=Gamle Oslo)"
+        }
+        _ => "",
+    };
+    CliError::Input(format!(
+        "{}: {origin}: {}{hint}",
+        file.display(),
+        describe(&e)
+    ))
 }
 
 /// `omorg adopt`: what `POST /timelines/{id}/adopt` does, reported on standard output.

@@ -217,9 +217,21 @@ fn csv_commands(
     } else if has("service") && has("name") {
         "services"
     } else {
+        // The two usual slips from a spreadsheet, said as such.
+        let hint = if headers.len() == 1 && headers[0].contains(';') {
+            " (the columns are separated by `;`: save the sheet as comma-separated CSV; `;` \
+             separates the areas inside a cell)"
+        } else if headers.iter().any(|h| {
+            let lower = h.to_lowercase();
+            lower != *h && ["unit", "service", "name", "kind", "areas"].contains(&lower.as_str())
+        }) {
+            " (column names are lower case: `unit`, not `Unit`)"
+        } else {
+            ""
+        };
         return Err(CliError::Input(format!(
             "{file}: unrecognised CSV header {headers:?}: expected units (unit,name,kind,…), services \
-             (service,name,…) or responsibilities (service,unit,areas,…)"
+             (service,name,…) or responsibilities (service,unit,areas,…){hint}"
         )));
     };
     check_header(&file.to_string(), kind, &headers)?;
@@ -333,6 +345,14 @@ fn csv_commands(
                     return Err(CliError::Input(format!(
                         "{file}: line {line}: unit {unit} is already established on line \
                          {first}: a unit takes one row (remove one of the two)"
+                    )));
+                }
+                let kind = get("kind")?;
+                if serde_json::from_value::<omorg_domain::UnitKind>(json!(kind)).is_err() {
+                    return Err(CliError::Input(format!(
+                        "{file}: line {line}: column kind: unknown kind {kind:?}: one of \
+                         municipality, district, central_agency, municipal_enterprise, \
+                         service_area, business_unit, department, service_centre"
                     )));
                 }
                 let mut a = Map::new();
@@ -610,6 +630,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("u.csv: line 3: "), "{e}");
+    }
+
+    #[test]
+    fn a_spreadsheets_header_slips_are_named() {
+        let a = csv_args();
+        for (text, says) in [
+            ("unit;name;kind\na;A;district\n", "separated by `;`"),
+            (
+                "Unit,Name,Kind\na,A,district\n",
+                "lower case: `unit`, not `Unit`",
+            ),
+        ] {
+            let e = parse_file(Path::new("u.csv"), text, &a)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("unrecognised CSV header") && e.contains(says),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1640,6 +1640,19 @@ async fn a_units_sheet_in_any_order_imports() {
         stderr.contains("cycle.csv: line 2: unknown unit b"),
         "{stderr}"
     );
+    // A new area without its name: said in the sheet's terms.
+    let unnamed = write_file(
+        &dir,
+        "unnamed.csv",
+        "unit,name,kind,parent,areas\nny,Ny,district,oslo,999903\n",
+    );
+    let (ok, stderr) = import_file(&url, &unnamed, &existing).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("unnamed.csv: line 2: ")
+            && stderr.contains("(column areas: write a new area as code=Name"),
+        "{stderr}"
+    );
 }
 
 /// A CLI command that writes leaves the read models current: reporting's plain SQL sees the
