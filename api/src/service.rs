@@ -739,6 +739,10 @@ impl Omorg {
         // server) or lost a race; the entry is dropped by then, so deciding once more against
         // the reloaded timeline is what the client asked for. A second conflict is a genuine
         // race and goes back as 409.
+        //
+        // A refusal can come from a stale cache too (the command was decided against a
+        // timeline that had moved on, and never reached the append): if the stored timeline is
+        // ahead of the cache, the command is decided once more on it.
         let retry = (batch.clone(), metadata.clone());
         match self.store.execute(timeline, batch, metadata).await {
             Err(CommandError::Store(omorg_store::StoreError::Conflict { .. })) => {
@@ -748,6 +752,18 @@ impl Omorg {
                 );
                 let outcome = self.store.execute(timeline, retry.0, retry.1).await;
                 settled(timeline, outcome)
+            }
+            Err(CommandError::Rejected(refusal)) => {
+                if self.store.catch_up(timeline).await? {
+                    tracing::debug!(
+                        timeline,
+                        "refused on a stale cache; deciding once more on the stored timeline"
+                    );
+                    let outcome = self.store.execute(timeline, retry.0, retry.1).await;
+                    settled(timeline, outcome)
+                } else {
+                    settled(timeline, Err(CommandError::Rejected(refusal)))
+                }
             }
             outcome => settled(timeline, outcome),
         }

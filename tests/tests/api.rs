@@ -2318,6 +2318,42 @@ async fn another_process_writing_the_same_timeline_is_seen_at_once(app: TestApp)
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+    // A command the stale cache would refuse (the unit is not there yet, or already has the
+    // name): decided on the stored timeline instead of refused. The server's cache is current
+    // after the adoption; the other process then writes.
+    let (status, body) = app.command("oslo", &rename("p-7", "Oslo 7")).await;
+    assert_eq!(status, 200, "{body}");
+    for c in [
+        command(
+            "p-est",
+            "2025-01-01",
+            json!({"type": "EstablishUnit", "unit": "ny-etat", "name": "Ny etat", "kind": "central_agency", "parent": "oslo"}),
+        ),
+        rename("p-8", "Oslo 8"),
+    ] {
+        let c: omorg_domain::TimelineCommand = serde_json::from_value(c).unwrap();
+        other
+            .execute("oslo", vec![c], false, "other-process")
+            .await
+            .unwrap();
+    }
+    for c in [
+        command(
+            "p-9",
+            "2025-03-01",
+            json!({"type": "RenameUnit", "unit": "ny-etat", "name": "Nyere etat"}),
+        ),
+        // "Oslo 7" is a change on the stored timeline (it is called "Oslo 8" there), and a
+        // no-op only on the stale cache.
+        rename("p-10", "Oslo 7"),
+    ] {
+        let (status, body) = app.command("oslo", &c).await;
+        assert_eq!(status, 200, "decided on the stored timeline: {body}");
+    }
+    // A refusal that holds on the stored timeline is still a refusal.
+    let (status, body) = app.command("oslo", &rename("p-11", "Oslo 7")).await;
+    assert_problem(status, &body, 409);
+    assert_eq!(body["rule"], "nothing-to-change", "{body}");
 }
 
 on_both_backends!(another_process_writing_the_same_timeline_is_seen_at_once);
