@@ -60,6 +60,8 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let start = Instant::now();
+        // Measured as the client sent it, before the request id below is added.
+        let refusal = oversized(&req);
         let id = match req.headers().get(&REQUEST_ID) {
             Some(id) => id.clone(),
             None => {
@@ -79,7 +81,7 @@ where
         );
         // Refused before any route runs, so that it is a problem document like every other
         // refusal (hyper's own limits, far above these, answer with an empty body).
-        let answer = match oversized(&req) {
+        let answer = match refusal {
             Some(refusal) => Err(refusal),
             None => Ok(span.in_scope(|| self.inner.call(req))),
         };
@@ -146,4 +148,40 @@ fn new_request_id() -> HeaderValue {
     let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
     // A hyphenated UUID is ASCII: always a valid header value.
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request with headers of exactly `size` bytes as counted (`name: value` + line end).
+    fn with_headers(size: usize) -> Request {
+        let name = "x-fill";
+        let value = "v".repeat(size - name.len() - 4);
+        Request::builder()
+            .uri("/healthz")
+            .header(name, value)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_limits_are_inclusive_and_count_what_the_client_sent() {
+        assert!(oversized(&with_headers(HEADERS_LIMIT)).is_none());
+        assert!(matches!(
+            oversized(&with_headers(HEADERS_LIMIT + 1)),
+            Some(ApiError::HeadersTooLarge { size, .. }) if size == HEADERS_LIMIT + 1
+        ));
+        let target = |n: usize| {
+            Request::builder()
+                .uri(format!("/{}", "a".repeat(n - 1)))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert!(oversized(&target(URI_LIMIT)).is_none());
+        assert!(matches!(
+            oversized(&target(URI_LIMIT + 1)),
+            Some(ApiError::UriTooLong { length, .. }) if length == URI_LIMIT + 1
+        ));
+    }
 }

@@ -69,7 +69,7 @@ pub struct CreateTimelineRequest {
     #[schema(example = "Oslo kommune")]
     pub name: String,
     /// Free description.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "omorg_domain::null_as_default")]
     pub description: String,
     /// Command id; defaults to `create:<id>`.
     #[serde(default)]
@@ -83,7 +83,7 @@ pub struct CreateTimelineRequest {
     #[schema(value_type = Option<crate::schemas::Decision>)]
     pub decision: Option<DecisionRef>,
     /// Free text: why.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "omorg_domain::null_as_default")]
     pub rationale: String,
 }
 
@@ -102,7 +102,7 @@ pub struct AdoptRequest {
     #[schema(value_type = Option<String>)]
     pub command_id: Option<CommandId>,
     /// Free text: why this alternative; prefixed to each adopted change's own rationale.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "omorg_domain::null_as_default")]
     pub rationale: String,
 }
 
@@ -130,7 +130,7 @@ pub struct ForkRequest {
     #[schema(value_type = Option<crate::schemas::Decision>)]
     pub decision: Option<DecisionRef>,
     /// Free text: why.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "omorg_domain::null_as_default")]
     pub rationale: String,
 }
 
@@ -1119,6 +1119,9 @@ fn neutral_decision(date: NaiveDate, title: &str) -> DecisionRef {
     }
 }
 
+/// How every batch id starts; refused in a client's command ids.
+const BATCH_ID_PREFIX: &str = "batch:";
+
 /// The store command id of a batch: derived from its commands' ids, so that resending the same
 /// batch is recognised as a retry. (Each command id is also exactly-once on its own: the
 /// timeline remembers every command id it applied.)
@@ -1128,7 +1131,7 @@ pub fn batch_command_id(commands: &[TimelineCommand]) -> String {
             .iter()
             .flat_map(|c| c.context.command_id.as_str().bytes().chain([0u8])),
     );
-    format!("batch:{}:{hash:016x}", commands.len())
+    format!("{BATCH_ID_PREFIX}{}:{hash:016x}", commands.len())
 }
 
 /// FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
@@ -1176,6 +1179,18 @@ fn prepare(
             Some(i) => format!("commands[{i}].{f}"),
             None => f.to_owned(),
         };
+        // The store records a batch under an id of this form: a command of a client's under
+        // one could be taken for that batch (and answered with its events).
+        if c.context.command_id.as_str().starts_with(BATCH_ID_PREFIX) {
+            return Err(ApiError::Invalid {
+                field: field("command_id"),
+                reason: format!(
+                    "ids that start with `{BATCH_ID_PREFIX}` are the server's own (a batch's \
+                     record in the log); choose another"
+                ),
+                index,
+            });
+        }
         for (name, date) in [
             ("effective_from", c.context.effective_from),
             ("decision.decision_date", c.context.decision.decision_date),

@@ -16,6 +16,17 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Reads `null` as the default, as if the member were absent: for members that have a
+/// default (a rationale, a description, a list), where a client or a YAML file writes `null`
+/// (`~`) for "none" as readily as it leaves the member out.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The decision a change rests on (*vedtak*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -47,7 +58,7 @@ pub struct ChangeContext {
     /// Who submitted it.
     pub actor: String,
     /// Free text: why.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub rationale: String,
 }
 
@@ -97,7 +108,7 @@ mod flat {
                 effective_from: NaiveDate,
                 decision: DecisionRef,
                 actor: String,
-                #[serde(default)]
+                #[serde(default, deserialize_with = "crate::null_as_default")]
                 rationale: String,
                 $body: $ty,
             }
@@ -186,7 +197,7 @@ pub struct AreaDef {
     /// Stable code.
     pub code: AreaCode,
     /// Name (needed when the area is new; ignored when it already exists).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub name: String,
     /// For a split of a single-area unit: the area this one is carved from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,10 +221,10 @@ pub struct UnitDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<UnitId>,
     /// Areas it covers from the start: new ones are defined, existing unheld ones are taken.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub areas: Vec<AreaDef>,
     /// Free attributes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -296,13 +307,13 @@ pub struct SplitPart {
     /// Who receives the part.
     pub target: PartTarget,
     /// Whole areas of the source that go to this part.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub areas: Vec<AreaCode>,
     /// New areas carved from a source area that is divided (each with `carved_from`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub carved_areas: Vec<AreaDef>,
     /// Child units of the source that move to this part.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub children: Vec<UnitId>,
 }
 
@@ -337,7 +348,7 @@ pub struct ServiceDef {
     /// Name.
     pub name: String,
     /// Category.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub category: String,
 }
 
@@ -424,7 +435,7 @@ pub struct ServicePointDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub area: Option<AreaCode>,
     /// Services offered.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub services: Vec<ServiceCode>,
 }
 
@@ -473,7 +484,7 @@ pub struct TimelineDef {
     /// Name, e.g. "Oslo kommune".
     pub name: String,
     /// Free description.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::null_as_default")]
     pub description: String,
 }
 

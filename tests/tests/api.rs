@@ -1825,8 +1825,37 @@ async fn unknown_members_are_refused_not_ignored(app: TestApp) {
     // Spelt right, with a null optional member, the same transfer goes through.
     let mut body = transfer("areas");
     body["decision"]["link"] = Value::Null;
+    body["rationale"] = Value::Null;
     let (status, problem) = app.command("oslo", &body).await;
     assert_eq!(status, 200, "{problem}");
+    // A null rationale or description anywhere is taken as absent too, as the docs say.
+    let mut body = command(
+        "null-2",
+        "2025-02-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo N"}),
+    );
+    body["rationale"] = Value::Null;
+    let (status, problem) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/batch",
+            &json!({"commands": [body]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{problem}");
+    for (path, request) in [
+        (
+            "/timelines",
+            json!({"id": "t3", "name": "T3", "description": null, "rationale": null}),
+        ),
+        (
+            "/timelines/oslo/fork",
+            json!({"id": "t4", "name": "T4", "rationale": null}),
+        ),
+    ] {
+        let (status, problem) = app.post(PLANNER, path, &request).await;
+        assert_eq!(status, 201, "{path}: {problem}");
+    }
 }
 
 on_both_backends!(
@@ -2665,6 +2694,23 @@ async fn one_change_set_applies_to_two_scenarios_under_the_same_ids(app: TestApp
             .get_json(READER, &format!("/timelines/{timeline}"))
             .await;
         assert_eq!(after["version"], before["version"], "{timeline}");
+    }
+    // An id shaped like the server's own batch ids is refused: it could be taken for a batch.
+    for (path, body, field) in [
+        (
+            "/timelines/plan-a/commands",
+            command("batch:2:0123456789abcdef", "2026-04-01", rename("Oslo D")),
+            "command_id",
+        ),
+        (
+            "/timelines/plan-a/batch",
+            json!({"commands": [command("batch:1:x", "2026-04-01", rename("Oslo D"))]}),
+            "commands[0].command_id",
+        ),
+    ] {
+        let (status, problem) = app.post(PLANNER, path, &body).await;
+        assert_problem(status, &problem, 422);
+        assert_eq!(problem["field"], field, "{problem}");
     }
     // The same id with another change is still refused on its own timeline.
     let (status, body) = app
