@@ -716,6 +716,7 @@ fn written_by_omorg(
     use cqrs_es::DomainEvent;
     let mut last_recorded: std::collections::HashMap<&str, chrono::DateTime<chrono::Utc>> =
         std::collections::HashMap::new();
+    let mut commands: std::collections::HashSet<(&str, &str)> = Default::default();
     for e in all {
         let at = format!("{}@{}", e.stream_id, e.stream_version);
         let event: omorg_domain::TimelineEvent = e.decode(upcasters).map_err(|err| {
@@ -730,6 +731,36 @@ fn written_by_omorg(
                 "{at} says it is a {}, but its payload is a {kind}",
                 e.event_type
             ));
+        }
+        // Without an upcaster for it, a stored event is what omorg writes for it: its current
+        // version, and no member omorg does not write (a reader would drop it, and the hash
+        // would still cover it). A `null` where omorg leaves a member out is fine.
+        if !upcasters.applies(&e.event_type, &e.event_version) {
+            if e.event_version != event.event_version() {
+                return Err(format!(
+                    "{at} is a {kind} of version {:?}, which omorg does not write (it writes \
+                     version {:?})",
+                    e.event_version,
+                    event.event_version()
+                ));
+            }
+            if let Err(unknown) =
+                crate::error::refuse_unknown_members(&e.payload, &event, "payload")
+            {
+                let member = unknown.problem().field.unwrap_or_default();
+                return Err(format!(
+                    "{at}: its payload holds {member}, which omorg does not write for a {kind}"
+                ));
+            }
+        }
+        // A command id names one command of a timeline.
+        if e.command_events.is_some() {
+            let id = e.metadata["command_id"].as_str().unwrap_or_default();
+            if !commands.insert((e.stream_id.as_str(), id)) {
+                return Err(format!(
+                    "{at} starts a second command under the id {id:?} in this timeline"
+                ));
+            }
         }
         let starts = matches!(
             event.change,

@@ -1545,7 +1545,29 @@ async fn restore_refuses_chains_omorg_could_not_have_written() {
         std::fs::read_to_string(&file).unwrap()
     );
     type Forge = fn(&mut Vec<omorg_store::RecordedEvent>);
-    let forgeries: [(&str, Forge, &str); 4] = [
+    let forgeries: [(&str, Forge, &str); 7] = [
+        (
+            "versioned",
+            |e| e[3].event_version = "7".into(),
+            "oslo@4 is a",
+        ),
+        (
+            "extra",
+            |e| e[3].payload["change"]["smuggled"] = "x".into(),
+            "oslo@4: its payload holds payload.change.smuggled",
+        ),
+        (
+            "twice",
+            |e| {
+                // The second command of the timeline under the first one's id.
+                let starts: Vec<usize> = (0..e.len())
+                    .filter(|&i| e[i].command_events.is_some())
+                    .collect();
+                let first = e[starts[0]].metadata["command_id"].clone();
+                e[starts[1]].metadata["command_id"] = first;
+            },
+            "starts a second command under the id",
+        ),
         (
             "bogus",
             |e| e[3].payload["change"]["type"] = "Bogus".into(),
