@@ -130,13 +130,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     // Commands that only read the event log never change the database: no migration, no new
     // file, and a role that may only SELECT is enough (an auditor's).
     let reads_only = matches!(cli.command, Command::Export(_) | Command::Verify(_));
-    // An input file that cannot be read is said before the database is opened: a mistyped path
-    // must not leave a new, empty database file behind.
-    if let Command::Import(ImportArgs { file, .. }) | Command::Restore(RestoreArgs { file }) =
-        &cli.command
-    {
-        std::fs::File::open(file)
-            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", file.display())))?;
+    // An input file is read and checked before the database is opened: a file that cannot be
+    // imported or restored (a mistyped path, bad JSON, the wrong encoding) must not leave a new,
+    // empty database behind.
+    let mut cli = cli;
+    let (mut import_file, mut export_file) = (None, None);
+    match &mut cli.command {
+        Command::Import(args) => import_file = Some(read_import(args)?),
+        Command::Restore(args) => export_file = Some(read_export(args)?),
+        _ => {}
     }
     let db = connect(
         cli.database_url.expose(),
@@ -157,9 +159,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             eprintln!("migrated {}", cli.database_url);
             Ok(())
         }
-        Command::Import(args) => import(&app, args).await,
+        // Both were read above (the `match` before `connect`), so `take` finds them.
+        Command::Import(args) => match import_file.take() {
+            Some(parsed) => import(&app, args, parsed).await,
+            None => Err(CliError::Input("the import file was not read".into())),
+        },
         Command::Export(args) => export(&app, args).await,
-        Command::Restore(args) => restore(&app, args).await,
+        Command::Restore(args) => match export_file.take() {
+            Some(all) => restore(&app, args, all).await,
+            None => Err(CliError::Input("the export file was not read".into())),
+        },
         Command::OrgChart(args) => org_chart(&app, args).await,
         Command::Decisions(args) => decisions(&app, args).await,
         Command::Adopt(args) => adopt(&app, args).await,
@@ -306,15 +315,24 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn import(app: &Omorg, mut args: ImportArgs) -> Result<(), CliError> {
+/// An import file read and parsed before any database is opened (a file that cannot be
+/// imported must not leave a new, empty database behind).
+fn read_import(args: &mut ImportArgs) -> Result<crate::import::ImportFile, CliError> {
     check_timeline(&args.timeline)?;
     args.actor = crate::config::actor(args.actor_given.as_deref()).map_err(CliError::Usage)?;
-    let actor = args.actor.clone();
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
     let text = crate::import::decode(&args.file, bytes)?;
-    let crate::import::ImportFile { commands, origins } =
-        crate::import::parse_file(&args.file, &text, &args)?;
+    crate::import::parse_file(&args.file, &text, args)
+}
+
+async fn import(
+    app: &Omorg,
+    args: ImportArgs,
+    parsed: crate::import::ImportFile,
+) -> Result<(), CliError> {
+    let actor = args.actor.clone();
+    let crate::import::ImportFile { commands, origins } = parsed;
     let n = commands.len();
     let file = args.file.display();
     let exists = match app.summary(&args.timeline).await {
@@ -611,8 +629,10 @@ async fn all_events(db: &Database) -> Result<Vec<omorg_store::RecordedEvent>, Cl
 /// `omorg restore FILE`: every event of an export, checked and written in the file's order in
 /// one transaction by the store ([`Database::restore`]). A scenario needs the timeline it was
 /// forked from here or earlier in the file: its decision log starts with that timeline's.
-async fn restore(app: &Omorg, args: RestoreArgs) -> Result<(), CliError> {
-    let db = app.db();
+/// An export read and checked before any database is opened (a file that cannot be restored
+/// must not leave a new, empty database behind): the events in the file's order, each what
+/// omorg writes.
+fn read_export(args: &RestoreArgs) -> Result<Vec<omorg_store::RecordedEvent>, CliError> {
     let shown = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {shown}: {e}")))?;
@@ -632,8 +652,18 @@ async fn restore(app: &Omorg, args: RestoreArgs) -> Result<(), CliError> {
     if all.is_empty() {
         return Err(CliError::Input(format!("{shown}: holds no events")));
     }
-    written_by_omorg(&all, app.upcasters())
+    written_by_omorg(&all, &crate::service::timeline_upcasters())
         .map_err(|e| CliError::Input(format!("{shown}: {e}; nothing was written")))?;
+    Ok(all)
+}
+
+async fn restore(
+    app: &Omorg,
+    args: RestoreArgs,
+    all: Vec<omorg_store::RecordedEvent>,
+) -> Result<(), CliError> {
+    let db = app.db();
+    let shown = args.file.display().to_string();
     // Each timeline's first event, in the order the file first names it.
     let mut streams: Vec<&omorg_store::RecordedEvent> = Vec::new();
     for e in &all {

@@ -260,14 +260,10 @@ impl Omorg {
     /// The application on a connected, migrated database.
     pub fn new(db: Database) -> Self {
         Self {
-            store: Store::new(db, ()).with_config(TIMELINE_STORE),
+            store: Store::new(db, ())
+                .with_config(TIMELINE_STORE)
+                .with_upcasters(timeline_upcasters()),
         }
-    }
-
-    /// The upcasters the service reads stored events with (a restore checks a file's events
-    /// with the same).
-    pub fn upcasters(&self) -> &omorg_store::Upcasters {
-        self.store.upcasters()
     }
 
     /// The database.
@@ -1117,6 +1113,12 @@ fn neutral_decision(date: NaiveDate, title: &str) -> DecisionRef {
         title: title.to_owned(),
         link: None,
     }
+}
+
+/// The upcasters stored timeline events are read with (none yet: every event type is at its
+/// first version). A restore checks a file's events with the same, before any database is open.
+pub fn timeline_upcasters() -> omorg_store::Upcasters {
+    omorg_store::Upcasters::new()
 }
 
 /// How every batch id starts; refused in a client's command ids.
