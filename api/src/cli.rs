@@ -323,7 +323,14 @@ fn read_import(args: &mut ImportArgs) -> Result<crate::import::ImportFile, CliEr
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.file.display())))?;
     let text = crate::import::decode(&args.file, bytes)?;
-    crate::import::parse_file(&args.file, &text, args)
+    let parsed = crate::import::parse_file(&args.file, &text, args)?;
+    if parsed.commands.is_empty() {
+        return Err(CliError::Input(format!(
+            "{}: holds no commands: nothing to import",
+            args.file.display()
+        )));
+    }
+    Ok(parsed)
 }
 
 async fn import(
@@ -394,7 +401,12 @@ async fn import(
                 // The timeline begins where the file's history does, not on the day of the
                 // import: a replay or an org chart then shows no creation after its changes.
                 effective_from: commands.iter().map(|c| c.context.effective_from).min(),
-                decision: None,
+                // The decision the file's history begins with (a CSV's is the one given on
+                // the command line), not a placeholder.
+                decision: commands
+                    .iter()
+                    .min_by_key(|c| c.context.effective_from)
+                    .map(|c| c.context.decision.clone()),
                 rationale: format!("created by omorg import of {}", args.file.display()),
             };
             app.create_with(create, commands, &actor).await

@@ -385,8 +385,8 @@ impl Omorg {
             rule: "timeline-already-started",
             detail: format!(
                 "timeline {id} already exists ({what} named {:?}, at version {}); only a retry \
-                 of the request that made it (same name, date, decision and parent) is answered \
-                 as a duplicate",
+                 of the request that made it (the same name, description, date, decision, \
+                 rationale, parent and command id) is answered as a duplicate",
                 existing.name, existing.version
             ),
         }

@@ -1748,3 +1748,49 @@ async fn plain_sql_sees_what_a_cli_command_wrote(app: TestApp) {
 }
 
 on_both_backends!(plain_sql_sees_what_a_cli_command_wrote);
+
+/// `import --create` records the timeline's creation under the decision the file begins with
+/// (not a placeholder), and an empty file is said to hold nothing rather than reported as a
+/// duplicate.
+#[tokio::test]
+async fn import_create_takes_the_files_decision_and_an_empty_file_is_said() {
+    let dir = scratch("import-create-decision");
+    let url = format!("sqlite://{}", dir.join("omorg.db").display());
+    let file = write_file(&dir, "services.csv", "service,name\nlegevakt,Legevakt\n");
+    let options = [
+        "--timeline",
+        "t",
+        "--create",
+        "T",
+        "--effective-from",
+        "2021-01-01",
+        "--case-number",
+        "21/7",
+        "--body",
+        "Bystyret",
+        "--title",
+        "Legevakt",
+    ];
+    let (ok, stderr) = import_file(&url, &file, &options).await;
+    assert!(ok, "{stderr}");
+    let out = omorg_output(&["--database-url", &url, "export", "--timeline", "t"], &[]).await;
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("an event"),
+    )
+    .unwrap();
+    assert_eq!(first["event_type"], "TimelineCreated", "{first}");
+    assert_eq!(
+        first["payload"]["decision"]["case_number"], "21/7",
+        "{first}"
+    );
+    assert_eq!(first["payload"]["decision"]["body"], "Bystyret", "{first}");
+    for (name, text) in [("empty.json", "[]"), ("header.csv", "service,name\n")] {
+        let empty = write_file(&dir, name, text);
+        let (ok, stderr) = import_file(&url, &empty, &options[..2]).await;
+        assert!(!ok, "{name}");
+        assert!(stderr.contains("holds no commands"), "{name}: {stderr}");
+    }
+}
