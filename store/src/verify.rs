@@ -100,7 +100,7 @@ impl Database {
         let mut prev_hash = GENESIS_HASH.to_owned();
         let mut head_hash_seen: Option<String> = None;
         // The command being walked: its id and how many of its events are still to come.
-        let mut command: Option<(String, u64)> = None;
+        let mut command: Option<Walked> = None;
         let broken = |version, kind, checked| Verification {
             stream_id: stream_id.to_owned(),
             events_checked: checked,
@@ -162,9 +162,12 @@ impl Database {
                     .filter(|(v, _, _)| v == version)
                     .map(|(_, id, size)| (id.as_deref(), *size))
                     .unwrap_or_default();
-                if let Err(detail) = follow_command(&mut command, &event.metadata, id, size) {
+                let at = event.stream_version;
+                if let Err((version, detail)) =
+                    follow_command(&mut command, &event.metadata, at, id, size)
+                {
                     let kind = BreakKind::CommandAltered { detail };
-                    return Ok(broken(event.stream_version, kind, checked));
+                    return Ok(broken(version, kind, checked));
                 }
                 if head.is_some_and(|(v, _)| *v == event.stream_version) {
                     head_hash_seen = Some(event.hash.clone());
@@ -174,7 +177,10 @@ impl Database {
             }
         }
         let last = expected_version - 1;
-        if let Some((id, missing)) = command.filter(|(_, left)| *left > 0) {
+        if let Some(Walked {
+            id, left: missing, ..
+        }) = command.filter(|c| c.left > 0)
+        {
             // The stream ends inside a command: its last events were deleted.
             let detail = format!(
                 "command {id} wrote {missing} more event(s) than the stream holds: its last \
@@ -203,53 +209,94 @@ impl Database {
     }
 }
 
-/// Checks one event's command columns against its metadata and the command being walked
-/// (`command`: its id and how many of its events are still to come), and moves on. The first
-/// event of a command carries the metadata's command id and the command's size; the others
-/// carry neither and the same metadata command id.
+/// The command being walked: its id, the version of its first event, and how many of its
+/// events are still to come.
+#[derive(Debug, Clone)]
+struct Walked {
+    id: String,
+    first: u64,
+    left: u64,
+}
+
+/// Checks the command columns of the event at `version` against its metadata and the command
+/// being walked, and moves on. The first event of a command carries the metadata's command id
+/// and the command's size; the others carry neither and the same metadata command id. A break
+/// is reported at the row whose columns are wrong: for a size too small, the command's first.
 fn follow_command(
-    command: &mut Option<(String, u64)>,
+    command: &mut Option<Walked>,
     metadata: &serde_json::Value,
+    version: u64,
     id: Option<&str>,
     size: Option<i64>,
-) -> Result<(), String> {
+) -> Result<(), (u64, String)> {
     let said = metadata
         .get("command_id")
         .and_then(serde_json::Value::as_str)
         .unwrap_or("");
     match command.as_mut() {
-        Some((current, left)) if *left > 0 => {
+        Some(current) if current.left > 0 => {
             if id.is_some() || size.is_some() {
-                return Err(format!(
-                    "the event is marked as the first of command {} ({} event(s)), but command \
-                     {current} has {left} more event(s) to come",
-                    id.unwrap_or("?"),
-                    size.map_or("?".to_owned(), |n| n.to_string()),
+                return Err((
+                    version,
+                    format!(
+                        "the event is marked as the first of command {} ({} event(s)), but \
+                         command {} has {} more event(s) to come",
+                        id.unwrap_or("?"),
+                        size.map_or("?".to_owned(), |n| n.to_string()),
+                        current.id,
+                        current.left
+                    ),
                 ));
             }
-            if said != current.as_str() {
-                return Err(format!(
-                    "the event's metadata names command {said}, but it stands inside command \
-                     {current}"
+            if said != current.id {
+                return Err((
+                    version,
+                    format!(
+                        "the event's metadata names command {said}, but it stands inside \
+                         command {}",
+                        current.id
+                    ),
                 ));
             }
-            *left -= 1;
+            current.left -= 1;
             Ok(())
         }
-        _ => match (id, size) {
+        previous => match (id, size) {
             (Some(id), Some(size)) if id == said && size >= 1 => {
-                *command = Some((id.to_owned(), size as u64 - 1));
+                *command = Some(Walked {
+                    id: id.to_owned(),
+                    first: version,
+                    left: size as u64 - 1,
+                });
                 Ok(())
             }
-            (Some(id), Some(_)) if id != said => Err(format!(
-                "the log records command id {id} for the event, its metadata {said}: a retry of \
-                 {id} would be answered with this command's events"
+            (Some(id), Some(_)) if id != said => Err((
+                version,
+                format!(
+                    "the log records command id {id} for the event, its metadata {said}: a \
+                     retry of {id} would be answered with this command's events"
+                ),
             )),
-            (id, size) => Err(format!(
-                "the event starts command {said} but the log records {} for its command id and \
-                 {} for its size",
-                id.map_or("nothing".to_owned(), |id| format!("`{id}`")),
-                size.map_or("nothing".to_owned(), |n| n.to_string()),
+            // Unmarked, and of the command before it: that command's size was cut short.
+            (None, None) if previous.as_ref().is_some_and(|p| p.id == said) => {
+                let p = previous.as_ref().map_or(version, |p| p.first);
+                Err((
+                    p,
+                    format!(
+                        "the log records command {said} as ending before version {version}, \
+                         which its metadata puts in that command too: the command's size was \
+                         edited"
+                    ),
+                ))
+            }
+            (id, size) => Err((
+                version,
+                format!(
+                    "the event starts command {said} but the log records {} for its command id \
+                     and {} for its size",
+                    id.map_or("nothing".to_owned(), |id| format!("`{id}`")),
+                    size.map_or("nothing".to_owned(), |n| n.to_string()),
+                ),
             )),
         },
     }

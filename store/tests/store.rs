@@ -634,8 +634,8 @@ async fn verify_names_edited_command_columns(backend: Backend) {
         ),
         (
             "UPDATE events SET command_events = 2 WHERE stream_id = 'acc' AND stream_version = 2",
-            4,
-            "starts command many",
+            2,
+            "the command's size was edited",
         ),
         (
             "UPDATE events SET command_id = 'x', command_events = 1 \
