@@ -386,7 +386,7 @@ impl Omorg {
             detail: format!(
                 "timeline {id} already exists ({what} named {:?}, at version {}); only a retry \
                  of the request that made it (the same name, description, date, decision, \
-                 rationale, parent and command id) is answered as a duplicate",
+                 rationale, parent and `command_id`) is answered as a duplicate",
                 existing.name, existing.version
             ),
         }
