@@ -740,7 +740,12 @@ impl Omorg {
         // timeline that had moved on, and never reached the append): if the stored timeline is
         // ahead of the cache, the command is decided once more on it.
         let retry = (batch.clone(), metadata.clone());
-        match self.store.execute(timeline, batch, metadata).await {
+        let ids: Vec<CommandId> = batch
+            .commands
+            .iter()
+            .map(|c| c.context.command_id.clone())
+            .collect();
+        let result = match self.store.execute(timeline, batch, metadata).await {
             Err(CommandError::Store(omorg_store::StoreError::Conflict { .. })) => {
                 tracing::debug!(
                     timeline,
@@ -762,7 +767,46 @@ impl Omorg {
                 }
             }
             outcome => settled(timeline, outcome),
+        };
+        let mut result = result?;
+        if result.duplicate && result.events.is_empty() {
+            // A retry of commands applied under another request (a batch member resent alone,
+            // a command an import applied): answered with their events as recorded, as a
+            // retry of the whole request is.
+            result.events = self.recorded_events(timeline, &ids).await?;
         }
+        Ok(result)
+    }
+
+    /// The events timeline `timeline` recorded for the commands `ids` (those it applied
+    /// itself: a scenario's inherited ones have none of its own).
+    async fn recorded_events(
+        &self,
+        timeline: &str,
+        ids: &[CommandId],
+    ) -> Result<Vec<EventRef>, ApiError> {
+        let versions: Vec<u64> = self
+            .store
+            .with_aggregate(timeline, |t, _| {
+                ids.iter()
+                    .filter_map(|id| t.0.record_of(id))
+                    .map(|r| r.version)
+                    .filter(|v| *v > 0)
+                    .collect()
+            })
+            .await?;
+        let mut events = Vec::with_capacity(versions.len());
+        for v in versions {
+            for c in self.store.load_stream_range(timeline, v, v).await? {
+                events.push(EventRef {
+                    version: c.record.stream_version,
+                    checkpoint: c.record.checkpoint.to_string(),
+                    command_id: c.event.context.command_id.to_string(),
+                    event_type: c.record.event_type,
+                });
+            }
+        }
+        Ok(events)
     }
 
     /// The timeline's aggregate as of its last event (a copy); 404 when it has no events.

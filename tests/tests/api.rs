@@ -2690,6 +2690,9 @@ async fn one_change_set_applies_to_two_scenarios_under_the_same_ids(app: TestApp
             )
             .await;
         assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+        // Answered with its event as the batch recorded it.
+        assert_eq!(body["events"][0]["command_id"], "shared-2", "{body}");
+        assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "{body}");
         let (_, after) = app
             .get_json(READER, &format!("/timelines/{timeline}"))
             .await;
