@@ -620,6 +620,21 @@ async fn export(app: &Omorg, args: ExportArgs) -> Result<(), CliError> {
         writeln!(out, "{line}")?;
     }
     out.flush()?;
+    // An export copies the log as it is, broken or not; but a broken chain is said now, not
+    // found out when `restore` refuses the file.
+    let mut streams: Vec<&str> = events.iter().map(|e| e.stream_id.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    for stream in streams {
+        if let Some(b) = app.db().verify(stream).await?.first_break {
+            eprintln!(
+                "warning: {stream}: the chain is broken at version {}: {}; the file holds the \
+                 log as it is, and `omorg restore` will refuse that timeline (run `omorg verify`)",
+                b.version,
+                describe_break(&b.kind, b.version, None)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1454,6 +1454,19 @@ async fn verify_walks_the_log_and_checks_command_columns(app: TestApp) {
         "{stdout}"
     );
     assert!(stdout.contains(", 1 broken\n"), "{stdout}");
+    // An export copies the log as it is, and says the chain is broken.
+    let out = omorg_output(
+        &["--database-url", &app.database_url, "export", "--all"],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: oslo: the chain is broken at version 2")
+            && !stderr.contains("asker"),
+        "{stderr}"
+    );
 }
 
 on_both_backends!(verify_walks_the_log_and_checks_command_columns);
