@@ -644,16 +644,21 @@ async fn analyze(db: &Database) -> Result<(), ProjectionError> {
     Ok(())
 }
 
-/// The error's sources, each after ": ".
+/// The error's sources, each after ": ", leaving out one its message already ends with (a
+/// wrapper such as `event store: {0}` repeats its source: said once).
 fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
+    let mut text = e.to_string();
+    let start = text.len();
     let mut cur = e.source();
     while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let said = s.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         cur = s.source();
     }
-    out
+    text.split_off(start)
 }
 
 /// Every read-model table, in the order a rebuild clears them.
@@ -1226,4 +1231,28 @@ pub async fn applied_up_to(db: &Database, head: i64) -> Result<bool, ProjectionE
         .await?,
     };
     Ok(!pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failures_reason_says_each_cause_once() {
+        let source = serde_json::from_str::<u8>("\"x\"").unwrap_err();
+        let e = ProjectionError::Store(omorg_store::StoreError::Deserialization {
+            stream: "junk".into(),
+            version: 1,
+            event_type: "UnitEstablished".into(),
+            event_version: "1".into(),
+            source,
+        });
+        let reason = format!("{e}{}", source_chain(&e));
+        assert_eq!(
+            reason.matches("could not deserialise event junk@1").count(),
+            1,
+            "{reason}"
+        );
+        assert!(reason.contains("invalid type: string"), "{reason}");
+    }
 }
