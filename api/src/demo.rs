@@ -742,6 +742,8 @@ fn older_demo(e: ApiError) -> ApiError {
 #[tracing::instrument(name = "demo.load", skip(app))]
 pub async fn load(app: &Omorg) -> Result<String, ApiError> {
     let mut report = Vec::new();
+    // Whether anything was written: a second load finds everything applied, and says so.
+    let mut wrote = false;
     for (id, name, created, commands) in [
         ("oslo", "Oslo kommune", "2020-01-01", oslo_commands()?),
         (
@@ -765,7 +767,8 @@ pub async fn load(app: &Omorg) -> Result<String, ApiError> {
             )?),
             rationale: String::new(),
         };
-        app.create_timeline(create, ACTOR)
+        let (_, created) = app
+            .create_timeline(create, ACTOR)
             .await
             .map_err(older_demo)?;
         let n = commands.len() as u64;
@@ -773,6 +776,7 @@ pub async fn load(app: &Omorg) -> Result<String, ApiError> {
             .execute(id, commands, true, ACTOR)
             .await
             .map_err(older_demo)?;
+        wrote |= !created.duplicate || !result.duplicate;
         report.push(format!("{id}: {n} commands, version {}", result.version));
         // The scenarios fork from the baseline as the demo leaves it: creation + commands.
         for scenario in scenarios(id)? {
@@ -785,15 +789,23 @@ pub async fn load(app: &Omorg) -> Result<String, ApiError> {
                 decision: Some(scenario.decision),
                 rationale: String::new(),
             };
-            app.fork(id, fork, ACTOR).await.map_err(older_demo)?;
+            let (_, forked) = app.fork(id, fork, ACTOR).await.map_err(older_demo)?;
             let result = app
                 .execute(&scenario.id, scenario.commands, true, ACTOR)
                 .await
                 .map_err(older_demo)?;
+            wrote |= !forked.duplicate || !result.duplicate;
             report.push(format!("{}: version {}", scenario.id, result.version));
         }
     }
-    Ok(format!("demo loaded: {}", report.join("; ")))
+    Ok(if wrote {
+        format!("demo loaded: {}", report.join("; "))
+    } else {
+        format!(
+            "demo already loaded, nothing written: {}",
+            report.join("; ")
+        )
+    })
 }
 
 #[cfg(test)]

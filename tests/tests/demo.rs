@@ -8,7 +8,13 @@ async fn demo_loads_idempotently_and_answers(app: TestApp) {
     let second = omorg_api::demo::load(&app.app)
         .await
         .expect("demo loads again");
-    assert_eq!(first, second, "a second load changes nothing");
+    // A second load changes nothing, and says so.
+    assert!(first.starts_with("demo loaded: "), "{first}");
+    assert_eq!(
+        second,
+        first.replacen("demo loaded: ", "demo already loaded, nothing written: ", 1),
+        "a second load changes nothing"
+    );
 
     let (status, list) = app.get_json(READER, "/timelines").await;
     assert_eq!(status, 200);
