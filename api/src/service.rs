@@ -976,9 +976,10 @@ impl Omorg {
                     .map_err(unreadable)?
                     .is_empty()
             {
+                let events = self.store.with_aggregate(timeline, |_, v| v).await?;
                 return Err(ApiError::invalid(
                     "after_version",
-                    format!("timeline {timeline} has fewer than {after_version} events"),
+                    format!("{timeline} has {events} events, not {after_version}"),
                 ));
             }
         }

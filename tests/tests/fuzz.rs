@@ -632,6 +632,18 @@ async fn a_checkpoint_the_database_could_not_issue_is_422(app: TestApp) {
         }
     }
     // Cursors of one timeline beyond its end: 422 naming them; at its end, an empty page.
+    // Said alike on both routes.
+    for path in [
+        "/timelines/oslo/events?after_version=99",
+        "/timelines/oslo/replay?after_version=99",
+    ] {
+        let (_, _, body) = raw_get(&app, path).await;
+        let last = version(&app, "oslo").await;
+        assert!(
+            body.contains(&format!("oslo has {last} events, not 99")),
+            "{path}: {body}"
+        );
+    }
     for (path, field) in [
         ("/timelines/oslo/events?after_version=99", "after_version"),
         ("/timelines/oslo/replay?after_version=99", "after_version"),
