@@ -191,16 +191,18 @@ impl CommandResult {
             timeline: outcome.stream_id,
             version: outcome.version,
             duplicate: outcome.duplicate || outcome.events.is_empty(),
-            events: outcome
-                .events
-                .into_iter()
-                .map(|c| EventRef {
-                    version: c.record.stream_version,
-                    checkpoint: c.record.checkpoint.to_string(),
-                    command_id: c.event.context.command_id.to_string(),
-                    event_type: c.record.event_type,
-                })
-                .collect(),
+            events: outcome.events.into_iter().map(EventRef::from).collect(),
+        }
+    }
+}
+
+impl From<omorg_store::Committed<TimelineEvent>> for EventRef {
+    fn from(c: omorg_store::Committed<TimelineEvent>) -> Self {
+        Self {
+            version: c.record.stream_version,
+            checkpoint: c.record.checkpoint.to_string(),
+            command_id: c.event.context.command_id.to_string(),
+            event_type: c.record.event_type,
         }
     }
 }
@@ -797,14 +799,8 @@ impl Omorg {
             .await?;
         let mut events = Vec::with_capacity(versions.len());
         for v in versions {
-            for c in self.store.load_stream_range(timeline, v, v).await? {
-                events.push(EventRef {
-                    version: c.record.stream_version,
-                    checkpoint: c.record.checkpoint.to_string(),
-                    command_id: c.event.context.command_id.to_string(),
-                    event_type: c.record.event_type,
-                });
-            }
+            let recorded = self.store.load_stream_range(timeline, v, v).await?;
+            events.extend(recorded.into_iter().map(EventRef::from));
         }
         Ok(events)
     }

@@ -2636,14 +2636,7 @@ on_both_backends!(a_member_given_twice_is_refused);
 async fn one_change_set_applies_to_two_scenarios_under_the_same_ids(app: TestApp) {
     seeded(&app).await;
     for id in ["plan-a", "plan-b"] {
-        let (status, body) = app
-            .post(
-                PLANNER,
-                "/timelines/oslo/fork",
-                &json!({"id": id, "name": id}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        fork(&app, id).await;
     }
     let rename = |name: &str| json!({"type": "RenameUnit", "unit": "oslo", "name": name});
     let single = command("shared-1", "2026-01-01", rename("Oslo A"));
@@ -2734,14 +2727,7 @@ on_both_backends!(one_change_set_applies_to_two_scenarios_under_the_same_ids);
 /// made it is still a duplicate.
 async fn creating_or_forking_onto_an_existing_id_says_the_timeline_exists(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "alt", "name": "Alt"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "alt").await;
     for (path, request, what) in [
         (
             "/timelines",
@@ -2777,7 +2763,7 @@ async fn creating_or_forking_onto_an_existing_id_says_the_timeline_exists(app: T
         .post(
             PLANNER,
             "/timelines/oslo/fork",
-            &json!({"id": "alt", "name": "Alt"}),
+            &json!({"id": "alt", "name": "alt"}),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -2790,14 +2776,7 @@ on_both_backends!(creating_or_forking_onto_an_existing_id_says_the_timeline_exis
 /// service centres does, shows that difference in the comparison.
 async fn compare_shows_service_points(app: TestApp) {
     seeded(&app).await;
-    let (status, body) = app
-        .post(
-            PLANNER,
-            "/timelines/oslo/fork",
-            &json!({"id": "torg", "name": "Torg"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    fork(&app, "torg").await;
     let open = json!({"type": "OpenServicePoint", "point": "torget", "name": "Torget",
         "unit": "gamle-oslo", "area": "030101", "services": ["home-care"]});
     let (status, body) = app
