@@ -17,8 +17,8 @@ use crate::service::{CreateTimelineRequest, ForkRequest, Omorg};
 use chrono::NaiveDate;
 use omorg_domain::{
     Action, AreaCode, AreaDef, Assignment, Centralisation, ChangeContext, CommandId, DecisionRef,
-    Merge, Rename, ServiceCode, ServiceDef, ServicePointDef, ServicePointId, Successor,
-    TimelineCommand, TimelineId, UnitDef, UnitId, UnitKind,
+    Merge, Rename, ServiceCode, ServiceDef, ServicePointDef, ServicePointId, ServicePointTransfer,
+    Successor, TimelineCommand, TimelineId, UnitDef, UnitId, UnitKind,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -594,6 +594,24 @@ pub fn asker_commands() -> Result<Vec<TimelineCommand>, ApiError> {
             }),
         )?;
     }
+    // "Alle de 7 innbyggertorgene tilhører én virksomhet": the local centre whose innbyggertorg
+    // old Asker already ran (Heggedal) is handed to the business unit with the merger; the
+    // merger gave it to the new municipality. Borgen is not a local centre and stays.
+    for centre in &facts.existing_citizen_centres {
+        if !facts.local_centres.contains(centre) {
+            continue;
+        }
+        b.push(
+            merger_on,
+            &placement,
+            "the local centre's existing innbyggertorg joins the business unit",
+            Action::TransferServicePoint(ServicePointTransfer {
+                point: id!(ServicePointId, format!("innbyggertorg-{}", slug(centre))),
+                from: id!(UnitId, "asker"),
+                to: id!(UnitId, "asker-innbyggertorg"),
+            }),
+        )?;
+    }
     for r in &facts.renumbering {
         // The 2024 number follows from the division of Viken, which the Storting decided on
         // 2022-06-14 (Prop. 113 LS (2021–2022)); see data/SOURCES.md.
@@ -954,9 +972,24 @@ mod tests {
             ]
         );
         // …and a year later all seven local centres and Borgen.
+        let s2021 = t.state_at(NaiveDate::from_ymd_opt(2021, 1, 1).unwrap());
+        assert_eq!(open(&s2021).len(), 8);
+        // The seven local centres' innbyggertorg are one business unit's, Heggedal (old
+        // Asker's) handed over with the merger; Borgen stays with the municipality.
+        let runner = |s: &omorg_domain::OrgState, point: &str| {
+            s.service_points[&ServicePointId::new(point).unwrap()]
+                .unit
+                .to_string()
+        };
+        let before = t.state_at(NaiveDate::from_ymd_opt(2019, 12, 31).unwrap());
+        assert_eq!(runner(&before, "innbyggertorg-heggedal"), "kommune-0220");
+        assert_eq!(runner(&s, "innbyggertorg-heggedal"), "asker-innbyggertorg");
+        assert_eq!(runner(&s, "innbyggertorg-borgen"), "asker");
         assert_eq!(
-            open(&t.state_at(NaiveDate::from_ymd_opt(2021, 1, 1).unwrap())).len(),
-            8
+            s2021
+                .points_of(&UnitId::new("asker-innbyggertorg").unwrap())
+                .len(),
+            7
         );
         let s = t.state_at(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
         assert_eq!(

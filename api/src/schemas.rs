@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use omorg_domain::{
     AreaTransfer, Assignment, Centralisation, Decentralisation, Dissolve, Merge, Move, Rename,
     ResponsibilityTransfer, Revocation, ServiceDef, ServicePointClosure, ServicePointDef,
-    ServicePointServices, ServiceRetirement, Split, UnitDef, Withdrawal,
+    ServicePointServices, ServicePointTransfer, ServiceRetirement, Split, UnitDef, Withdrawal,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -68,6 +68,8 @@ pub enum CommandAction {
     CloseServicePoint(ServicePointClosure),
     /// Set the services of a service point.
     SetServicePointServices(ServicePointServices),
+    /// Hand a service point over to another unit.
+    TransferServicePoint(ServicePointTransfer),
     /// Revoke an earlier decision.
     RevokeDecision(Revocation),
 }

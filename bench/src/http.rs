@@ -79,7 +79,13 @@ async fn start(url: &str) -> Result<Server, BoxError> {
     db.migrate().await?;
     let app = Omorg::new(db.clone());
     let auth = AuthConfig::parse(&format!("{TOKEN}:planner:bench"))?;
-    let (runner, projector) = ProjectionRunner::spawn(db.clone());
+    // BENCH_GATHER_MS: the projector's gathering (`omorg serve --projector-gather-ms`), for
+    // measuring what the projector running beside the commands costs them.
+    let gather = std::env::var("BENCH_GATHER_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(omorg_projections::runner::GATHER, Duration::from_millis);
+    let (runner, projector) = ProjectionRunner::spawn_gathering(db.clone(), gather);
     runner.sync(Duration::from_secs(30)).await?;
     let queries = Queries::new(db.clone(), runner.clone(), SYNC_PATIENCE);
     let router = omorg_api::app(AppState::with_queries(app.clone(), auth, queries.clone()));

@@ -10,7 +10,8 @@
 //! and prints each store figure as a ratio of the matching raw one. Each measurement lasts
 //! `BENCH_SECONDS` (default 3) seconds. Run with `cargo run --release -p omorg-bench`;
 //! `BENCH_STORE=0`, `BENCH_HTTP=0` and `BENCH_PROJECTIONS=0` skip a section; `BENCH_CLIENTS=1,8`
-//! measures only those client counts in the HTTP section; `BENCH_KEEP=1` keeps
+//! measures only those client counts in the HTTP section, `BENCH_GATHER_MS` sets its projector's
+//! gathering (e.g. `600000` keeps the projector out of the measurement); `BENCH_KEEP=1` keeps
 //! the projection database and `BENCH_QUERIES_ON=<name>` measures only the queries on it.
 //! Results are recorded in docs/benchmarks.md.
 

@@ -457,6 +457,19 @@ pub struct ServicePointServices {
     pub services: Vec<ServiceCode>,
 }
 
+/// Hand a service point over to another unit: the point stays where it is, with its services;
+/// only who runs it changes (e.g. an innbyggertorg moving under a new business unit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServicePointTransfer {
+    /// The service point.
+    pub point: ServicePointId,
+    /// The unit that runs it now (checked: a command written against a stale chart is refused).
+    pub from: UnitId,
+    /// The unit that runs it from the effective date.
+    pub to: UnitId,
+}
+
 /// Withdraw the changes of an earlier decision as if never made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -536,6 +549,7 @@ pub enum Action {
     OpenServicePoint(ServicePointDef),
     CloseServicePoint(ServicePointClosure),
     SetServicePointServices(ServicePointServices),
+    TransferServicePoint(ServicePointTransfer),
     RevokeDecision(Revocation),
     /// Only the service's adoption writes this (`POST /timelines/{id}/adopt`).
     RecordAdoption(Adoption),
@@ -565,6 +579,7 @@ pub enum Change {
     ServicePointOpened(ServicePointDef),
     ServicePointClosed(ServicePointClosure),
     ServicePointServicesSet(ServicePointServices),
+    ServicePointTransferred(ServicePointTransfer),
     DecisionRevoked(Revoked),
     ScenarioAdopted(Adoption),
 }
@@ -592,6 +607,7 @@ impl Change {
             Self::ServicePointOpened(_) => "ServicePointOpened",
             Self::ServicePointClosed(_) => "ServicePointClosed",
             Self::ServicePointServicesSet(_) => "ServicePointServicesSet",
+            Self::ServicePointTransferred(_) => "ServicePointTransferred",
             Self::DecisionRevoked(_) => "DecisionRevoked",
             Self::ScenarioAdopted(_) => "ScenarioAdopted",
         }
@@ -624,6 +640,7 @@ impl Change {
             Self::ServicePointOpened(p) => Action::OpenServicePoint(p),
             Self::ServicePointClosed(p) => Action::CloseServicePoint(p),
             Self::ServicePointServicesSet(p) => Action::SetServicePointServices(p),
+            Self::ServicePointTransferred(p) => Action::TransferServicePoint(p),
             Self::DecisionRevoked(Revoked {
                 case_number,
                 revoked,

@@ -214,6 +214,16 @@ pub enum DomainError {
         /// When.
         closed_on: NaiveDate,
     },
+    /// The service point is run by another unit than the command assumes.
+    #[error("service point {point} is run by {runner}, not by {assumed}")]
+    ServicePointRunByOther {
+        /// The service point.
+        point: ServicePointId,
+        /// The unit that runs it.
+        runner: UnitId,
+        /// The unit the command took for its runner.
+        assumed: UnitId,
+    },
     /// A service point with this id already exists.
     #[error("service point {point} already exists")]
     DuplicateServicePoint {
@@ -296,6 +306,7 @@ impl DomainError {
             Self::UnknownServicePoint { .. } => "unknown-service-point",
             Self::ServicePointClosed { .. } => "service-point-closed",
             Self::DuplicateServicePoint { .. } => "duplicate-service-point",
+            Self::ServicePointRunByOther { .. } => "service-point-run-by-other",
             Self::NothingToChange { .. } => "nothing-to-change",
             Self::UnknownDecision { .. } => "unknown-decision",
             Self::ConflictsWithLaterChange { .. } => "conflicts-with-later-change",

@@ -319,6 +319,11 @@ impl OrgState {
                     None => format!("unit {} already has no parent", m.unit),
                 })
             }
+            Change::ServicePointTransferred(t) => {
+                let p = self.service_points.get(&t.point).filter(|p| p.is_open())?;
+                (p.unit == t.to)
+                    .then(|| format!("service point {} is already run by {}", t.point, t.to))
+            }
             Change::ServicePointServicesSet(s) => {
                 let p = self.service_points.get(&s.point).filter(|p| p.is_open())?;
                 let services: BTreeSet<&ServiceCode> = s.services.iter().collect();
@@ -409,6 +414,7 @@ impl OrgState {
                 }
                 Ok(())
             }
+            Change::ServicePointTransferred(t) => self.transfer_point(t),
         }
     }
 
@@ -864,6 +870,28 @@ impl OrgState {
             a.holder = Some(t.to.clone());
         }
         self.move_responsibilities(&t.from, &t.to, Some(&t.area));
+        Ok(())
+    }
+
+    fn transfer_point(&mut self, t: &ServicePointTransfer) -> Result<(), DomainError> {
+        let runner = self.open_point(&t.point)?.unit.clone();
+        self.live_unit(&t.to)?;
+        if t.from == t.to {
+            return Err(DomainError::invalid(
+                "action.to",
+                "the receiving unit must differ from the giving unit",
+            ));
+        }
+        if runner != t.from {
+            return Err(DomainError::ServicePointRunByOther {
+                point: t.point.clone(),
+                runner,
+                assumed: t.from.clone(),
+            });
+        }
+        if let Some(p) = self.service_points.get_mut(&t.point) {
+            p.unit = t.to.clone();
+        }
         Ok(())
     }
 

@@ -87,6 +87,10 @@ pub enum Op {
     ClosePoint {
         p: usize,
     },
+    TransferPoint {
+        p: usize,
+        to: usize,
+    },
     Revoke {
         nth: usize,
     },
@@ -115,6 +119,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         8 => (0..SERVICES).prop_map(|s| Op::Decentralise { s }),
         3 => (0..3usize, u.clone(), 0..SERVICES).prop_map(|(p, u, s)| Op::OpenPoint { p, u, s }),
         3 => (0..3usize).prop_map(|p| Op::ClosePoint { p }),
+        3 => (0..3usize, u.clone()).prop_map(|(p, to)| Op::TransferPoint { p, to }),
         3 => (0..40usize).prop_map(|nth| Op::Revoke { nth }),
     ]
 }
@@ -327,6 +332,19 @@ pub fn action(op: &Op, n: usize, state: &OrgState) -> Action {
         Op::ClosePoint { p } => Action::CloseServicePoint(ServicePointClosure {
             point: ServicePointId::new(format!("p{p}")).unwrap(),
         }),
+        Op::TransferPoint { p, to } => {
+            let point = ServicePointId::new(format!("p{p}")).unwrap();
+            // The runner as it stands on the date, so that most transfers are accepted.
+            let from = state
+                .service_points
+                .get(&point)
+                .map_or_else(|| unit_id(0), |x| x.unit.clone());
+            Action::TransferServicePoint(ServicePointTransfer {
+                point,
+                from,
+                to: unit_id(to),
+            })
+        }
         Op::Revoke { nth } => Action::RevokeDecision(Revocation {
             case_number: format!("{nth}/1"),
             command_ids: None,

@@ -594,6 +594,7 @@ fn org_change(action: Action) -> Change {
         Action::OpenServicePoint(p) => Change::ServicePointOpened(p),
         Action::CloseServicePoint(c) => Change::ServicePointClosed(c),
         Action::SetServicePointServices(s) => Change::ServicePointServicesSet(s),
+        Action::TransferServicePoint(t) => Change::ServicePointTransferred(t),
         Action::RevokeDecision(r) => Change::DecisionRevoked(Revoked {
             case_number: r.case_number,
             revoked: r.command_ids.unwrap_or_default(),

@@ -39,6 +39,7 @@ fn past_tense(action: &str) -> String {
         "OpenServicePoint" => "ServicePointOpened",
         "CloseServicePoint" => "ServicePointClosed",
         "SetServicePointServices" => "ServicePointServicesSet",
+        "TransferServicePoint" => "ServicePointTransferred",
         other => other,
     }
     .to_string()
@@ -88,6 +89,14 @@ fn check_invariants(s: &OrgState, when: &str) -> Result<(), TestCaseError> {
                 a.code
             );
         }
+    }
+    for p in s.service_points.values().filter(|p| p.is_open()) {
+        prop_assert!(
+            s.units.get(&p.unit).is_some_and(|x| x.is_live()),
+            "{when}: open service point {} run by dead or unknown unit {}",
+            p.id,
+            p.unit
+        );
     }
     Ok(())
 }
@@ -267,6 +276,7 @@ fn the_generator_reaches_every_kind_of_change() {
         "ServiceDecentralised",
         "ServicePointOpened",
         "ServicePointClosed",
+        "ServicePointTransferred",
         "DecisionRevoked",
     ] {
         assert!(

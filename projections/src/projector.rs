@@ -956,6 +956,10 @@ pub fn summary(e: &TimelineEvent) -> String {
             p.point,
             p.services.len()
         ),
+        ServicePointTransferred(t) => format!(
+            "service point {} moved from {} to {}",
+            t.point, t.from, t.to
+        ),
         DecisionRevoked(r) => format!(
             "decision {} revoked ({} changes)",
             r.case_number,

@@ -131,6 +131,9 @@ impl Touched {
             Change::ServicePointServicesSet(p) => {
                 self.points.insert(p.point.clone());
             }
+            Change::ServicePointTransferred(p) => {
+                self.points.insert(p.point.clone());
+            }
         }
     }
 

@@ -2807,3 +2807,130 @@ async fn compare_shows_service_points(app: TestApp) {
 }
 
 on_both_backends!(compare_shows_service_points);
+
+/// A service point handed to another unit: the org chart shows it under the new unit from the
+/// effective date (and under the old one before), the replay says what moved, and a transfer
+/// written against a stale chart, to the unit that runs it, or of an unknown point is refused
+/// naming the rule, writing nothing.
+async fn a_service_point_is_handed_to_another_unit(app: TestApp) {
+    seeded(&app).await;
+    let open = json!({"type": "OpenServicePoint", "point": "torget", "name": "Torget",
+        "unit": "gamle-oslo", "area": "030101", "services": ["home-care"]});
+    let (status, body) = app
+        .command("oslo", &command("torg-open", "2024-01-01", open))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let transfer = |from: &str, to: &str| json!({"type": "TransferServicePoint", "point": "torget", "from": from, "to": to});
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "torg-move",
+                "2025-01-01",
+                transfer("gamle-oslo", "helseetaten"),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["events"][0]["event_type"], "ServicePointTransferred",
+        "{body}"
+    );
+
+    // Who runs it, by date, from the org chart.
+    let runner = |chart: &Value| -> Vec<String> {
+        fn walk(units: &Value, out: &mut Vec<String>) {
+            for u in units.as_array().into_iter().flatten() {
+                for p in u["service_points"].as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "{}:{}",
+                        u["id"].as_str().unwrap(),
+                        p["id"].as_str().unwrap()
+                    ));
+                }
+                walk(&u["children"], out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&chart["units"], &mut out);
+        out
+    };
+    for (as_of, expected) in [
+        ("2024-12-31", "gamle-oslo:torget"),
+        ("2025-01-01", "helseetaten:torget"),
+    ] {
+        let (status, chart) = app
+            .get_json(READER, &format!("/timelines/oslo/org-chart?as_of={as_of}"))
+            .await;
+        assert_eq!(status, 200, "{chart}");
+        assert_eq!(runner(&chart), [expected], "{as_of}: {chart}");
+    }
+    // The replay step says who ran it before and after; the change feed says it in a line.
+    let (status, replay) = app.get_json(AUDITOR, "/timelines/oslo/replay").await;
+    assert_eq!(status, 200, "{replay}");
+    let step = replay["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["command_id"] == "torg-move")
+        .expect("the transfer's step");
+    let point = &step["changes"][0]["service_points"][0];
+    assert_eq!(point["before"]["unit_id"], "gamle-oslo", "{step}");
+    assert_eq!(point["after"]["unit_id"], "helseetaten", "{step}");
+    assert_eq!(point["after"]["services"], json!(["home-care"]), "{step}");
+    let (status, feed) = app.get_json(AUDITOR, "/timelines/oslo/change-feed").await;
+    assert_eq!(status, 200, "{feed}");
+    assert!(
+        feed.to_string()
+            .contains("service point torget moved from gamle-oslo to helseetaten"),
+        "{feed}"
+    );
+
+    let (_, before) = app.get_json(AUDITOR, "/timelines/oslo").await;
+    // Against a stale chart (it is Helseetaten's now), to its own runner, of an unknown point.
+    let refusals = [
+        (
+            transfer("gamle-oslo", "grunerlokka"),
+            409,
+            "service-point-run-by-other",
+            "service point torget is run by helseetaten, not by gamle-oslo",
+        ),
+        (
+            transfer("helseetaten", "helseetaten"),
+            409,
+            "nothing-to-change",
+            "service point torget is already run by helseetaten",
+        ),
+        (
+            transfer("helseetaten", "nowhere"),
+            409,
+            "unknown-unit",
+            "nowhere",
+        ),
+        (
+            json!({"type": "TransferServicePoint", "point": "elsewhere", "from": "helseetaten",
+                "to": "grunerlokka"}),
+            409,
+            "unknown-service-point",
+            "elsewhere",
+        ),
+    ];
+    for (i, (action, status_expected, rule, says)) in refusals.into_iter().enumerate() {
+        let (status, body) = app
+            .command(
+                "oslo",
+                &command(&format!("torg-bad-{i}"), "2026-01-01", action),
+            )
+            .await;
+        assert_problem(status, &body, status_expected);
+        assert_eq!(body["rule"], rule, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
+    }
+    let (_, after) = app.get_json(AUDITOR, "/timelines/oslo").await;
+    assert_eq!(
+        before["version"], after["version"],
+        "a refusal wrote something"
+    );
+}
+
+on_both_backends!(a_service_point_is_handed_to_another_unit);

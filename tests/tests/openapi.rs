@@ -39,6 +39,7 @@ fn one_of_each() -> Vec<Value> {
         json!({"type": "WithdrawResponsibility", "service": "home-care", "unit": "helseetaten", "areas": ["030112"]}),
         json!({"type": "OpenServicePoint", "point": "alna-torg", "name": "Alna innbyggertorg", "unit": "alna", "area": "030112", "services": ["home-care"]}),
         json!({"type": "SetServicePointServices", "point": "alna-torg", "services": []}),
+        json!({"type": "TransferServicePoint", "point": "alna-torg", "from": "alna", "to": "grorud"}),
         json!({"type": "CloseServicePoint", "point": "alna-torg"}),
         json!({"type": "TransferArea", "area": "030112", "from": "alna", "to": "stovner"}),
         json!({"type": "SplitUnit", "source": "stovner", "parts": [

@@ -2192,3 +2192,131 @@ fn an_area_held_by_another_says_whose_the_command_took_it_for() {
     };
     assert_eq!(free.to_string(), "area 030110 is held by grorud");
 }
+
+#[test]
+fn a_service_point_is_handed_to_another_unit_with_its_services() {
+    let transfer = |id: &str, date: &str, from: &str, to: &str| {
+        cmd(
+            id,
+            date,
+            Action::TransferServicePoint(ServicePointTransfer {
+                point: pid("torg-grorud"),
+                from: uid(from),
+                to: uid(to),
+            }),
+        )
+    };
+    let mut t = timeline(oslo());
+    run(
+        &mut t,
+        cmd(
+            "o",
+            "2021-01-01",
+            Action::OpenServicePoint(ServicePointDef {
+                point: pid("torg-grorud"),
+                name: "Innbyggertorg Grorud".into(),
+                unit: uid("grorud"),
+                area: Some(ac("030110")),
+                services: vec![sc("home-care")],
+            }),
+        ),
+    )
+    .unwrap();
+    let given = t_events(&t);
+    accepts(
+        given.clone(),
+        transfer("t", "2022-01-01", "grorud", "stovner"),
+    );
+    // Written against a stale chart: the giver is not who runs it.
+    refuses(
+        given.clone(),
+        transfer("t", "2022-01-01", "alna", "stovner"),
+        DomainError::ServicePointRunByOther {
+            point: pid("torg-grorud"),
+            runner: uid("grorud"),
+            assumed: uid("alna"),
+        },
+    );
+    // To a unit that does not exist (yet), or to the giver itself.
+    refuses(
+        given.clone(),
+        transfer("t", "2022-01-01", "grorud", "nowhere"),
+        DomainError::UnknownUnit {
+            unit: uid("nowhere"),
+        },
+    );
+    refuses(
+        given.clone(),
+        transfer("t", "2022-01-01", "alna", "alna"),
+        DomainError::InvalidInput {
+            field: "action.to".into(),
+            reason: "the receiving unit must differ from the giving unit".into(),
+        },
+    );
+    // Before it opened, it is not there to hand over.
+    refuses(
+        given.clone(),
+        transfer("t", "2020-06-01", "grorud", "stovner"),
+        DomainError::UnknownServicePoint {
+            point: pid("torg-grorud"),
+        },
+    );
+    // Handing it to the unit that runs it changes nothing.
+    let same = t.decide(transfer("t", "2022-01-01", "grorud", "grorud"));
+    assert!(
+        matches!(&same, Err(DomainError::NothingToChange { reason }) if reason == "service point torg-grorud is already run by grorud"),
+        "{same:?}"
+    );
+
+    run(&mut t, transfer("t", "2022-01-01", "grorud", "stovner")).unwrap();
+    let before = t.state_at(d("2021-12-31"));
+    let after = t.state_at(d("2022-01-01"));
+    assert_eq!(
+        before.service_points[&pid("torg-grorud")].unit,
+        uid("grorud")
+    );
+    let moved = &after.service_points[&pid("torg-grorud")];
+    assert_eq!(moved.unit, uid("stovner"));
+    // Only the runner changes: name, area, services and opening date stay.
+    assert_eq!(moved.area, Some(ac("030110")));
+    assert_eq!(moved.opened_on, d("2021-01-01"));
+    assert!(moved.services.contains(&sc("home-care")));
+    // The giver can now be dissolved (as far as points go); the receiver cannot.
+    assert!(after.points_of(&uid("grorud")).is_empty());
+    assert_eq!(after.points_of(&uid("stovner")), vec![pid("torg-grorud")]);
+    // A back-dated transfer to a unit a later change dissolves breaks that later change.
+    run(
+        &mut t,
+        cmd(
+            "dissolve",
+            "2023-01-01",
+            Action::DissolveUnit(Dissolve {
+                unit: uid("helseetaten"),
+            }),
+        ),
+    )
+    .unwrap();
+    let err = t
+        .decide(cmd(
+            "back",
+            "2022-06-01",
+            Action::TransferServicePoint(ServicePointTransfer {
+                point: pid("torg-grorud"),
+                from: uid("stovner"),
+                to: uid("helseetaten"),
+            }),
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::ConflictsWithLaterChange {
+            later_command: CommandId::new("dissolve").unwrap(),
+            later_case: "case/dissolve".into(),
+            later_effective: d("2023-01-01"),
+            reason: Box::new(DomainError::UnitRunsServicePoints {
+                unit: uid("helseetaten"),
+                points: vec![pid("torg-grorud")],
+            }),
+        }
+    );
+}
