@@ -29,6 +29,8 @@ type ListingRow = (
     i64,
     Option<String>,
     Option<i64>,
+    Option<String>,
+    Option<String>,
 );
 
 /// Reads a [`ListingRow`] out of a row of either backend.
@@ -44,6 +46,8 @@ macro_rules! listing_row {
                 $row.try_get(5)?,
                 $row.try_get(6)?,
                 $row.try_get(7)?,
+                $row.try_get(8)?,
+                $row.try_get(9)?,
             ))
         })()
         .map_err(|e| ApiError::from(omorg_store::StoreError::from(e)))
@@ -141,8 +145,14 @@ pub struct TimelineSummary {
     pub id: String,
     /// Name.
     pub name: String,
+    /// Free description (a scenario has none).
+    pub description: String,
     /// `baseline` or `scenario`.
     pub kind: String,
+    /// The effective date of its creation or fork: where its own history starts. (Changes
+    /// dated earlier are accepted: a timeline created today can record the history before.)
+    #[schema(value_type = String, format = Date)]
+    pub effective_from: NaiveDate,
     /// For a scenario: the parent timeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<String>,
@@ -833,14 +843,32 @@ impl Omorg {
     /// One timeline's summary; 404 when unknown.
     #[tracing::instrument(name = "omorg.summary", skip(self))]
     pub async fn summary(&self, timeline: &str) -> Result<TimelineSummary, ApiError> {
-        let (info, version) = self
-            .read(timeline, |t| (t.0.info().cloned(), t.0.version()))
+        let (info, version, effective_from) = self
+            .read(timeline, |t| {
+                // The timeline's own first event (a fork's base events come before it).
+                let start =
+                    t.0.records()
+                        .iter()
+                        .find(|r| r.version == 1)
+                        .map(|r| r.event.context.effective_from);
+                (t.0.info().cloned(), t.0.version(), start)
+            })
             .await?;
+        let effective_from = effective_from.ok_or_else(|| {
+            ApiError::internal(omorg_store::StoreError::Corrupt(format!(
+                "timeline {timeline} has no first event"
+            )))
+        })?;
         let forked = info.as_ref().and_then(|i| i.forked_from.clone());
         let adopted = info.as_ref().and_then(|i| i.adopted_into.clone());
         Ok(TimelineSummary {
             id: timeline.to_owned(),
+            description: info
+                .as_ref()
+                .map(|i| i.description.clone())
+                .unwrap_or_default(),
             name: info.map(|i| i.name).unwrap_or_default(),
+            effective_from,
             kind: if forked.is_some() {
                 "scenario"
             } else {
@@ -866,7 +894,8 @@ impl Omorg {
                             e.payload->'change'->>'parent', \
                             (e.payload->'change'->>'parent_version')::bigint, v.version, \
                             ad.payload->'change'->>'into', \
-                            (ad.payload->'change'->>'into_version')::bigint \
+                            (ad.payload->'change'->>'into_version')::bigint, \
+                            e.payload->'change'->>'description', e.payload->>'effective_from' \
                      FROM events e \
                      LEFT JOIN LATERAL (SELECT a.payload FROM events a \
                                         WHERE a.stream_id = e.stream_id \
@@ -891,7 +920,9 @@ impl Omorg {
                             json_extract(e.payload, '$.change.parent'), \
                             json_extract(e.payload, '$.change.parent_version'), v.version, \
                             json_extract(ad.payload, '$.change.into'), \
-                            json_extract(ad.payload, '$.change.into_version') \
+                            json_extract(ad.payload, '$.change.into_version'), \
+                            json_extract(e.payload, '$.change.description'), \
+                            json_extract(e.payload, '$.effective_from') \
                      FROM events e \
                      LEFT JOIN events ad ON ad.stream_id = e.stream_id \
                        AND e.event_type = 'TimelineForked' \
@@ -912,14 +943,34 @@ impl Omorg {
             .map(|r| listing_row!(r))
             .collect::<Result<_, _>>()?,
         };
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(
-                |(id, event_type, name, parent, parent_version, version, into, into_version)| {
+                |(
+                    id,
+                    event_type,
+                    name,
+                    parent,
+                    parent_version,
+                    version,
+                    into,
+                    into_version,
+                    description,
+                    effective_from,
+                )| {
                     let scenario = event_type == "TimelineForked";
-                    TimelineSummary {
-                        id,
+                    // Written by omorg as an ISO date; anything else is a row edited behind its back.
+                    let effective_from = effective_from
+                        .as_deref()
+                        .and_then(|d| d.parse::<NaiveDate>().ok())
+                        .ok_or_else(|| {
+                            ApiError::internal(omorg_store::StoreError::Corrupt(format!(
+                                "timeline {id}'s first event has no effective date"
+                            )))
+                        })?;
+                    Ok(TimelineSummary {
                         name: name.unwrap_or_default(),
+                        description: description.unwrap_or_default(),
+                        effective_from,
                         kind: if scenario { "scenario" } else { "baseline" }.into(),
                         forked_from: parent.filter(|_| scenario),
                         forked_at_version: parent_version
@@ -928,10 +979,11 @@ impl Omorg {
                         version: u64::try_from(version).unwrap_or(0),
                         adopted_into: into,
                         adopted_into_version: into_version.and_then(|v| u64::try_from(v).ok()),
-                    }
+                        id,
+                    })
                 },
             )
-            .collect())
+            .collect()
     }
 
     /// Up to `limit` events of one timeline after `after_version`, in version order.

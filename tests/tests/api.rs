@@ -131,6 +131,47 @@ async fn timelines_are_created_listed_and_shown(app: TestApp) {
     let (status, one) = app.get_json(READER, "/timelines/oslo").await;
     assert_eq!(status, 200);
     assert_eq!(one["name"], "Timeline oslo");
+    // Where its history starts: the creation's effective date, in the listing too.
+    assert_eq!(one["effective_from"], "2019-01-01", "{one}");
+    assert_eq!(list[0]["effective_from"], "2019-01-01", "{list}");
+    assert_eq!(one["description"], list[0]["description"], "{one} {list}");
+    // A scenario starts on its fork's effective date; a described baseline shows it.
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/fork",
+            &json!({"id": "alt", "name": "Alternativ", "effective_from": "2024-03-01"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines",
+            &json!({"id": "asker", "name": "Asker kommune", "description": "Nye Asker fra 2020",
+                    "effective_from": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, list) = app.get_json(READER, "/timelines").await;
+    for (id, from, description) in [
+        ("oslo", "2019-01-01", ""),
+        ("alt", "2024-03-01", ""),
+        ("asker", "2020-01-01", "Nye Asker fra 2020"),
+    ] {
+        let listed = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("{id} listed: {list}"));
+        let (status, shown) = app.get_json(READER, &format!("/timelines/{id}")).await;
+        assert_eq!(status, 200, "{shown}");
+        for t in [listed, &shown] {
+            assert_eq!(t["effective_from"], from, "{id}: {t}");
+            assert_eq!(t["description"], description, "{id}: {t}");
+        }
+    }
     // Creating it again is refused by the domain rule, not a 500.
     let (status, body) = app
         .post(
