@@ -1182,7 +1182,7 @@ async fn restore_moves_a_database_with_its_history(app: TestApp) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        restored_heads.contains(&format!("asker: 24 events restored; head: {head}")),
+        restored_heads.contains(&format!("asker: 25 events restored; head: {head}")),
         "{restored_heads}\n{head}"
     );
 
@@ -1246,7 +1246,7 @@ async fn replay_prints_each_step_and_its_changes(app: TestApp) {
     );
     assert_eq!(
         text.lines().filter(|l| l.starts_with('v')).count(),
-        24,
+        25,
         "{text}"
     );
     // The merger: on 2020-01-01 the three municipalities go, the new Asker comes, and their
@@ -1275,6 +1275,11 @@ async fn replay_prints_each_step_and_its_changes(app: TestApp) {
     // Opening an innbyggertorg shows the service point, with who runs it and what it offers.
     assert!(
         text.contains("    + point innbyggertorg-saetre Innbyggertorg Sætre (asker-innbyggertorg; citizen-service-desk, library)"),
+        "{text}"
+    );
+    // Handing Heggedal's innbyggertorg to the business unit says who ran it and who runs it.
+    assert!(
+        text.contains("    ~ point innbyggertorg-heggedal Innbyggertorg Heggedal (asker; library) -> Innbyggertorg Heggedal (asker-innbyggertorg; library)"),
         "{text}"
     );
     let out = omorg_output(
