@@ -13,7 +13,8 @@ use crate::queries::{
 };
 use crate::render::{self, Format};
 use crate::service::{
-    AdoptRequest, CommandResult, CreateTimelineRequest, EventPage, ForkRequest, TimelineSummary,
+    AdoptRequest, CommandResult, CreateTimelineRequest, EventPage, ForkRequest, StreamEventPage,
+    TimelineSummary,
 };
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
@@ -95,7 +96,7 @@ pub fn app(state: AppState) -> Router {
         changes, change_feed, replay, compare, timeline_events, all_events, verify, healthz,
         readyz, metrics
     ),
-    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Replay, ReplayStep, StepChange, ResponsibilityChange, UnitChange, ServicePointChange, ServicePointDiff, Comparison, EventPage, Format)),
+    components(schemas(crate::schemas::Command, crate::schemas::Decision, crate::schemas::RecordedEvent, crate::schemas::VerifyReport, Problem, TimelineSummary, CommandResult, CreateTimelineRequest, ForkRequest, AdoptRequest, BatchRequest, Created, OrgChart, Responsibilities, UnitHistory, ServiceHistory, ServiceVersion, DecisionLog, Changes, FeedPage, Replay, ReplayStep, StepChange, ResponsibilityChange, UnitChange, ServicePointChange, ServicePointDiff, Comparison, EventPage, StreamEventPage, Format)),
     modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = []))
 )]
@@ -879,14 +880,14 @@ async fn compare(
     params(("id" = String, Path, description = "Timeline id"),
         ("after_version" = Option<u64>, Query, description = "Return events after this version (default 0; at most 2^63 - 1)"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
-    responses((status = 200, body = EventPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = StreamEventPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
 #[tracing::instrument(name = "http.timeline_events", skip(state, caller, query))]
 async fn timeline_events(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Json<StreamEventPage>, ApiError> {
     caller.require(Permission::Audit)?;
     let params = Params::parse(query, &["after_version", "limit"])?;
     let after = params.stored_number("after_version")?.unwrap_or(0);

@@ -223,9 +223,20 @@ pub struct EventPage {
     /// The events, oldest first.
     #[schema(value_type = Vec<crate::schemas::RecordedEvent>)]
     pub events: Vec<RecordedEvent>,
-    /// Where to continue: pass as `after` (for the global log) or `after_version` (for a
-    /// stream). Equal to the request's when the page is empty.
+    /// Where to continue: pass as `after`. Equal to the request's when the page is empty.
     pub next: String,
+}
+
+/// A page of one timeline's events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StreamEventPage {
+    /// The events, in version order.
+    #[schema(value_type = Vec<crate::schemas::RecordedEvent>)]
+    pub events: Vec<RecordedEvent>,
+    /// The last version on this page: pass it as `after_version` for the next (the request's
+    /// when the page is empty). A number, as on the other version- and position-paged routes
+    /// (`/replay`, `/change-feed`).
+    pub next: u64,
 }
 
 /// How the service's store is tuned. Snapshots are off: a timeline's aggregate is its whole
@@ -993,7 +1004,7 @@ impl Omorg {
         timeline: &str,
         after_version: u64,
         limit: u32,
-    ) -> Result<EventPage, ApiError> {
+    ) -> Result<StreamEventPage, ApiError> {
         timeline_id(timeline)?;
         // Versions run 1, 2, 3, … without gaps, so a page is a range of them: read just that,
         // not the whole timeline (auditors page through timelines of any length).
@@ -1031,11 +1042,8 @@ impl Omorg {
                 ));
             }
         }
-        let next = page
-            .last()
-            .map_or(after_version, |r| r.stream_version)
-            .to_string();
-        Ok(EventPage { events: page, next })
+        let next = page.last().map_or(after_version, |r| r.stream_version);
+        Ok(StreamEventPage { events: page, next })
     }
 
     /// Up to `limit` events of every timeline after `after`, in the global order.

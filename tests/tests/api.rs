@@ -743,7 +743,7 @@ async fn event_log_pages_by_stream_and_globally(app: TestApp) {
         .map(|e| e["stream_version"].as_u64().unwrap())
         .collect();
     assert_eq!(versions, [3, 4, 5]);
-    assert_eq!(page["next"], "5");
+    assert_eq!(page["next"], 5);
     assert_eq!(page["events"][0]["metadata"]["actor"], "planner@test");
     // The last page, a page at the end (empty, `next` unchanged), a cursor beyond the end (422:
     // it would read as "nothing new" for ever), and a timeline that does not exist.
@@ -752,13 +752,13 @@ async fn event_log_pages_by_stream_and_globally(app: TestApp) {
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["events"].as_array().unwrap().len(), 2, "{page}");
-    assert_eq!(page["next"], "8");
+    assert_eq!(page["next"], 8);
     let (status, page) = app
         .get_json(AUDITOR, "/timelines/oslo/events?after_version=8")
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["events"], serde_json::json!([]), "{page}");
-    assert_eq!(page["next"], "8");
+    assert_eq!(page["next"], 8);
     for after in ["9", "9223372036854775807"] {
         let (status, page) = app
             .get_json(
