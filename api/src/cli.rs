@@ -1215,6 +1215,23 @@ fn text_tree(chart: &OrgChart) -> String {
                 n.name,
                 n.kind
             ));
+            // The service points it runs, before its children: who runs an innbyggertorg is
+            // part of the chart (a handover shows here as it does in the other formats).
+            for p in &n.service_points {
+                let mut about: Vec<String> = p.area.iter().map(|a| format!("area {a}")).collect();
+                about.push(if p.services.is_empty() {
+                    "no services".to_owned()
+                } else {
+                    p.services.join(", ")
+                });
+                out.push_str(&format!(
+                    "{}- point {} {} ({})\n",
+                    "  ".repeat(depth + 1),
+                    p.id,
+                    p.name,
+                    about.join("; ")
+                ));
+            }
             walk(&n.children, depth + 1, out);
         }
     }

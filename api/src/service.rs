@@ -1211,7 +1211,12 @@ fn neutral_decision(date: NaiveDate, title: &str) -> DecisionRef {
         case_number: "omorg".into(),
         body: "omorg".into(),
         decision_date: date,
-        title: title.to_owned(),
+        // "Create <name>" may pass the length a title may have although the name does not:
+        // cut, since the client did not write this title.
+        title: title
+            .chars()
+            .take(omorg_domain::rules::MAX_NAME_LEN)
+            .collect(),
         link: None,
     }
 }

@@ -206,6 +206,16 @@ pub enum DomainError {
         /// The service point.
         point: ServicePointId,
     },
+    /// The service point opens only after the command's effective date.
+    #[error("service point {point} opens on {opened_on}, after the effective date {date}")]
+    ServicePointNotYetOpened {
+        /// The service point.
+        point: ServicePointId,
+        /// When it opens.
+        opened_on: NaiveDate,
+        /// The command's effective date.
+        date: NaiveDate,
+    },
     /// The service point is closed.
     #[error("service point {point} was closed on {closed_on}")]
     ServicePointClosed {
@@ -305,6 +315,7 @@ impl DomainError {
             Self::DuplicateService { .. } => "duplicate-service",
             Self::UnknownServicePoint { .. } => "unknown-service-point",
             Self::ServicePointClosed { .. } => "service-point-closed",
+            Self::ServicePointNotYetOpened { .. } => "service-point-not-yet-opened",
             Self::DuplicateServicePoint { .. } => "duplicate-service-point",
             Self::ServicePointRunByOther { .. } => "service-point-run-by-other",
             Self::NothingToChange { .. } => "nothing-to-change",

@@ -320,6 +320,9 @@ impl OrgState {
                 })
             }
             Change::ServicePointTransferred(t) => {
+                if t.from == t.to {
+                    return None; // malformed: the transfer's own check says so (422)
+                }
                 let p = self.service_points.get(&t.point).filter(|p| p.is_open())?;
                 (p.unit == t.to)
                     .then(|| format!("service point {} is already run by {}", t.point, t.to))

@@ -291,6 +291,26 @@ impl Timeline {
 
     /// Turns "unknown unit" into "not yet established" when the unit is established later.
     fn explain(&self, e: DomainError, date: NaiveDate) -> DomainError {
+        if let DomainError::UnknownServicePoint { point } = &e {
+            // Likewise "unknown service point" when it opens later.
+            let opened =
+                self.in_force(self.version)
+                    .into_iter()
+                    .find_map(|r| match &r.event.change {
+                        Change::ServicePointOpened(p) if p.point == *point => {
+                            Some(r.event.context.effective_from)
+                        }
+                        _ => None,
+                    });
+            return match opened {
+                Some(on) if on > date => DomainError::ServicePointNotYetOpened {
+                    point: point.clone(),
+                    opened_on: on,
+                    date,
+                },
+                _ => e,
+            };
+        }
         let DomainError::UnknownUnit { unit } = &e else {
             return e;
         };
@@ -361,6 +381,13 @@ impl Timeline {
         cmd: TimelineCommand,
         refuse_no_op: bool,
     ) -> Result<Option<TimelineEvent>, DomainError> {
+        // A timeline's name before the context: a client that names no decision gets one
+        // titled after the name, and a bad name must be reported as the name, not that title.
+        match &cmd.action {
+            Action::CreateTimeline(def) => check_text("action.name", &def.name)?,
+            Action::ForkTimeline(fork) => check_text("action.name", &fork.name)?,
+            _ => {}
+        }
         Self::check_context(&cmd.context)?;
         if let Some(rec) = self.record_of(&cmd.context.command_id) {
             return if rec.event.context == cmd.context

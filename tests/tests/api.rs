@@ -2937,7 +2937,7 @@ async fn a_service_point_is_handed_to_another_unit(app: TestApp) {
             "service point torget is run by helseetaten, not by gamle-oslo",
         ),
         (
-            transfer("helseetaten", "helseetaten"),
+            transfer("gamle-oslo", "helseetaten"),
             409,
             "nothing-to-change",
             "service point torget is already run by helseetaten",
@@ -2967,6 +2967,17 @@ async fn a_service_point_is_handed_to_another_unit(app: TestApp) {
         assert_eq!(body["rule"], rule, "{body}");
         assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
     }
+    // The same unit as giver and receiver is malformed, whoever runs the point (as for areas).
+    for giver in ["helseetaten", "grunerlokka"] {
+        let (status, body) = app
+            .command(
+                "oslo",
+                &command("torg-same", "2026-01-01", transfer(giver, giver)),
+            )
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], "action.to", "{body}");
+    }
     let (_, after) = app.get_json(AUDITOR, "/timelines/oslo").await;
     assert_eq!(
         before["version"], after["version"],
@@ -2975,3 +2986,32 @@ async fn a_service_point_is_handed_to_another_unit(app: TestApp) {
 }
 
 on_both_backends!(a_service_point_is_handed_to_another_unit);
+
+/// A timeline created or forked without a decision gets one titled after its name: a bad name
+/// is reported as `name` (not as that title), and a name as long as names may be is accepted
+/// (its title is cut to the length titles may have).
+async fn a_timeline_name_is_checked_as_the_name(app: TestApp) {
+    seeded(&app).await;
+    for (path, id) in [("/timelines", "bad-1"), ("/timelines/oslo/fork", "bad-2")] {
+        let (status, body) = app
+            .post(PLANNER, path, &json!({"id": id, "name": "x\u{202e}y"}))
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], "name", "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("U+202E"),
+            "{body}"
+        );
+    }
+    let long = "N".repeat(300);
+    for (path, id) in [("/timelines", "long-1"), ("/timelines/oslo/fork", "long-2")] {
+        let (status, body) = app
+            .post(PLANNER, path, &json!({"id": id, "name": long}))
+            .await;
+        assert_eq!(status, 201, "{path}: {body}");
+        let (_, shown) = app.get_json(READER, &format!("/timelines/{id}")).await;
+        assert_eq!(shown["name"], long.as_str(), "{shown}");
+    }
+}
+
+on_both_backends!(a_timeline_name_is_checked_as_the_name);

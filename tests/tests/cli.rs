@@ -640,6 +640,29 @@ async fn adopt_applies_a_scenario_to_its_parent() {
     let chart = ["org-chart", "--timeline", "asker", "--as-of", "2020-06-01"];
     let (_, before, _) = omorg(&chart).await;
     assert!(!before.contains("Innbyggerservice"), "{before}");
+    // The service points show under the unit that runs them: Heggedal's with the business
+    // unit since the merger, Borgen's with the municipality.
+    // Whether `point` is listed right under `unit` (its own points, not its children's).
+    let runs = |chart: &str, unit: &str, point: &str| {
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let mut lines = chart.lines().skip_while(|l| l.trim_start() != unit);
+        let Some(header) = lines.next() else {
+            return false;
+        };
+        let own = indent(header) + 2;
+        lines
+            .take_while(|l| indent(l) > indent(header))
+            .any(|l| indent(l) == own && l.trim_start() == point)
+    };
+    let heggedal = "- point innbyggertorg-heggedal Innbyggertorg Heggedal (area 0220; library)";
+    let borgen = "- point innbyggertorg-borgen Innbyggertorg Borgen (area 0220; library)";
+    let (municipality, business) = (
+        "Asker kommune [3025] (municipality) areas: 0220, 0627, 0628",
+        "Innbyggertorg (business_unit)",
+    );
+    assert!(runs(&before, business, heggedal), "{before}");
+    assert!(!runs(&before, municipality, heggedal), "{before}");
+    assert!(runs(&before, municipality, borgen), "{before}");
 
     let (code, stdout, stderr) = adopt("asker", "asker-alt-1", &[]).await;
     assert_eq!(code, Some(0), "{stderr}");

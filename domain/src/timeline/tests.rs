@@ -2253,18 +2253,26 @@ fn a_service_point_is_handed_to_another_unit_with_its_services() {
             reason: "the receiving unit must differ from the giving unit".into(),
         },
     );
-    // Before it opened, it is not there to hand over.
+    // Before it opens, it is not there to hand over, and the refusal says when it opens.
     refuses(
         given.clone(),
         transfer("t", "2020-06-01", "grorud", "stovner"),
-        DomainError::UnknownServicePoint {
+        DomainError::ServicePointNotYetOpened {
             point: pid("torg-grorud"),
+            opened_on: d("2021-01-01"),
+            date: d("2020-06-01"),
         },
     );
-    // Handing it to the unit that runs it changes nothing.
-    let same = t.decide(transfer("t", "2022-01-01", "grorud", "grorud"));
+    // Handing it to the unit that runs it changes nothing; giving and receiving unit the same
+    // is malformed whoever runs it (422, as for areas and responsibilities).
+    let same = t.decide(transfer("t", "2022-01-01", "alna", "grorud"));
     assert!(
         matches!(&same, Err(DomainError::NothingToChange { reason }) if reason == "service point torg-grorud is already run by grorud"),
+        "{same:?}"
+    );
+    let same = t.decide(transfer("t", "2022-01-01", "grorud", "grorud"));
+    assert!(
+        matches!(&same, Err(DomainError::InvalidInput { field, .. }) if field == "action.to"),
         "{same:?}"
     );
 
