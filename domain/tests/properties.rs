@@ -285,3 +285,73 @@ fn the_generator_reaches_every_kind_of_change() {
         );
     }
 }
+
+/// Decides `commands` as one batch does: each against its date, the later changes once all
+/// are in. On a refusal the timeline is as before (a clone is decided on).
+fn decide_batch(t: &Timeline, commands: &[TimelineCommand]) -> Option<Timeline> {
+    let mut next = t.clone();
+    let mut unchecked = false;
+    for c in commands {
+        let (event, later) = next.decide_in_batch(c.clone(), false).ok()?;
+        unchecked |= later;
+        if let Some(e) = event {
+            next.apply(e);
+        }
+    }
+    (!unchecked || next.check_later_changes().is_ok()).then_some(next)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A batch is judged by the history it leaves: whatever random commands a batch holds, in
+    /// chunks of any size and dated out of order, every history it accepts keeps the
+    /// invariants at every date, and every change in force applies on its date.
+    #[test]
+    fn a_batch_leaves_a_valid_history(ops in ops(), chunks in proptest::collection::vec((proptest::collection::vec((op(), 0..20u64), 1..6)), 1..8)) {
+        let (mut t, _) = build(&ops)?;
+        let mut n = 5000;
+        for chunk in &chunks {
+            let commands: Vec<TimelineCommand> = chunk.iter().map(|(o, k)| {
+                n += 1;
+                let basis = t.state_at(date(*k));
+                TimelineCommand { context: ctx(n, *k), action: action(o, n, &basis) }
+            }).collect();
+            if let Some(next) = decide_batch(&t, &commands) {
+                t = next;
+            }
+            // Every change in force applies on its date, in date order (recorded order within
+            // a date), counted here apart from the timeline's own check.
+            let mut in_force: Vec<&Record> = t
+                .records()
+                .iter()
+                .filter(|r| r.event.change.is_org_change() && r.revoked_by.is_none())
+                .collect();
+            in_force.sort_by_key(|r| r.event.context.effective_from);
+            let mut state = OrgState::default();
+            for r in in_force {
+                let applied = state.apply_change(r.event.context.effective_from, &r.event.change);
+                prop_assert!(applied.is_ok(), "{} no longer applies: {:?}", r.event.context.command_id, applied);
+            }
+            for d in probe_dates() {
+                check_invariants(&t.state_at(d), &format!("{d} after a batch"))?;
+            }
+        }
+    }
+
+    /// Deferring the later changes only ever accepts more: commands accepted one at a time are
+    /// accepted as one batch, with the same events.
+    #[test]
+    fn what_is_accepted_alone_is_accepted_as_a_batch(ops in ops()) {
+        let (t, events, commands) = build_commands(&ops)?;
+        // The timeline's start alone, then everything else in one batch.
+        let mut start = Timeline::default();
+        start.apply(events[0].clone());
+        let batch = decide_batch(&start, &commands[1..]);
+        prop_assert!(batch.is_some(), "a history accepted command by command was refused as a batch");
+        let batch = batch.unwrap();
+        let ours: Vec<&TimelineEvent> = batch.records().iter().map(|r| &r.event).collect();
+        let theirs: Vec<&TimelineEvent> = t.records().iter().map(|r| &r.event).collect();
+        prop_assert_eq!(ours, theirs);
+    }
+}

@@ -2328,3 +2328,86 @@ fn a_service_point_is_handed_to_another_unit_with_its_services() {
         }
     );
 }
+
+#[test]
+fn a_batch_is_judged_by_the_history_it_leaves() {
+    // Helseetaten is dissolved in 2023. A point handed to it in 2022 and handed on before
+    // 2023 leaves a valid history, although the first handover alone would break the
+    // dissolution.
+    let mut t = timeline(oslo());
+    for c in [
+        cmd(
+            "o",
+            "2021-01-01",
+            Action::OpenServicePoint(ServicePointDef {
+                point: pid("torg"),
+                name: "Torget".into(),
+                unit: uid("grorud"),
+                area: None,
+                services: vec![],
+            }),
+        ),
+        cmd(
+            "dissolve",
+            "2023-01-01",
+            Action::DissolveUnit(Dissolve {
+                unit: uid("helseetaten"),
+            }),
+        ),
+    ] {
+        run(&mut t, c).unwrap();
+    }
+    let transfer = |id: &str, date: &str, from: &str, to: &str| {
+        cmd(
+            id,
+            date,
+            Action::TransferServicePoint(ServicePointTransfer {
+                point: pid("torg"),
+                from: uid(from),
+                to: uid(to),
+            }),
+        )
+    };
+    let there = transfer("there", "2022-01-01", "grorud", "helseetaten");
+    let on = transfer("on", "2022-06-01", "helseetaten", "stovner");
+    // Alone, the first breaks the later dissolution.
+    assert!(matches!(
+        t.clone().decide(there.clone()),
+        Err(DomainError::ConflictsWithLaterChange { .. })
+    ));
+    // In a batch with the second, the history it leaves is valid.
+    let mut batch = t.clone();
+    for c in [there.clone(), on] {
+        let (event, _) = batch.decide_in_batch(c, false).unwrap();
+        batch.apply(event.unwrap());
+    }
+    batch.check_later_changes().unwrap();
+    assert_eq!(
+        batch.state_at(d("2022-03-01")).service_points[&pid("torg")].unit,
+        uid("helseetaten")
+    );
+    assert_eq!(
+        batch.state_at(d("2023-01-01")).service_points[&pid("torg")].unit,
+        uid("stovner")
+    );
+    // Without the second, the end-of-batch check names the change it breaks.
+    let mut broken = t.clone();
+    let (event, unchecked) = broken.decide_in_batch(there, false).unwrap();
+    assert!(
+        unchecked,
+        "a change dated before a later one leaves it to the end"
+    );
+    broken.apply(event.unwrap());
+    assert_eq!(
+        broken.check_later_changes().unwrap_err(),
+        DomainError::ConflictsWithLaterChange {
+            later_command: CommandId::new("dissolve").unwrap(),
+            later_case: "case/dissolve".into(),
+            later_effective: d("2023-01-01"),
+            reason: Box::new(DomainError::UnitRunsServicePoints {
+                unit: uid("helseetaten"),
+                points: vec![pid("torg")],
+            }),
+        }
+    );
+}
