@@ -443,11 +443,23 @@ async fn import(
     Ok(())
 }
 
-/// `e` without its batch index, for a message that says where in its own terms.
+/// `e` without its batch index (nor the `commands[i].` it puts before a field), for a
+/// message that says where in its own terms.
 fn without_index(e: ApiError) -> ApiError {
     match e {
         ApiError::Refused { source, .. } => ApiError::Refused {
             source,
+            index: None,
+        },
+        ApiError::Invalid {
+            field,
+            reason,
+            index: Some(i),
+        } => ApiError::Invalid {
+            field: field
+                .strip_prefix(&format!("commands[{i}]."))
+                .map_or(field.clone(), str::to_owned),
+            reason,
             index: None,
         },
         ApiError::Invalid { field, reason, .. } => ApiError::Invalid {

@@ -203,7 +203,12 @@ impl ApiError {
     pub fn from_domain(source: DomainError, index: Option<usize>) -> Self {
         match source {
             DomainError::InvalidInput { field, reason } => Self::Invalid {
-                field,
+                // In a batch the field is named within the request, as the body's own checks
+                // name it (`commands[2].action.to`).
+                field: match index {
+                    Some(i) => format!("commands[{i}].{field}"),
+                    None => field,
+                },
                 reason,
                 index,
             },

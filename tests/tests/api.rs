@@ -3136,3 +3136,33 @@ async fn a_batch_may_pass_through_a_state_a_later_change_refuses(app: TestApp) {
 }
 
 on_both_backends!(a_batch_may_pass_through_a_state_a_later_change_refuses);
+
+/// A value the domain finds invalid in a batch is named within the request, as the body's own
+/// checks name it: `commands[1].action.to`, with `index` 1.
+async fn a_batch_names_an_invalid_value_within_the_request(app: TestApp) {
+    seeded(&app).await;
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/batch",
+            &json!({"commands": [
+                command("inv-0", "2024-01-01", json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": "Gamle Oslo bydel"})),
+                command("inv-1", "2024-01-01", json!({"type": "TransferArea", "area": "030101", "from": "gamle-oslo", "to": "gamle-oslo"})),
+            ]}),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["index"], 1, "{body}");
+    assert_eq!(body["field"], "commands[1].action.to", "{body}");
+    // A single command names it plainly.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command("inv-2", "2024-01-01", json!({"type": "TransferArea", "area": "030101", "from": "gamle-oslo", "to": "gamle-oslo"})),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["field"], "action.to", "{body}");
+}
+
+on_both_backends!(a_batch_names_an_invalid_value_within_the_request);
