@@ -205,7 +205,8 @@ pub struct Changes {
     /// The timeline.
     pub timeline: String,
     /// Decisions in force taking effect in `(from, to]`, and the net differences
-    /// (`responsibilities_before`/`_after`, `units_added`/`_removed`).
+    /// (`responsibilities_before`/`_after`, `units_added`/`_removed`,
+    /// `service_points_before`/`_after`).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub changes: pq::Changes,

@@ -746,6 +746,11 @@ pub struct Changes {
     pub units_added: Vec<String>,
     /// Units that exist as of `from` but not as of `to`.
     pub units_removed: Vec<String>,
+    /// Service points open as of `from` that are closed, or differ (another unit runs them,
+    /// other services), as of `to`: as they were.
+    pub service_points_before: Vec<ServicePointVersion>,
+    /// Service points open as of `to` that were not, or differed, as of `from`: as they are.
+    pub service_points_after: Vec<ServicePointVersion>,
 }
 
 /// The changes between two effective dates: the decisions taking effect and the net difference.
@@ -788,10 +793,16 @@ pub async fn changes_between(
         .into_iter()
         .map(|u| u.unit_id)
         .collect();
+    let pb = service_points(db, timeline, AsOf::now(from)).await?;
+    let pa = service_points(db, timeline, AsOf::now(to)).await?;
+    let service_points_before = pb.iter().filter(|p| !pa.contains(p)).cloned().collect();
+    let service_points_after = pa.iter().filter(|p| !pb.contains(p)).cloned().collect();
     Ok(Changes {
         from,
         to,
         decisions,
+        service_points_before,
+        service_points_after,
         responsibilities_before: before
             .iter()
             .filter(|r| !aset.contains(&key(r)))

@@ -2926,6 +2926,57 @@ async fn a_service_point_is_handed_to_another_unit(app: TestApp) {
             .contains("service point torget moved from gamle-oslo to helseetaten"),
         "{feed}"
     );
+    // The net change between two dates names the point as it was and as it is.
+    let (status, c) = app
+        .get_json(
+            READER,
+            "/timelines/oslo/changes?from=2024-06-01&to=2025-06-01",
+        )
+        .await;
+    assert_eq!(status, 200, "{c}");
+    let unit_of = |side: &str| -> Vec<String> {
+        c[side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}@{}",
+                    p["point_id"].as_str().unwrap(),
+                    p["unit_id"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        unit_of("service_points_before"),
+        ["torget@gamle-oslo"],
+        "{c}"
+    );
+    assert_eq!(
+        unit_of("service_points_after"),
+        ["torget@helseetaten"],
+        "{c}"
+    );
+    let (_, c) = app
+        .get_json(
+            READER,
+            "/timelines/oslo/changes?from=2023-06-01&to=2024-06-01",
+        )
+        .await;
+    assert_eq!(c["service_points_before"], json!([]), "{c}");
+    assert_eq!(c["service_points_after"][0]["point_id"], "torget", "{c}");
+    let (_, c) = app
+        .get_json(
+            READER,
+            "/timelines/oslo/changes?from=2025-06-01&to=2026-06-01",
+        )
+        .await;
+    assert_eq!(
+        (&c["service_points_before"], &c["service_points_after"]),
+        (&json!([]), &json!([])),
+        "{c}"
+    );
 
     let (_, before) = app.get_json(AUDITOR, "/timelines/oslo").await;
     // Against a stale chart (it is Helseetaten's now), to its own runner, of an unknown point.
