@@ -308,7 +308,7 @@ proptest! {
     /// chunks of any size and dated out of order, every history it accepts keeps the
     /// invariants at every date, and every change in force applies on its date.
     #[test]
-    fn a_batch_leaves_a_valid_history(ops in ops(), chunks in proptest::collection::vec(proptest::collection::vec((op(), 0..20u64), 1..6), 1..8)) {
+    fn a_batch_leaves_a_valid_history(ops in ops(), chunks in proptest::collection::vec((proptest::collection::vec((op(), 0..20u64), 1..6)), 1..8)) {
         let (mut t, _) = build(&ops)?;
         let mut n = 5000;
         for chunk in &chunks {
