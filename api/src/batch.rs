@@ -35,9 +35,8 @@ pub struct Commands {
     pub commands: Vec<TimelineCommand>,
     /// True when the client sent a batch: refusals then name the index.
     pub is_batch: bool,
-    /// True for the changes of a scenario being adopted: decided as copies (as
-    /// [`Timeline::decide_copy`] does), so that one the baseline already made does not block
-    /// the rest.
+    /// True for the changes of a scenario being adopted: decided as copies
+    /// ([`Timeline::decide_copy`]), so that one the baseline already made does not block the rest.
     pub adopted: bool,
 }
 
@@ -55,47 +54,19 @@ impl Aggregate for TimelineBatch {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         let (is_batch, adopted) = (command.is_batch, command.adopted);
-        // The commands' effective dates, in batch order, and whether any was inserted before
-        // changes dated later, which are then checked once all are in: a batch is judged by the
-        // history it leaves, not by the states it passes through (`decide_in_batch`).
-        // (A lone command is checked against everything at once, as `decide` does: the same
-        // answer, without a second pass over the history.)
-        let several = command.commands.len() > 1;
-        let mut dates = Vec::with_capacity(command.commands.len());
-        let mut later_unchecked = false;
         for (i, cmd) in command.commands.into_iter().enumerate() {
-            dates.push(cmd.context.effective_from);
-            // Each command sees the events of the earlier ones: `sink.write` applies them.
-            let decided = if several {
-                self.0.decide_in_batch(cmd, adopted)
-            } else if adopted {
-                self.0.decide_copy(cmd).map(|e| (e, false))
+            // `decide` sees the events of the earlier commands: `sink.write` applies them.
+            let decided = if adopted {
+                self.0.decide_copy(cmd)
             } else {
-                self.0.decide(cmd).map(|e| (e, false))
+                self.0.decide(cmd)
             };
-            let (decided, unchecked) = decided.map_err(|error| BatchRefusal {
+            let decided = decided.map_err(|error| BatchRefusal {
                 index: is_batch.then_some(i),
                 error,
             })?;
-            later_unchecked |= unchecked;
             if let Some(event) = decided {
                 sink.write(event, self).await;
-            }
-        }
-        if later_unchecked {
-            if let Err(error) = self.0.check_later_changes() {
-                // Named against the last command dated before the change that no longer
-                // applies: the batch up to there is what breaks it.
-                let index = match &error {
-                    DomainError::ConflictsWithLaterChange {
-                        later_effective, ..
-                    } => dates.iter().rposition(|d| d < later_effective),
-                    _ => None,
-                };
-                return Err(BatchRefusal {
-                    index: is_batch.then(|| index.unwrap_or(dates.len() - 1)),
-                    error,
-                });
             }
         }
         Ok(())

@@ -232,16 +232,13 @@ impl Timeline {
         });
     }
 
-    /// Checks `change` inserted at its effective date against the whole history; with
-    /// `defer_later`, against the history up to its date only, returning whether changes dated
-    /// after it are left unchecked (see [`Timeline::decide_in_batch`]).
+    /// Checks `change` inserted at its effective date against the whole history.
     fn check_insert(
         &mut self,
         ctx: &ChangeContext,
         change: &Change,
         refuse_no_op: bool,
-        defer_later: bool,
-    ) -> Result<bool, DomainError> {
+    ) -> Result<(), DomainError> {
         let date = ctx.effective_from;
         self.ensure_head();
         if let Some(mut head) = self.head.take().filter(|h| date >= h.last_date) {
@@ -257,7 +254,7 @@ impl Timeline {
                     head.last_command = Some(ctx.command_id.clone());
                     head.last_date = date;
                     self.head = Some(head);
-                    Ok(false)
+                    Ok(())
                 }
                 // A refused change leaves the head as it was (`apply_change` is atomic).
                 Err(e) => {
@@ -278,9 +275,6 @@ impl Timeline {
                     .apply_change(date, change)
                     .map_err(|e| self.explain(e, date))?;
                 inserted = true;
-                if defer_later {
-                    return Ok(true);
-                }
             }
             let result = state.apply_change(eff, &r.event.change);
             if inserted {
@@ -291,26 +285,6 @@ impl Timeline {
                     reason: Box::new(e),
                 })?;
             }
-        }
-        Ok(false)
-    }
-
-    /// Checks that every change in force still applies on its date, in date order, as each
-    /// did when it was recorded: what [`Timeline::decide_in_batch`] leaves to the end of a
-    /// batch. The first that no longer applies is named in a
-    /// [`DomainError::ConflictsWithLaterChange`].
-    pub fn check_later_changes(&self) -> Result<(), DomainError> {
-        let mut state = OrgState::default();
-        for r in self.in_force(self.version) {
-            let eff = r.event.context.effective_from;
-            state.apply_change(eff, &r.event.change).map_err(|e| {
-                DomainError::ConflictsWithLaterChange {
-                    later_command: r.event.context.command_id.clone(),
-                    later_case: r.event.context.decision.case_number.clone(),
-                    later_effective: eff,
-                    reason: Box::new(e),
-                }
-            })?;
         }
         Ok(())
     }
@@ -388,22 +362,7 @@ impl Timeline {
     /// Returns `Ok(None)` when the command id was already applied with the same request: a retry
     /// is answered with the original outcome and produces nothing new.
     pub fn decide(&mut self, cmd: TimelineCommand) -> Result<Option<TimelineEvent>, DomainError> {
-        self.decide_as(cmd, true, false).map(|(event, _)| event)
-    }
-
-    /// [`Timeline::decide`] (or, with `copy`, [`Timeline::decide_copy`]) for one command of a
-    /// batch: its change is checked against the organisation on its date as the batch's earlier
-    /// commands leave it, but the changes dated after it only once the whole batch is in, with
-    /// [`Timeline::check_later_changes`]. So a batch may pass through a state that a later
-    /// change would refuse, as long as it leaves the history valid: a service point handed to a
-    /// unit that a later change dissolves, and handed on before that date by the next command.
-    /// Returns the event and whether changes dated after it were left unchecked.
-    pub fn decide_in_batch(
-        &mut self,
-        cmd: TimelineCommand,
-        copy: bool,
-    ) -> Result<(Option<TimelineEvent>, bool), DomainError> {
-        self.decide_as(cmd, !copy, true)
+        self.decide_as(cmd, true)
     }
 
     /// [`Timeline::decide`] for a change copied from a scenario being adopted: the same rules,
@@ -414,15 +373,14 @@ impl Timeline {
         &mut self,
         cmd: TimelineCommand,
     ) -> Result<Option<TimelineEvent>, DomainError> {
-        self.decide_as(cmd, false, false).map(|(event, _)| event)
+        self.decide_as(cmd, false)
     }
 
     fn decide_as(
         &mut self,
         cmd: TimelineCommand,
         refuse_no_op: bool,
-        defer_later: bool,
-    ) -> Result<(Option<TimelineEvent>, bool), DomainError> {
+    ) -> Result<Option<TimelineEvent>, DomainError> {
         // A timeline's name before the context: a client that names no decision gets one
         // titled after the name, and a bad name must be reported as the name, not that title.
         match &cmd.action {
@@ -435,7 +393,7 @@ impl Timeline {
             return if rec.event.context == cmd.context
                 && same_request(&cmd.action, &rec.event.change)
             {
-                Ok((None, false))
+                Ok(None)
             } else {
                 Err(DomainError::CommandIdReused {
                     differs: differences(&cmd, &rec.event),
@@ -452,7 +410,6 @@ impl Timeline {
             (Some(_), true) => return Err(DomainError::TimelineAlreadyStarted),
             _ => {}
         }
-        let mut later_unchecked = false;
         let change = match cmd.action {
             Action::CreateTimeline(def) => {
                 check_text("action.name", &def.name)?;
@@ -494,18 +451,14 @@ impl Timeline {
             }
             other => {
                 let change = org_change(other);
-                later_unchecked =
-                    self.check_insert(&cmd.context, &change, refuse_no_op, defer_later)?;
+                self.check_insert(&cmd.context, &change, refuse_no_op)?;
                 change
             }
         };
-        Ok((
-            Some(TimelineEvent {
-                context: cmd.context,
-                change,
-            }),
-            later_unchecked,
-        ))
+        Ok(Some(TimelineEvent {
+            context: cmd.context,
+            change,
+        }))
     }
 
     fn check_revocation(&self, r: Revocation) -> Result<Revoked, DomainError> {
