@@ -922,8 +922,9 @@ pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, A
     let raw_context = serde_json::Value::Object(map);
     let read = (|| {
         let context: ChangeContext = from_value(raw_context.clone())?;
-        let action_read: Action =
-            from_value_at(action.clone(), "action").map_err(unlist_reserved)?;
+        let action_read: Action = from_value_at(action.clone(), "action")
+            .map_err(unlist_reserved)
+            .map_err(|e| within_action(e, &action))?;
         refuse_unknown_members(&raw_context, &context, "")?;
         refuse_unknown_members(&action, &action_read, "action")?;
         Ok(TimelineCommand {
@@ -934,6 +935,74 @@ pub fn command_from_value(value: serde_json::Value) -> Result<TimelineCommand, A
     match (read, reserved) {
         (Err(_), Some(reason)) => Err(ApiError::invalid("action.type", reason)),
         (read, _) => read,
+    }
+}
+
+/// An error serde could only place at `action` (a value inside a tagged action is read from a
+/// buffered copy, which loses its path: an empty `to`, an id with surrounding spaces) placed at
+/// the member, by reading the action's own fields once more as the type it names.
+fn within_action(e: ApiError, action: &serde_json::Value) -> ApiError {
+    use omorg_domain::*;
+    let at_action = match &e {
+        ApiError::Invalid { field, .. } => field == "action",
+        ApiError::BadRequest { field, .. } => field.as_deref() == Some("action"),
+        _ => false,
+    };
+    let (true, Some(ty), Some(members)) = (
+        at_action,
+        action.get("type").and_then(serde_json::Value::as_str),
+        action.as_object(),
+    ) else {
+        return e;
+    };
+    let mut members = members.clone();
+    members.remove("type");
+    let fields = serde_json::Value::Object(members);
+    /// The path of the first error reading `fields` as `T`, if it is below the top.
+    fn path_in<T: DeserializeOwned>(fields: serde_json::Value) -> Option<String> {
+        let path = serde_path_to_error::deserialize::<_, T>(fields)
+            .err()?
+            .path()
+            .to_string();
+        (path != ".").then_some(path)
+    }
+    let path = match ty {
+        "EstablishUnit" => path_in::<UnitDef>(fields),
+        "RenameUnit" => path_in::<Rename>(fields),
+        "MoveUnit" => path_in::<Move>(fields),
+        "DissolveUnit" => path_in::<Dissolve>(fields),
+        "MergeUnits" => path_in::<Merge>(fields),
+        "SplitUnit" => path_in::<Split>(fields),
+        "TransferArea" => path_in::<AreaTransfer>(fields),
+        "RegisterService" => path_in::<ServiceDef>(fields),
+        "RetireService" => path_in::<ServiceRetirement>(fields),
+        "AssignResponsibility" => path_in::<Assignment>(fields),
+        "TransferResponsibility" => path_in::<ResponsibilityTransfer>(fields),
+        "WithdrawResponsibility" => path_in::<Withdrawal>(fields),
+        "CentraliseService" => path_in::<Centralisation>(fields),
+        "DecentraliseService" => path_in::<Decentralisation>(fields),
+        "OpenServicePoint" => path_in::<ServicePointDef>(fields),
+        "CloseServicePoint" => path_in::<ServicePointClosure>(fields),
+        "SetServicePointServices" => path_in::<ServicePointServices>(fields),
+        "TransferServicePoint" => path_in::<ServicePointTransfer>(fields),
+        "RevokeDecision" => path_in::<Revocation>(fields),
+        _ => None,
+    };
+    let Some(path) = path else {
+        return e;
+    };
+    let field = format!("action.{path}");
+    match e {
+        ApiError::Invalid { reason, index, .. } => ApiError::Invalid {
+            field,
+            reason,
+            index,
+        },
+        ApiError::BadRequest { detail, .. } => ApiError::BadRequest {
+            detail,
+            field: Some(field),
+        },
+        other => other,
     }
 }
 

@@ -3153,6 +3153,40 @@ async fn a_batch_names_an_invalid_value_within_the_request(app: TestApp) {
         .await;
     assert_problem(status, &body, 422);
     assert_eq!(body["field"], "action.to", "{body}");
+    // An id that breaks the id rules is named at its member too (serde reads a tagged action
+    // from a copy that loses the path), alone and in a batch.
+    for (action, field) in [
+        (
+            json!({"type": "TransferServicePoint", "point": "p", "from": "gamle-oslo", "to": ""}),
+            "action.to",
+        ),
+        (
+            json!({"type": "MoveUnit", "unit": "gamle-oslo", "new_parent": " oslo"}),
+            "action.new_parent",
+        ),
+        (
+            json!({"type": "MergeUnits", "sources": ["gamle-oslo", "x\u{7}"], "successor": {"type": "existing", "unit": "oslo"}}),
+            "action.sources[1]",
+        ),
+    ] {
+        let (status, body) = app
+            .command("oslo", &command("inv-3", "2024-01-01", action.clone()))
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], field, "{body}");
+        let (status, body) = app
+            .post(
+                PLANNER,
+                "/timelines/oslo/batch",
+                &json!({"commands": [
+                    command("inv-4", "2024-01-01", json!({"type": "RenameUnit", "unit": "gamle-oslo", "name": "Gamle Oslo bydel"})),
+                    command("inv-5", "2024-01-01", action),
+                ]}),
+            )
+            .await;
+        assert_problem(status, &body, 422);
+        assert_eq!(body["field"], format!("commands[1].{field}"), "{body}");
+    }
 }
 
 on_both_backends!(a_batch_names_an_invalid_value_within_the_request);
