@@ -454,16 +454,9 @@ fn without_index(e: ApiError) -> ApiError {
         ApiError::Invalid {
             field,
             reason,
-            index: Some(i),
+            index,
         } => ApiError::Invalid {
-            field: field
-                .strip_prefix(&format!("commands[{i}]."))
-                .map_or(field.clone(), str::to_owned),
-            reason,
-            index: None,
-        },
-        ApiError::Invalid { field, reason, .. } => ApiError::Invalid {
-            field,
+            field: ApiError::field_in_command(field, index),
             reason,
             index: None,
         },

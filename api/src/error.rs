@@ -199,6 +199,20 @@ impl ApiError {
         Self::Internal(Box::new(e))
     }
 
+    /// `field` without the `commands[index].` a batch puts before it, for a request that has no
+    /// `commands` member (an adoption, whose changes are numbered in the scenario) or a message
+    /// that says where in its own terms (an import).
+    pub fn field_in_command(field: String, index: Option<usize>) -> String {
+        match index.and_then(|i| {
+            field
+                .strip_prefix(&format!("commands[{i}]."))
+                .map(str::to_owned)
+        }) {
+            Some(inner) => inner,
+            None => field,
+        }
+    }
+
     /// A domain refusal (409) or invalid input (422), with the batch index if any.
     pub fn from_domain(source: DomainError, index: Option<usize>) -> Self {
         match source {

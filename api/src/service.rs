@@ -671,7 +671,8 @@ impl Omorg {
                 reason,
                 index,
             } => ApiError::Invalid {
-                field,
+                // The adopt request has no `commands`: the change is named by `index`.
+                field: ApiError::field_in_command(field, index),
                 reason,
                 index: place(index),
             },

@@ -3190,3 +3190,35 @@ async fn a_batch_names_an_invalid_value_within_the_request(app: TestApp) {
 }
 
 on_both_backends!(a_batch_names_an_invalid_value_within_the_request);
+
+/// An adoption refused for an invalid value names the field within the change (its `index` is
+/// the scenario's change), never a `commands[…]` member the adopt request does not have: here the
+/// scenario revoked an inherited decision that the parent has revoked itself since.
+async fn an_adoption_names_no_member_it_does_not_have(app: TestApp) {
+    seeded(&app).await;
+    fork(&app, "alt-r").await;
+    let revoke = |id: &str| {
+        command(
+            id,
+            "2020-01-01",
+            json!({"type": "RevokeDecision", "case_number": "case/oslo-7"}),
+        )
+    };
+    let (status, body) = app.command("alt-r", &revoke("alt-revoke")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.command("oslo", &revoke("oslo-revoke")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            PLANNER,
+            "/timelines/oslo/adopt",
+            &json!({"scenario": "alt-r", "decision": adoption("25/9")}),
+        )
+        .await;
+    assert_problem(status, &body, 422);
+    let field = body["field"].as_str().unwrap_or_default();
+    assert!(!field.starts_with("commands["), "{body}");
+    assert_eq!(body["index"], 0, "{body}");
+}
+
+on_both_backends!(an_adoption_names_no_member_it_does_not_have);
