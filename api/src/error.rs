@@ -203,12 +203,9 @@ impl ApiError {
     /// `commands` member (an adoption, whose changes are numbered in the scenario) or a message
     /// that says where in its own terms (an import).
     pub fn field_in_command(field: String, index: Option<usize>) -> String {
-        match index.and_then(|i| {
-            field
-                .strip_prefix(&format!("commands[{i}]."))
-                .map(str::to_owned)
-        }) {
-            Some(inner) => inner,
+        let prefix = index.map(|i| format!("commands[{i}]."));
+        match prefix.as_deref().and_then(|p| field.strip_prefix(p)) {
+            Some(inner) => inner.to_owned(),
             None => field,
         }
     }
@@ -980,6 +977,8 @@ fn within_action(e: ApiError, action: &serde_json::Value) -> ApiError {
             .to_string();
         (path != ".").then_some(path)
     }
+    // One arm per client action type (`Action`'s variants, by their tag): a type without one
+    // keeps the error at `action`, as before, so a new action needs its arm here.
     let path = match ty {
         "EstablishUnit" => path_in::<UnitDef>(fields),
         "RenameUnit" => path_in::<Rename>(fields),
