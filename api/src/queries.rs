@@ -482,12 +482,18 @@ impl Queries {
         }
     }
 
-    /// Waits until every event committed before the call is projected (503 after `patience`),
-    /// then makes sure none of `timelines` stopped on an event that cannot be projected (500
+    /// Waits until every event of `timelines` committed before the call is projected (every
+    /// event at all when `timelines` is empty; 503 after `patience`), then makes sure none of `timelines` stopped on an event that cannot be projected (500
     /// `projection-failed` naming it: its read models would be silently out of date).
     pub async fn sync(&self, timelines: &[&str]) -> Result<(), ApiError> {
         if let Some(r) = &self.runner {
-            r.sync(self.patience).await?;
+            if timelines.is_empty() {
+                r.sync(self.patience).await?;
+            } else {
+                // Only what these timelines' read models depend on: their own events (a
+                // scenario's fork event carries its base), not another timeline's newer ones.
+                r.sync_streams(timelines, self.patience).await?;
+            }
         }
         for t in timelines {
             if let Some(f) = omorg_projections::projector::failure_of(&self.db, t).await? {

@@ -1189,6 +1189,38 @@ pub async fn log_head(db: &Database) -> Result<i64, ProjectionError> {
     })
 }
 
+/// The global position of the newest event of any of `streams` (0 when none has events): what
+/// a reader of those timelines must see projected. A stream's positions grow with its versions
+/// (each append follows the previous one's commit), so its last version holds its highest
+/// position, found by one backward probe of the stream's key rather than a scan of the stream.
+pub async fn streams_head(db: &Database, streams: &[&str]) -> Result<i64, ProjectionError> {
+    let mut head = 0i64;
+    for stream in streams {
+        let last: Option<i64> = match db {
+            Database::Postgres(p) => {
+                sqlx::query_scalar(
+                    "SELECT position FROM events WHERE stream_id = $1 \
+                     ORDER BY stream_version DESC LIMIT 1",
+                )
+                .bind(stream)
+                .fetch_optional(p)
+                .await?
+            }
+            Database::Sqlite(p) => {
+                sqlx::query_scalar(
+                    "SELECT position FROM events WHERE stream_id = ?1 \
+                     ORDER BY stream_version DESC LIMIT 1",
+                )
+                .bind(stream)
+                .fetch_optional(p)
+                .await?
+            }
+        };
+        head = head.max(last.unwrap_or(0));
+    }
+    Ok(head)
+}
+
 /// True when every event at or below `head` has been applied: no such event lies after the
 /// checkpoint in the reading order. One index probe, cheap enough to run before every query.
 pub async fn applied_up_to(db: &Database, head: i64) -> Result<bool, ProjectionError> {

@@ -2,13 +2,14 @@
 //!
 //! The server spawns one [`ProjectionRunner`]: it catches up at start, then shortly after a
 //! command (commands arriving meanwhile are projected in the same round), at once when a reader
-//! waits, and every poll interval. A query handler calls [`ProjectionRunner::sync`] first: it
-//! notes the newest event committed so far, wakes the runner and waits until that event is
-//! projected, so a client always sees its own writes. Several servers on one PostgreSQL each run
+//! waits, and every poll interval. A query handler calls [`ProjectionRunner::sync_streams`]
+//! first: it notes the newest event committed so far on the timelines it reads, wakes the runner
+//! and waits until that event is projected, so a client always sees its own writes
+//! ([`ProjectionRunner::sync`] waits for every timeline's). Several servers on one PostgreSQL each run
 //! one; the projector's advisory lock makes them take turns, and each applies every event once.
 
 use crate::error::ProjectionError;
-use crate::projector::{applied_up_to, log_head, Projector};
+use crate::projector::{applied_up_to, log_head, streams_head, Projector};
 use omorg_store::Database;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -32,6 +33,14 @@ pub const GATHER: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 pub struct ProjectionRunner {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ProjectionRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("caught_up", &self.has_caught_up())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -143,6 +152,26 @@ impl ProjectionRunner {
     #[tracing::instrument(name = "projections.sync", skip(self))]
     pub async fn sync(&self, patience: Duration) -> Result<(), ProjectionError> {
         let head = log_head(&self.inner.db).await?;
+        self.sync_to(head, patience).await
+    }
+
+    /// Waits, for up to `patience`, until the read models of the timelines `streams` hold every
+    /// event of theirs committed before this call (and so every event before those in the
+    /// log's order). Unlike [`ProjectionRunner::sync`] it does not wait for events of other
+    /// timelines committed after them: a large import into one timeline does not hold up
+    /// readers of another.
+    #[tracing::instrument(name = "projections.sync_streams", skip(self))]
+    pub async fn sync_streams(
+        &self,
+        streams: &[&str],
+        patience: Duration,
+    ) -> Result<(), ProjectionError> {
+        let head = streams_head(&self.inner.db, streams).await?;
+        self.sync_to(head, patience).await
+    }
+
+    /// Waits until every event at or below global position `head` is projected.
+    async fn sync_to(&self, head: i64, patience: Duration) -> Result<(), ProjectionError> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut rounds = self.inner.rounds.subscribe();
         loop {

@@ -16,7 +16,9 @@ use omorg_api::{AppState, Omorg};
 use omorg_projections::ProjectionRunner;
 use omorg_store::testing::fresh_database;
 use serde_json::{json, Value};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 pub use omorg_store::Backend;
 
@@ -42,6 +44,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's read side (to stop its projector, e.g. before an `omorg rebuild`).
     pub queries: Queries,
+    /// The server's projector and its task (the task is `None` for a stalled app, and once
+    /// [`TestApp::stop_projector`] has stopped it).
+    projector: Option<(ProjectionRunner, Mutex<Option<JoinHandle<()>>>)>,
 }
 
 impl TestApp {
@@ -52,22 +57,33 @@ impl TestApp {
 
     /// Serves the API on `backend` with the given authentication.
     pub async fn spawn_with(backend: Backend, auth: AuthConfig) -> Self {
-        Self::serve(backend, auth, true).await
+        Self::serve(backend, auth, Some(PATIENCE)).await
+    }
+
+    /// Serves the API on `backend` with queries that wait at most `patience` for the projector
+    /// (with [`TestApp::stop_projector`]: to see which queries wait for which events).
+    pub async fn spawn_with_patience(backend: Backend, patience: Duration) -> Self {
+        Self::serve(backend, test_auth(), Some(patience)).await
     }
 
     /// Serves the API on `backend` with a projector that is stopped before the first request,
     /// and a short patience: every query that needs an event projected answers 503.
     pub async fn spawn_stalled(backend: Backend) -> Self {
-        Self::serve(backend, test_auth(), false).await
+        Self::serve(backend, test_auth(), None).await
     }
 
-    async fn serve(backend: Backend, auth: AuthConfig, projecting: bool) -> Self {
+    /// Serves the API; with a projector whose queries wait `patience`, or (`None`) a stalled
+    /// one.
+    async fn serve(backend: Backend, auth: AuthConfig, patience: Option<Duration>) -> Self {
         let (db, database_url) = fresh_database(backend).await;
         let app = Omorg::new(db.clone());
-        let (runner, patience) = if projecting {
-            (ProjectionRunner::spawn(db.clone()).0, PATIENCE)
-        } else {
-            (stalled_runner(db.clone()), Duration::from_millis(200))
+        let (runner, patience, projector) = match patience {
+            Some(patience) => {
+                let (runner, task) = ProjectionRunner::spawn(db.clone());
+                let projector = (runner.clone(), Mutex::new(Some(task)));
+                (runner, patience, Some(projector))
+            }
+            None => (stalled_runner(db.clone()), Duration::from_millis(200), None),
         };
         let queries = Queries::new(db, runner, patience);
         let router = omorg_api::app(AppState::with_queries(app.clone(), auth, queries.clone()));
@@ -84,7 +100,23 @@ impl TestApp {
             database_url,
             client: reqwest::Client::new(),
             queries,
+            projector,
         }
+    }
+
+    /// Lets the projector apply every event committed so far, then stops it for good: events
+    /// committed afterwards are never projected.
+    pub async fn stop_projector(&self) {
+        let (runner, task) = self.projector.as_ref().expect("a projecting app");
+        runner
+            .sync(PATIENCE)
+            .await
+            .expect("the projector catches up");
+        runner.shutdown();
+        let task = task.lock().expect("task lock").take();
+        task.expect("the projector still runs")
+            .await
+            .expect("the projector stops cleanly");
     }
 
     /// `base` + `path`.

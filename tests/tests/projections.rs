@@ -1097,6 +1097,79 @@ mod lagging {
     }
 }
 
+/// A query waits only for the events of the timelines it reads: with the projector stopped
+/// after a command on one timeline, queries on another answer at once from what is projected,
+/// while queries on the first (alone, or beside the other in `/compare`) answer 503.
+async fn a_query_waits_only_for_its_own_timelines(backend: Backend) {
+    let app = TestApp::spawn_with_patience(backend, std::time::Duration::from_millis(500)).await;
+    app.create_timeline("oslo").await;
+    app.create_timeline("asker").await;
+    for (t, unit) in [("oslo", "grorud"), ("asker", "heggedal")] {
+        let (status, body) = app
+            .command(
+                t,
+                &command(
+                    &format!("{t}-1"),
+                    "2020-01-01",
+                    json!({"type": "EstablishUnit", "unit": unit, "name": unit, "kind": "district"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    app.stop_projector().await;
+    // Committed after the projector stopped: never projected.
+    let (status, body) = app
+        .command(
+            "oslo",
+            &command(
+                "oslo-2",
+                "2021-01-01",
+                json!({"type": "RenameUnit", "unit": "grorud", "name": "Bydel Grorud"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for path in [
+        "/timelines/asker/org-chart",
+        "/timelines/asker/responsibilities",
+        "/timelines/asker/decisions",
+        "/timelines/asker/change-feed",
+    ] {
+        let (status, body) = app.get_json(READER, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, chart) = app.get_json(READER, "/timelines/asker/org-chart").await;
+    assert_eq!(chart["units"][0]["id"], "heggedal", "{chart}");
+    for path in [
+        "/timelines/oslo/org-chart",
+        "/timelines/oslo/decisions",
+        "/compare?a=oslo&b=asker",
+        "/compare?a=asker&b=oslo",
+    ] {
+        let (status, body) = app.get_json(READER, path).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(
+            body["type"], "urn:omorg:problem:projection-lagging",
+            "{path}: {body}"
+        );
+    }
+}
+
+mod own_timelines {
+    use omorg_e2e::Backend;
+
+    #[tokio::test]
+    async fn postgres() {
+        super::a_query_waits_only_for_its_own_timelines(Backend::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        super::a_query_waits_only_for_its_own_timelines(Backend::Sqlite).await;
+    }
+}
+
 /// forks at an earlier parent version, nested, revocations before/after, and a rebuild.
 async fn inherited_decisions_at_earlier_fork_versions_and_after_a_rebuild(app: TestApp) {
     scripted(&app).await;
