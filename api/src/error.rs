@@ -272,7 +272,11 @@ impl ApiError {
             Self::Internal(_) => ("internal", "Internal server error"),
         };
         let (field, rule, index) = match self {
-            Self::BadRequest { field, .. } => (field.clone(), None, None),
+            // A malformed command of a batch is named within the request (`commands[1].…`):
+            // its index is said too, as for the batch's other errors.
+            Self::BadRequest { field, .. } => {
+                (field.clone(), None, field.as_deref().and_then(batch_index))
+            }
             Self::Invalid { field, index, .. } => (Some(field.clone()), None, *index),
             Self::Refused { source, index } => (None, Some(source.rule().to_owned()), *index),
             Self::Conflict { rule, .. } => (None, Some((*rule).to_owned()), None),
@@ -1036,6 +1040,14 @@ fn unlist_reserved(e: ApiError) -> ApiError {
     }
 }
 
+/// The index N of a field named within a batch (`commands[N]` or `commands[N].…`).
+fn batch_index(field: &str) -> Option<usize> {
+    let (index, rest) = field.strip_prefix("commands[")?.split_once(']')?;
+    (rest.is_empty() || rest.starts_with('.'))
+        .then(|| index.parse().ok())
+        .flatten()
+}
+
 /// [`command_from_value`] for command `index` of a batch: errors carry the index.
 pub fn batch_command_from_value(
     value: serde_json::Value,
@@ -1120,6 +1132,16 @@ mod tests {
     struct Probe {
         unit: omorg_domain::UnitId,
         date: chrono::NaiveDate,
+    }
+
+    #[test]
+    fn batch_index_is_read_from_a_field_within_a_batch() {
+        assert_eq!(batch_index("commands[3].action.to"), Some(3));
+        assert_eq!(batch_index("commands[0]"), Some(0));
+        assert_eq!(batch_index("commands"), None);
+        assert_eq!(batch_index("commands[x].action"), None);
+        assert_eq!(batch_index("commands[1]x"), None);
+        assert_eq!(batch_index("action.to"), None);
     }
 
     #[test]

@@ -1828,6 +1828,7 @@ async fn unknown_members_are_refused_not_ignored(app: TestApp) {
             format!("commands[1].{field}"),
             "{problem}"
         );
+        assert_eq!(problem["index"], 1, "{problem}");
     }
     let (status, problem) = app
         .post(
