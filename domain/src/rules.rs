@@ -69,6 +69,19 @@ pub(crate) fn check_text(field: &str, s: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// A reference that others search and compare by (a case number, a deciding body, an actor):
+/// surrounding whitespace would make " 2019/123" a different case from "2019/123". Checked on
+/// new commands only, never on replay, so that history recorded before the rule still loads.
+pub(crate) fn check_trimmed(field: &str, s: &str) -> Result<(), DomainError> {
+    if s.trim() != s {
+        return Err(DomainError::invalid(
+            field,
+            "must not begin or end with whitespace",
+        ));
+    }
+    Ok(())
+}
+
 /// The Unicode bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')

@@ -11,7 +11,7 @@ use crate::change::*;
 use crate::error::DomainError;
 use crate::ids::{CommandId, TimelineId, UnitId};
 use crate::model::OrgState;
-use crate::rules::{check_date, check_text};
+use crate::rules::{check_date, check_text, check_trimmed};
 use chrono::NaiveDate;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -341,6 +341,17 @@ impl Timeline {
         check_text("decision.title", &ctx.decision.title)?;
         if let Some(link) = &ctx.decision.link {
             check_text("decision.link", link)?;
+        }
+        for (field, text) in [
+            ("actor", ctx.actor.as_str()),
+            ("decision.case_number", ctx.decision.case_number.as_str()),
+            ("decision.body", ctx.decision.body.as_str()),
+            ("decision.title", ctx.decision.title.as_str()),
+        ]
+        .into_iter()
+        .chain(ctx.decision.link.as_deref().map(|l| ("decision.link", l)))
+        {
+            check_trimmed(field, text)?;
         }
         if ctx.rationale.contains('\0') {
             return Err(DomainError::invalid(

@@ -435,6 +435,26 @@ async fn errors_are_problem_documents(app: TestApp) {
         assert_problem(status, &problem, 400);
         assert_eq!(problem["field"], field, "{problem}");
     }
+    // 422: a reference with whitespace around it (" 21/1" would be another case than "21/1").
+    let mut padded_case = full.clone();
+    padded_case["decision"]["case_number"] = json!("21/1 ");
+    let mut padded_actor = full.clone();
+    padded_actor["actor"] = json!(" planner@test");
+    for (body, field) in [
+        (padded_case, "decision.case_number"),
+        (padded_actor, "actor"),
+    ] {
+        let (status, problem) = app.command("oslo", &body).await;
+        assert_problem(status, &problem, 422);
+        assert_eq!(problem["field"], field, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("must not begin or end with whitespace"),
+            "{problem}"
+        );
+    }
     // A create or fork request names its own fields, not those of the command built from it.
     let (status, problem) = app
         .post(PLANNER, "/timelines", &json!({"id": "unnamed", "name": ""}))

@@ -1643,12 +1643,43 @@ fn context_is_validated() {
     c.context.decision.case_number = " ".into();
     refuses(
         oslo(),
-        c,
+        c.clone(),
         DomainError::InvalidInput {
             field: "decision.case_number".into(),
             reason: "must not be empty".into(),
         },
     );
+    // References are compared as written: " 21/1" would be another case than "21/1".
+    c.context.decision.case_number = "21/1".into();
+    for field in [
+        "actor",
+        "decision.case_number",
+        "decision.body",
+        "decision.title",
+        "decision.link",
+    ] {
+        let mut padded = c.clone();
+        let ctx = &mut padded.context;
+        match field {
+            "actor" => ctx.actor = " a".into(),
+            "decision.case_number" => ctx.decision.case_number = "21/1 ".into(),
+            "decision.body" => ctx.decision.body = "\tBystyret".into(),
+            "decision.title" => ctx.decision.title = "Vedtak\n".into(),
+            _ => ctx.decision.link = Some(" https://example.org/sak/21-1".into()),
+        }
+        refuses(
+            oslo(),
+            padded,
+            DomainError::InvalidInput {
+                field: field.into(),
+                reason: "must not begin or end with whitespace".into(),
+            },
+        );
+    }
+    // Inner spaces and free text with spaces around it stay as they are.
+    c.context.decision.title = "Ny bydelsinndeling".into();
+    c.context.rationale = " why ".into();
+    accepts(oslo(), c);
 }
 
 // ---------------------------------------------------------------- fork
