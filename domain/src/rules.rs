@@ -73,13 +73,63 @@ pub(crate) fn check_text(field: &str, s: &str) -> Result<(), DomainError> {
 /// surrounding whitespace would make " 2019/123" a different case from "2019/123". Checked on
 /// new commands only, never on replay, so that history recorded before the rule still loads.
 pub(crate) fn check_trimmed(field: &str, s: &str) -> Result<(), DomainError> {
-    if s.trim() != s {
+    // Only blank is left to `check_text` ("must not be empty"), which says it better.
+    if s.trim() != s && !s.trim().is_empty() {
         return Err(DomainError::invalid(
             field,
             "must not begin or end with whitespace",
         ));
     }
     Ok(())
+}
+
+/// Checks the names and codes a new change gives (units, areas, services, service points) with
+/// [`check_trimmed`]: "Bydel Alna " or a code "030101 " would read as another name or code than
+/// the one meant. New commands only, like [`check_trimmed`].
+pub(crate) fn check_trimmed_change(change: &Change) -> Result<(), DomainError> {
+    fn unit(field: &str, def: &UnitDef) -> Result<(), DomainError> {
+        check_trimmed(&format!("{field}.name"), &def.name)?;
+        if let Some(code) = &def.code {
+            check_trimmed(&format!("{field}.code"), code)?;
+        }
+        for (i, a) in def.areas.iter().enumerate() {
+            check_trimmed(&format!("{field}.areas[{i}].name"), &a.name)?;
+        }
+        Ok(())
+    }
+    match change {
+        Change::UnitEstablished(def) => unit("action", def),
+        Change::UnitRenamed(r) => {
+            if let Some(name) = &r.name {
+                check_trimmed("action.name", name)?;
+            }
+            if let Some(code) = &r.code {
+                check_trimmed("action.code", code)?;
+            }
+            Ok(())
+        }
+        Change::UnitsMerged(m) => match &m.successor {
+            Successor::New(def) => unit("action.successor", def),
+            Successor::Existing { .. } => Ok(()),
+        },
+        Change::UnitSplit(s) => {
+            for (i, p) in s.parts.iter().enumerate() {
+                if let PartTarget::New(def) = &p.target {
+                    unit(&format!("action.parts[{i}].target"), def)?;
+                }
+                for (j, c) in p.carved_areas.iter().enumerate() {
+                    check_trimmed(
+                        &format!("action.parts[{i}].carved_areas[{j}].name"),
+                        &c.name,
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Change::ServiceRegistered(s) => check_trimmed("action.name", &s.name),
+        Change::ServicePointOpened(p) => check_trimmed("action.name", &p.name),
+        _ => Ok(()),
+    }
 }
 
 /// The Unicode bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).

@@ -11,7 +11,7 @@ use crate::change::*;
 use crate::error::DomainError;
 use crate::ids::{CommandId, TimelineId, UnitId};
 use crate::model::OrgState;
-use crate::rules::{check_date, check_text, check_trimmed};
+use crate::rules::{check_date, check_text, check_trimmed, check_trimmed_change};
 use chrono::NaiveDate;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -462,6 +462,7 @@ impl Timeline {
             }
             other => {
                 let change = org_change(other);
+                check_trimmed_change(&change)?;
                 self.check_insert(&cmd.context, &change, refuse_no_op)?;
                 change
             }

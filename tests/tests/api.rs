@@ -440,9 +440,15 @@ async fn errors_are_problem_documents(app: TestApp) {
     padded_case["decision"]["case_number"] = json!("21/1 ");
     let mut padded_actor = full.clone();
     padded_actor["actor"] = json!(" planner@test");
+    let padded_name = command(
+        "x-6",
+        "2022-01-01",
+        json!({"type": "RenameUnit", "unit": "oslo", "name": "Oslo kommune "}),
+    );
     for (body, field) in [
         (padded_case, "decision.case_number"),
         (padded_actor, "actor"),
+        (padded_name, "action.name"),
     ] {
         let (status, problem) = app.command("oslo", &body).await;
         assert_problem(status, &problem, 422);

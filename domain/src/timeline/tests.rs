@@ -1682,6 +1682,84 @@ fn context_is_validated() {
     accepts(oslo(), c);
 }
 
+#[test]
+fn names_and_codes_of_a_new_change_have_no_whitespace_around_them() {
+    let padded = |field: &str, action: Action| {
+        refuses(
+            oslo(),
+            cmd("p", "2021-01-01", action),
+            DomainError::InvalidInput {
+                field: field.into(),
+                reason: "must not begin or end with whitespace".into(),
+            },
+        )
+    };
+    let mut bjerke = unit("bjerke", District, Some("oslo"), &[("030199", " Bjerke")]);
+    padded(
+        "action.areas[0].name",
+        Action::EstablishUnit(bjerke.clone()),
+    );
+    bjerke.areas.clear();
+    bjerke.code = Some("030199 ".into());
+    padded("action.code", Action::EstablishUnit(bjerke.clone()));
+    bjerke.code = None;
+    bjerke.name = "Bydel Bjerke ".into();
+    padded("action.name", Action::EstablishUnit(bjerke));
+    padded(
+        "action.name",
+        Action::RenameUnit(Rename {
+            unit: uid("oslo"),
+            name: Some("\tOslo".into()),
+            code: None,
+        }),
+    );
+    padded(
+        "action.code",
+        Action::RenameUnit(Rename {
+            unit: uid("oslo"),
+            name: None,
+            code: Some(" 0301".into()),
+        }),
+    );
+    padded(
+        "action.name",
+        Action::RegisterService(ServiceDef {
+            service: sc("library"),
+            name: "Bibliotek ".into(),
+            category: "library".into(),
+        }),
+    );
+    // A blank name is still "must not be empty", and the same names written plainly pass.
+    refuses(
+        oslo(),
+        cmd(
+            "p",
+            "2021-01-01",
+            Action::RegisterService(ServiceDef {
+                service: sc("library"),
+                name: "  ".into(),
+                category: "library".into(),
+            }),
+        ),
+        DomainError::InvalidInput {
+            field: "action.name".into(),
+            reason: "must not be empty".into(),
+        },
+    );
+    accepts(
+        oslo(),
+        cmd(
+            "p",
+            "2021-01-01",
+            Action::RenameUnit(Rename {
+                unit: uid("oslo"),
+                name: Some("Oslo kommune".into()),
+                code: Some("0301".into()),
+            }),
+        ),
+    );
+}
+
 // ---------------------------------------------------------------- fork
 
 #[test]
