@@ -633,8 +633,31 @@ impl Omorg {
             // Too long for an id: the pair is refused (422), nothing is written.
             let id = CommandId::new(format!("{adoption}/adopted-{into_version}"))
                 .map_err(|e| refused("command_id".into(), e.to_string()))?;
-            // Written before (a resent adoption): asked for again as it was, a no-op.
+            // Written before (a resent adoption): asked for again as it was, a no-op. Asked for
+            // under another decision or rationale, it would be answered as done while what it
+            // asks to record is not: refused, naming the decision the adoption rests on.
             let context = match recorder.0.record_of(&id) {
+                Some(r)
+                    if r.event.context.decision != decision
+                        || r.event.context.rationale != rationale =>
+                {
+                    let on = &r.event.context.decision;
+                    let what = if r.event.context.decision != decision {
+                        "this request's decision"
+                    } else {
+                        "this request's rationale"
+                    };
+                    return Err(BatchRefusal {
+                        index: None,
+                        error: DomainError::NothingToChange {
+                            reason: format!(
+                                "every change of {scenario} was adopted into {timeline} already, \
+                                 under decision {} ({}, {}); {what} would not be recorded",
+                                on.case_number, on.body, on.decision_date
+                            ),
+                        },
+                    });
+                }
                 Some(r) => r.event.context.clone(),
                 None => ChangeContext {
                     command_id: id,

@@ -1661,11 +1661,22 @@ async fn a_scenario_is_adopted_again_under_another_decision(app: TestApp) {
         page["events"][0]["metadata"]["decision"]["case_number"], "25/2",
         "{page}"
     );
-    // Resent under yet another decision with nothing new: a no-op.
+    // Resent as it was, with nothing new: a no-op.
     let (status, body) = app
-        .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/3"))
+        .post(PLANNER, "/timelines/oslo/adopt", &adopt("25/2"))
         .await;
     assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    // Under yet another decision (or rationale) with nothing new, it would be answered as done
+    // while the decision it names is recorded nowhere: refused, naming the one it rests on.
+    let mut other_rationale = adopt("25/2");
+    other_rationale["rationale"] = json!("another reason");
+    for request in [adopt("25/3"), other_rationale] {
+        let (status, body) = app.post(PLANNER, "/timelines/oslo/adopt", &request).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["rule"], "nothing-to-change", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("under decision 25/2"), "{body}");
+    }
     // …but only for a valid decision: a resend is checked as a first adoption is.
     for (field, value) in [
         ("body", json!("")),
