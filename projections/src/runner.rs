@@ -9,7 +9,7 @@
 //! one; the projector's advisory lock makes them take turns, and each applies every event once.
 
 use crate::error::ProjectionError;
-use crate::projector::{applied_up_to, log_head, streams_head, Projector};
+use crate::projector::{applied_up_to, log_head, streams_head_applied, Projector};
 use omorg_store::Database;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -166,7 +166,10 @@ impl ProjectionRunner {
         streams: &[&str],
         patience: Duration,
     ) -> Result<(), ProjectionError> {
-        let head = streams_head(&self.inner.db, streams).await?;
+        let (head, applied) = streams_head_applied(&self.inner.db, streams).await?;
+        if applied {
+            return Ok(());
+        }
         self.sync_to(head, patience).await
     }
 

@@ -120,3 +120,61 @@ async fn the_runner_says_when_it_has_caught_up_postgres() {
 async fn the_runner_says_when_it_has_caught_up_sqlite() {
     the_runner_says_when_it_has_caught_up(Backend::Sqlite).await;
 }
+
+/// What a reader checks before a query: the newest event of the timelines it reads, and
+/// whether that is projected; an unknown timeline has nothing to wait for, and a checkpoint
+/// that is not "tx-position" is named, on both databases.
+async fn a_readers_check_is_the_head_of_its_timelines(backend: Backend) {
+    use omorg_projections::projector::{log_head, streams_head_applied};
+    use omorg_projections::ProjectionError;
+    let (db, store, _) = oslo_until_merge(backend).await;
+    let head = log_head(&db).await.unwrap();
+    assert!(head > 0);
+    assert_eq!(
+        streams_head_applied(&db, &[T]).await.unwrap(),
+        (head, false)
+    );
+    assert_eq!(
+        streams_head_applied(&db, &["nope"]).await.unwrap(),
+        (0, true)
+    );
+    assert_eq!(streams_head_applied(&db, &[]).await.unwrap(), (0, true));
+    let (runner, task) = ProjectionRunner::spawn(db.clone());
+    runner.sync(PATIENCE).await.unwrap();
+    runner.shutdown();
+    task.await.unwrap();
+    assert_eq!(
+        streams_head_applied(&db, &["nope", T]).await.unwrap(),
+        (head, true)
+    );
+    run(&store, rename_alna()).await;
+    let newer = log_head(&db).await.unwrap();
+    assert!(newer > head);
+    assert_eq!(
+        streams_head_applied(&db, &[T, "nope"]).await.unwrap(),
+        (newer, false)
+    );
+    let garbage = "UPDATE projection_checkpoints SET checkpoint = 'garbage'";
+    match &db {
+        omorg_store::Database::Postgres(p) => {
+            sqlx::query(garbage).execute(p).await.unwrap();
+        }
+        omorg_store::Database::Sqlite(p) => {
+            sqlx::query(garbage).execute(p).await.unwrap();
+        }
+    }
+    assert!(matches!(
+        streams_head_applied(&db, &[T]).await,
+        Err(ProjectionError::BadCheckpoint(c)) if c == "garbage"
+    ));
+}
+
+#[tokio::test]
+async fn a_readers_check_is_the_head_of_its_timelines_postgres() {
+    a_readers_check_is_the_head_of_its_timelines(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_readers_check_is_the_head_of_its_timelines_sqlite() {
+    a_readers_check_is_the_head_of_its_timelines(Backend::Sqlite).await;
+}
