@@ -283,6 +283,12 @@ where
 }
 
 /// Rewrites one key's history from `d` on with `values` (see [`rewrite`]).
+///
+/// A key's segments are sorted by `from` and never overlap, so those that begin before `d` stay
+/// as they are, but for the last of them, which may run past `d` and is cut there. Only the rest
+/// is rebuilt and compared: a change costs what it touches, not the length of the key's history
+/// (copying and comparing the whole history made a batch of thousands of changes to one unit
+/// cubic in their number).
 fn rewrite_one<K, V>(
     history: &mut History<K, V>,
     key: K,
@@ -294,22 +300,22 @@ fn rewrite_one<K, V>(
     V: PartialEq + Clone,
 {
     let old = history.get(&key).map(Vec::as_slice).unwrap_or_default();
-    let mut new: Vec<Segment<V>> = Vec::new();
-    for s in old {
-        if s.from >= d {
-            continue;
-        }
-        let mut kept = s.clone();
+    let before_d = old.partition_point(|s| s.from < d);
+    // The first segment that may change: the last one beginning before `d`, if any.
+    let first = before_d.saturating_sub(1);
+    let mut tail: Vec<Segment<V>> = Vec::new();
+    if let Some(last) = before_d.checked_sub(1).and_then(|i| old.get(i)) {
+        let mut kept = last.clone();
         if kept.to.is_none_or(|t| t > d) {
             kept.to = Some(d);
         }
-        new.push(kept);
+        tail.push(kept);
     }
     for (i, (date, v)) in values.iter().enumerate() {
         let until = values.get(i + 1).map(|(n, _)| *n);
         if let Some(v) = v {
             push_coalesced(
-                &mut new,
+                &mut tail,
                 Segment {
                     from: *date,
                     to: until,
@@ -318,29 +324,43 @@ fn rewrite_one<K, V>(
             );
         }
     }
-    if new.as_slice() == old {
+    let old_tail = old.get(first..).unwrap_or_default();
+    if tail.as_slice() == old_tail {
         return;
     }
-    for s in old {
-        if !new.contains(s) {
+    // Both lists are sorted by `from`, which is unique within each.
+    let holds = |list: &[Segment<V>], s: &Segment<V>| {
+        list.binary_search_by(|x| x.from.cmp(&s.from))
+            .is_ok_and(|i| list[i] == *s)
+    };
+    for s in old_tail {
+        if !holds(&tail, s) {
             out.push(SegmentChange::Closed {
                 key: key.clone(),
                 from: s.from,
             });
         }
     }
-    for s in &new {
-        if !old.contains(s) {
+    for s in &tail {
+        if !holds(old_tail, s) {
             out.push(SegmentChange::Opened {
                 key: key.clone(),
                 segment: s.clone(),
             });
         }
     }
-    if new.is_empty() {
-        history.remove(&key);
-    } else {
-        history.insert(key, new);
+    match history.get_mut(&key) {
+        Some(list) => {
+            list.truncate(first);
+            list.extend(tail);
+            if list.is_empty() {
+                history.remove(&key);
+            }
+        }
+        None if !tail.is_empty() => {
+            history.insert(key, tail);
+        }
+        None => {}
     }
 }
 
@@ -440,6 +460,30 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    /// A long history rewritten at its end, step by step (a batch of renames of one unit): each
+    /// step closes only the open segment and opens its cut copy and the new one; everything
+    /// before stays, and the whole history reads as written.
+    #[test]
+    fn a_long_history_rewritten_at_its_end_keeps_its_past() {
+        let mut h: History<u8, u32> = BTreeMap::new();
+        for day in 0..2000u32 {
+            let date = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap() + chrono::Days::new(day as u64);
+            let changes = rewrite_keys(&mut h, date, [0u8], |_| Some(day));
+            let expected = if day == 0 { 1 } else { 3 };
+            assert_eq!(changes.len(), expected, "day {day}: {changes:?}");
+            if day > 0 {
+                assert!(matches!(&changes[0], SegmentChange::Closed { from, .. }
+                    if *from + chrono::Days::new(1) == date));
+            }
+        }
+        let segments = &h[&0];
+        assert_eq!(segments.len(), 2000);
+        for (i, s) in segments.iter().enumerate() {
+            assert_eq!(s.value, i as u32);
+            assert_eq!(s.to, segments.get(i + 1).map(|n| n.from));
+        }
     }
 
     proptest! {
