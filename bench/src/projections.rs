@@ -441,7 +441,61 @@ pub async fn run(db: &Database, large: Shape) -> Result<(), BoxError> {
     quiesce(pool).await?;
     queries_on(db, "oslo-sized", OSLO, Duration::from_millis(5)).await?;
     queries_on(db, "large", large, Duration::from_millis(50)).await?;
+
+    // One unit's long history written at once (an import of its past): each event rewrites the
+    // end of the same history, the case that was cubic in the number of events.
+    load(db, "one-unit", one_unit_history(ONE_UNIT_RENAMES)).await?;
+    let start = Instant::now();
+    let done = projector
+        .catch_up_to_head(Duration::from_secs(60), |_| {})
+        .await?;
+    let rate = done.applied as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "  one unit renamed {ONE_UNIT_RENAMES} times on successive dates, projected: {} events, {rate:.0} events/s; {:.2} of the rebuild's raw rate",
+        done.applied,
+        rate / raw
+    );
     Ok(())
+}
+
+/// Renames in the one-unit history of [`run`].
+const ONE_UNIT_RENAMES: usize = 3_000;
+
+/// A timeline with one unit renamed `renames` times, a day apart.
+fn one_unit_history(renames: usize) -> Vec<TimelineCommand> {
+    let base = NaiveDate::from_ymd_opt(2000, 1, 1).expect("date");
+    let mut out = vec![
+        TimelineCommand {
+            context: ctx(0, base),
+            action: Action::CreateTimeline(TimelineDef {
+                name: "one unit".into(),
+                description: String::new(),
+            }),
+        },
+        TimelineCommand {
+            context: ctx(1, base),
+            action: Action::EstablishUnit(UnitDef {
+                unit: unit(0),
+                code: None,
+                name: "Bydel 0".into(),
+                kind: UnitKind::District,
+                parent: None,
+                areas: Vec::new(),
+                attributes: Default::default(),
+            }),
+        },
+    ];
+    for i in 1..=renames {
+        out.push(TimelineCommand {
+            context: ctx(1 + i, base + Days::new(i as u64)),
+            action: Action::RenameUnit(Rename {
+                unit: unit(0),
+                name: Some(format!("Bydel {i}")),
+                code: None,
+            }),
+        });
+    }
+    out
 }
 
 /// Waits (up to a minute) until no autovacuum worker runs on the server, after vacuuming this
