@@ -483,8 +483,9 @@ impl Queries {
     }
 
     /// Waits until every event of `timelines` committed before the call is projected (every
-    /// event at all when `timelines` is empty; 503 after `patience`), then makes sure none of `timelines` stopped on an event that cannot be projected (500
-    /// `projection-failed` naming it: its read models would be silently out of date).
+    /// event at all when `timelines` is empty; 503 after `patience`), then makes sure none of
+    /// `timelines` stopped on an event that cannot be projected (500 `projection-failed` naming
+    /// it: its read models would be silently out of date).
     pub async fn sync(&self, timelines: &[&str]) -> Result<(), ApiError> {
         if let Some(r) = &self.runner {
             if timelines.is_empty() {

@@ -69,8 +69,8 @@ pub(crate) fn check_text(field: &str, s: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// A reference that others search and compare by (a case number, a deciding body, an actor):
-/// surrounding whitespace would make " 2019/123" a different case from "2019/123". Checked on
+/// A text that others search and compare by (a case number, a deciding body, an actor, a name or
+/// a code): surrounding whitespace would make " 2019/123" a different case from "2019/123". Checked on
 /// new commands only, never on replay, so that history recorded before the rule still loads.
 pub(crate) fn check_trimmed(field: &str, s: &str) -> Result<(), DomainError> {
     // Only blank is left to `check_text` ("must not be empty"), which says it better.

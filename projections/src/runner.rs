@@ -5,8 +5,9 @@
 //! waits, and every poll interval. A query handler calls [`ProjectionRunner::sync_streams`]
 //! first: it notes the newest event committed so far on the timelines it reads, wakes the runner
 //! and waits until that event is projected, so a client always sees its own writes
-//! ([`ProjectionRunner::sync`] waits for every timeline's). Several servers on one PostgreSQL each run
-//! one; the projector's advisory lock makes them take turns, and each applies every event once.
+//! ([`ProjectionRunner::sync`] waits for every timeline's). Several servers on one PostgreSQL
+//! each run one; the projector's advisory lock makes them take turns, and each applies every
+//! event once.
 
 use crate::error::ProjectionError;
 use crate::projector::{applied_up_to, log_head, streams_head_applied, Projector};
